@@ -1,0 +1,3 @@
+"""mmkit: deep-learning multimedia analytics on PyTorch."""
+
+__version__ = "0.1.0"

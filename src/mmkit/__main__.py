@@ -1,0 +1,3 @@
+from mmkit.cli import main
+
+main()
