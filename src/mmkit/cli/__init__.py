@@ -1,0 +1,38 @@
+"""The `mmkit` command: one typer app, one thin module per task group.
+
+A CLI module parses options and calls the task API; it holds no training or model logic.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mmkit.cli import classify, data, demo, models
+from mmkit.cli.common import run_cli
+
+app = typer.Typer(
+    name="mmkit",
+    help="Deep-learning multimedia analytics: train, evaluate, apply and export classic multimedia models.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(classify.app, name="classify")
+app.add_typer(data.app, name="data")
+app.add_typer(models.app, name="models")
+app.command("demo")(demo.demo)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
+    if version:
+        from mmkit import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(run_cli(app, argv))

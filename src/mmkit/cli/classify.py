@@ -1,0 +1,186 @@
+"""`mmkit classify train|eval|predict|export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmkit.cli import common as c
+from mmkit.errors import MMKitError
+
+app = typer.Typer(help="Image classification: train, evaluate, predict, export.", no_args_is_help=True)
+
+Model = Annotated[
+    str | None, typer.Option("--model", "-m", help="Registered model name (see `mmkit models list`).")
+]
+
+
+@app.command(epilog="Example: mmkit classify train --data digits --model smallcnn --epochs 10")
+def train(
+    data: Annotated[
+        str, typer.Option("--data", "-d", help="Builtin name, ImageFolder tree, CIFAR or IDX folder.")
+    ] = "",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (`mmkit models list`).")
+    ] = "smallcnn",
+    weights: Annotated[
+        str | None, typer.Option("--weights", "-w", help="imagenet, or a checkpoint / state_dict file.")
+    ] = None,
+    img_size: Annotated[
+        int | None, typer.Option("--img-size", help="Input size (default: the data's or the model's).")
+    ] = None,
+    val_split: Annotated[
+        float, typer.Option("--val-split", help="Fraction of train held out for validation.")
+    ] = 0.1,
+    freeze_backbone: Annotated[
+        bool, typer.Option("--freeze-backbone", help="Train only the new head.")
+    ] = False,
+    label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
+    epochs: c.Epochs = 10,
+    batch_size: c.BatchSize = 64,
+    lr: c.Lr = 1e-3,
+    optimizer: c.Optimizer = "adamw",
+    weight_decay: c.WeightDecay = 1e-4,
+    momentum: c.Momentum = 0.9,
+    schedule: c.Schedule = "cosine",
+    warmup: c.Warmup = 0.0,
+    step_size: c.StepSize = 30,
+    init: c.Init = None,
+    grad_clip: c.GradClip = None,
+    accumulate: c.Accumulate = 1,
+    precision: c.Precision = "fp32",
+    device: c.Device = "auto",
+    channels_last: c.ChannelsLast = False,
+    compile: c.Compile = False,
+    workers: c.Workers = None,
+    seed: c.Seed = 0,
+    patience: c.Patience = None,
+    max_steps: c.MaxSteps = None,
+    name: c.Name = None,
+    project: c.Project = Path("runs"),
+    exist_ok: c.ExistOk = False,
+    resume: c.Resume = False,
+    json: c.Json = False,
+) -> None:
+    """Train a classifier; writes runs/classify/<name>/ (checkpoints, metrics.csv, curves, report.html)."""
+    from mmkit.engine import TrainConfig, Trainer
+    from mmkit.tasks.classify import ClassifyTask
+
+    opts = dict(locals())
+    if resume:
+        last = c.resume_target(project, "classify", name)
+        cfg = TrainConfig.load(last.parent / "config.yaml")
+        task_args = cfg.task_args
+    else:
+        if not data:
+            raise MMKitError("--data is required (a builtin name such as digits, or a folder)")
+        task_args = dict(
+            data=data,
+            model=model,
+            weights=weights,
+            img_size=img_size,
+            val_split=val_split,
+            freeze_backbone=freeze_backbone,
+            label_smoothing=label_smoothing,
+        )
+        cfg = c.train_config("classify", opts, task_args)
+        last = None
+    task = ClassifyTask(**{k: v for k, v in task_args.items()})
+    res = Trainer(task, cfg, resume=last).fit()
+    if res.run_dir is not None:  # rank 0
+        summary, payload = c.fit_summary("classify", res)
+        c.emit(summary, payload, json)
+
+
+@app.command("eval", epilog="Example: mmkit classify eval --weights runs/classify/exp/best.pt --data digits")
+def eval_(
+    weights: Annotated[
+        str, typer.Option("--weights", "-w", help="Checkpoint, or a weights name with --model.")
+    ],
+    data: Annotated[str, typer.Option("--data", "-d", help="Dataset to evaluate on.")],
+    model: Model = None,
+    split: Annotated[
+        str | None, typer.Option("--split", help="train | val | test (default: test, else val)")
+    ] = None,
+    batch_size: c.BatchSize = 256,
+    device: c.Device = "auto",
+    precision: c.Precision = "fp32",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for metrics.json and the confusion matrix.")
+    ] = None,
+    json: c.Json = False,
+) -> None:
+    """Top-1/top-5, per-class accuracy and a confusion matrix PNG."""
+    from mmkit.tasks.classify import evaluate
+
+    r = evaluate(
+        weights,
+        data,
+        model=model,
+        split=split,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        out=out,
+    )
+    summary = (
+        f"classify eval: {r['images']} {r['split']} images  top1 {r['top1']:.2f}%  top5 {r['top5']:.2f}%  "
+        f"loss {r['loss']:.4f} -> {Path(r['confusion_matrix']).parent}"
+    )
+    c.emit(summary, r, json)
+
+
+@app.command(epilog="Example: mmkit classify predict --model efficientnet_lite0 --weights imagenet photo.jpg")
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    weights: Annotated[
+        str, typer.Option("--weights", "-w", help="Checkpoint, or a weights name with --model.")
+    ],
+    model: Model = None,
+    topk: Annotated[int, typer.Option("--topk", "-k", help="Labels per image.")] = 5,
+    device: c.Device = "auto",
+    save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Write predictions.png here.")] = None,
+    json: c.Json = False,
+) -> None:
+    """Top-k labels with probabilities for each image."""
+    from mmkit.tasks.classify import predict as run
+
+    results, failures = run(weights, images, model=model, topk=topk, device=device, save_dir=save_dir)
+    if json:
+        c.emit("", {"predictions": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
+    else:
+        for r in results:
+            tops = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
+            typer.echo(f"{r['path']}: {tops}")
+        typer.echo(
+            f"classify predict: {len(results)} images"
+            + (f" -> {save_dir}/predictions.png" if save_dir else "")
+        )
+    if failures:
+        raise MMKitError(
+            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        )
+
+
+@app.command(epilog="Example: mmkit classify export --weights runs/classify/exp/best.pt --format onnx")
+def export(
+    weights: Annotated[
+        str, typer.Option("--weights", "-w", help="Checkpoint, or a weights name with --model.")
+    ],
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx | torchscript")] = "onnx",
+    model: Model = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file (default: beside the weights).")
+    ] = None,
+    json: c.Json = False,
+) -> None:
+    """Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX)."""
+    from mmkit.tasks.classify import export as run
+
+    path, diff = run(weights, format, model=model, out=out)
+    checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
+    c.emit(
+        f"classify export: {path}{checked}", {"path": str(path), "format": format, "max_abs_diff": diff}, json
+    )

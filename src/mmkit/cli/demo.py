@@ -1,0 +1,31 @@
+"""`mmkit demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmkit.cli import common as c
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Where the demo writes its runs and report.")] = Path(
+        "runs/demo"
+    ),
+    quick: Annotated[bool, typer.Option("--quick", help="Very short trainings (a smoke test).")] = False,
+    device: c.Device = "auto",
+    json: c.Json = False,
+) -> None:
+    """Train on embedded data, evaluate, name real photos, write runs/demo/report.html. Offline, a few minutes.
+
+    Example: mmkit demo
+    """
+    from mmkit.tasks.demo import run_demo
+
+    r = run_demo(out, quick=quick, device=device)
+    parts = [
+        f"{k} top1 {v['top1']:.2f}%" for k, v in r.results.items() if isinstance(v, dict) and "top1" in v
+    ]
+    c.emit(f"demo: {', '.join(parts)} -> {r.report}", {"report": str(r.report), "results": r.results}, json)

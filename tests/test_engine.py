@@ -1,0 +1,159 @@
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from _toy import ToyTask
+
+from mmkit.engine import TrainConfig, Trainer, load_checkpoint, save_checkpoint
+from mmkit.engine.optim import OPTIMIZERS, build_scheduler
+from mmkit.errors import MMKitError, TrainingDiverged
+
+
+def cfg(tmp_path, **kw):
+    base = dict(task="toy", project=str(tmp_path), epochs=3, batch_size=32, lr=0.05, optimizer="adamw")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(run_dir: Path, name="last.pt"):
+    return load_checkpoint(run_dir / name)["model"]
+
+
+def test_fit_writes_the_run_directory(tmp_path):
+    res = Trainer(ToyTask(), cfg(tmp_path, epochs=4), progress=False).fit()
+    d = res.run_dir
+    assert d == tmp_path / "toy" / "exp"
+    for f in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "curves.png", "report.html"):
+        assert (d / f).is_file(), f
+    assert list(d.glob("events.out.tfevents.*"))
+    rows = (d / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 5 and rows[0].startswith("epoch,")
+    assert res.last_metrics["val/acc"] > 60  # learnable toy problem
+    # a second run with the same name goes to exp2, never overwriting
+    assert Trainer(ToyTask(), cfg(tmp_path, epochs=1), progress=False).fit().run_dir.name == "exp2"
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS)
+def test_every_optimizer_learns(tmp_path, opt):
+    lr = {"lbfgs": 0.5, "rprop": 0.01, "sgd": 0.2}.get(opt, 0.02)
+    res = Trainer(ToyTask(), cfg(tmp_path, optimizer=opt, lr=lr, epochs=3), progress=False).fit()
+    assert math.isfinite(res.last_metrics["train/loss"])
+    assert res.last_metrics["val/acc"] > 50, opt
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_cpu(tmp_path, precision):
+    res = Trainer(ToyTask(), cfg(tmp_path, precision=precision), progress=False).fit()
+    assert res.last_metrics["val/acc"] > 50
+
+
+def test_accumulation_matches_a_larger_batch(tmp_path):
+    # batch 16 x 2 micro-batches covers the same 32 samples per optimizer step as batch 32 (same seeded order)
+    a = Trainer(ToyTask(), cfg(tmp_path, name="a", batch_size=32, optimizer="sgd", epochs=2), progress=False).fit()
+    b = Trainer(ToyTask(), cfg(tmp_path, name="b", batch_size=16, accumulate=2, optimizer="sgd", epochs=2), progress=False)
+    wa, wb = weights(a.run_dir), weights(b.fit().run_dir)
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6)
+    c = Trainer(ToyTask(), cfg(tmp_path, name="c", batch_size=16, optimizer="sgd", epochs=2), progress=False).fit()
+    assert not torch.allclose(weights(c.run_dir)["0.weight"], wa["0.weight"])
+
+
+def test_gradient_clipping_and_init(tmp_path):
+    res = Trainer(ToyTask(), cfg(tmp_path, grad_clip=0.1, init="xavier"), progress=False).fit()
+    assert res.last_metrics["val/acc"] > 50
+    with pytest.raises(MMKitError, match="--init"):
+        Trainer(ToyTask(), cfg(tmp_path, init="bogus"), progress=False).fit()
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+    t = Trainer(ToyTask(nan_at_epoch=3), cfg(tmp_path, epochs=5, log_every=2), progress=False)
+    with pytest.raises(TrainingDiverged, match="loss became nan at epoch 3"):
+        t.fit()
+    ck = load_checkpoint(tmp_path / "toy" / "exp" / "last.pt")
+    assert ck["epoch"] == 2
+    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+
+
+def test_early_stopping(tmp_path):
+    res = Trainer(ToyTask(), cfg(tmp_path, epochs=50, lr=0.0, optimizer="sgd", patience=2), progress=False).fit()
+    assert res.stopped_early and res.epochs == 3  # epoch 1 sets the best, 2 and 3 do not improve
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = Trainer(ToyTask(noise=True), cfg(tmp_path, name="full", epochs=4), progress=False).fit()
+    with pytest.raises(SystemExit):
+        Trainer(ToyTask(noise=True, crash_at_epoch=3), cfg(tmp_path, name="cut", epochs=4), progress=False).fit()
+    cut = tmp_path / "toy" / "cut"
+    assert load_checkpoint(cut / "last.pt")["epoch"] == 2
+    c = TrainConfig.load(cut / "config.yaml")
+    Trainer(ToyTask(noise=True), c, resume=cut / "last.pt", progress=False).fit()
+    wf, wc = weights(full.run_dir), weights(cut)
+    for k in wf:
+        assert torch.equal(wf[k], wc[k]), k
+    assert (full.run_dir / "metrics.csv").read_text() .splitlines()[0] == (cut / "metrics.csv").read_text().splitlines()[0]
+    assert len((cut / "metrics.csv").read_text().splitlines()) == 5
+
+
+def test_schedules_shape():
+    p = torch.nn.Parameter(torch.zeros(1))
+    for name in ("cosine", "step", "constant", "onecycle"):
+        opt = torch.optim.SGD([p], lr=1.0)
+        s = build_scheduler(opt, name, epochs=4, steps_per_epoch=10, warmup_epochs=1, step_size=2, gamma=0.5)
+        lrs = []
+        for _ in range(40):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            s.step()
+        if name != "onecycle":
+            assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up over epoch 1
+        assert max(lrs) == pytest.approx(1.0, rel=1e-3)
+        if name == "cosine":
+            assert lrs[-1] < 0.02
+        if name == "step":
+            assert lrs[25] == pytest.approx(0.5) and lrs[19] == pytest.approx(1.0)
+
+
+def test_checkpoint_files_are_checked(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(MMKitError, match="bad.pt"):
+        load_checkpoint(bad)
+    with pytest.raises(MMKitError, match="no such"):
+        load_checkpoint(tmp_path / "missing.pt")
+    plain = tmp_path / "plain.pt"
+    torch.save({"w": torch.zeros(2)}, plain)
+    with pytest.raises(MMKitError, match="not an mmkit checkpoint"):
+        load_checkpoint(plain)
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "mmkit-checkpoint", "x": Evil()}, evil)
+    with pytest.raises(MMKitError, match="refused"):
+        load_checkpoint(evil)
+    good = save_checkpoint({"format": "mmkit-checkpoint", "version": 1, "w": torch.ones(3)}, tmp_path / "ok.pt")
+    assert torch.equal(load_checkpoint(good)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_ddp_two_processes_agree_with_one(tmp_path):
+    script = Path(__file__).with_name("_toy.py")
+    env_cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    for n, out in ((2, tmp_path / "two"), (1, tmp_path / "one")):
+        r = subprocess.run([*env_cmd, f"--nproc-per-node={n}", str(script), str(out), "32"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+    one, two = tmp_path / "one/toy/ddp", tmp_path / "two/toy/ddp"
+    w1, w2 = weights(one), weights(two)
+    for k in w1:
+        torch.testing.assert_close(w1[k], w2[k], rtol=1e-5, atol=1e-6)
+    m1 = (one / "metrics.csv").read_text().splitlines()[-1].split(",")
+    m2 = (two / "metrics.csv").read_text().splitlines()[-1].split(",")
+    header = (one / "metrics.csv").read_text().splitlines()[0].split(",")
+    i = header.index("val/acc")
+    assert m1[i] == m2[i]
