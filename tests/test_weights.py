@@ -145,9 +145,19 @@ class Payload:
         self.x = 1
 
 
-@pytest.mark.parametrize(
-    "kind", ["random-bytes", "text", "arbitrary-class", "missing", "no-tensors", "bare-tensor", "empty"]
-)
+BAD_FILES = {
+    "random-bytes": "",
+    "text": "neither a zip archive nor a pickle",
+    "arbitrary-class": "refused: it pickles test_weights.Payload",
+    "missing": "file not found",
+    "no-tensors": "the dict holds no tensors",
+    "bare-tensor": "holds a Tensor, not a dict",
+    "empty": "empty file",
+    "truncated": "truncated or corrupt zip archive",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_FILES))
 def test_bad_weight_files_are_refused(tmp_path, kind):
     path = tmp_path / f"{kind}.pt"
     if kind == "random-bytes":
@@ -162,15 +172,18 @@ def test_bad_weight_files_are_refused(tmp_path, kind):
         torch.save(torch.zeros(3), path)
     elif kind == "empty":
         path.write_bytes(b"")
+    elif kind == "truncated":
+        torch.save({"w": torch.zeros(100)}, path)
+        path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(MMKitError, match="not a PyTorch state_dict or mmkit checkpoint") as err:
         load_state_dict_file(path)
     assert str(err.value).startswith(f"{path}: ")
-    if kind == "arbitrary-class":
-        assert "refused" in str(err.value)
+    assert BAD_FILES[kind] in str(err.value)
     with pytest.raises(MMKitError, match=str(path)):
         get_model("smallcnn", weights=path)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_plain_pickle_is_refused_not_executed(tmp_path):
     path = tmp_path / "evil.pkl"
     path.write_bytes(pickle.dumps(Payload()))

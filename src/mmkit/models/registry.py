@@ -148,7 +148,10 @@ def _head_names(model: nn.Module) -> list[str]:
 
 
 def _replace_head(model: nn.Module, num_classes: int) -> None:
-    """Swap the head(s) for fresh ones with `num_classes` outputs."""
+    """Swap the head(s) for fresh ones with `num_classes` outputs (timm's `reset_classifier` where there is one)."""
+    if callable(getattr(model, "reset_classifier", None)):
+        model.reset_classifier(num_classes)
+        return
     for name in _head_names(model):
         parent_name, _, leaf = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
@@ -254,7 +257,7 @@ def get_model(
     in_chans = info.in_chans if in_chans is None else in_chans
 
     if weights is None:
-        model = build(num_classes or 1000, in_chans, **kwargs)
+        model = build(1000 if num_classes is None else num_classes, in_chans, **kwargs)
     elif isinstance(weights, str) and weights in info.weights:
         w = info.weights[weights]
         if w.locate is None:
@@ -274,7 +277,7 @@ def get_model(
         if isinstance(weights, str) and not path.exists() and os.sep not in weights and not path.suffix:
             get_weights(name, weights)  # raises: looks like a weights name, not a path
         sd = load_state_dict_file(path)
-        model = build(num_classes or 1000, in_chans, **kwargs)
+        model = build(1000 if num_classes is None else num_classes, in_chans, **kwargs)
         file_classes = _head_classes_in_file(model, sd)
         if num_classes is None and file_classes is not None and file_classes != 1000:
             _replace_head(model, file_classes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,8 +30,29 @@ def _not_weights(path: Path, reason: str) -> MMKitError:
 
 def _short(e: BaseException) -> str:
     text = str(e).strip()
-    first = text.splitlines()[0] if text else ""
+    first = text.splitlines()[0].split(". ")[0] if text else ""
     return f"{type(e).__name__}: {first[:120]}" if first else type(e).__name__
+
+
+def _unpickling_reason(e: pickle.UnpicklingError) -> str:
+    unsafe = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+    if unsafe:
+        return f"refused: it pickles {unsafe.group(1)}, only tensors are loaded"
+    if "Weights only load failed" in str(e):
+        return "corrupt, or a pickle that torch.load(weights_only=True) cannot read"
+    return _short(e)
+
+
+def _load_failure_reason(path: Path, e: Exception) -> str:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not head:
+        return "empty file"
+    if head == b"PK":
+        return f"truncated or corrupt zip archive; {_short(e)}"
+    if head[:1] != b"\x80":  # torch.save writes a zip archive (or, long ago, a raw pickle)
+        return "not a torch.save file: neither a zip archive nor a pickle"
+    return _short(e)
 
 
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
@@ -54,11 +76,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, Tensor]:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as e:
-            if "weights only load failed" in str(e).lower():
-                raise _not_weights(path, "refused: the pickle holds objects other than tensors") from e
-            raise _not_weights(path, _short(e)) from e
+            raise _not_weights(path, _unpickling_reason(e)) from e
         except Exception as e:  # zip errors, EOF, bad magic number, ... all mean "not a weight file"
-            raise _not_weights(path, _short(e)) from e
+            raise _not_weights(path, _load_failure_reason(path, e)) from e
 
     if isinstance(obj, dict) and obj.get("format") == CHECKPOINT_FORMAT:
         obj = obj.get("model")

@@ -16,7 +16,7 @@ from mmkit.tasks import classify
 
 log = logging.getLogger(__name__)
 
-PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "motorcycle_left", "hubble_deep_field")
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket", "hubble_deep_field")
 
 
 @dataclass
@@ -99,7 +99,7 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, device: str 
         log.info("fashion-mnist is not installed (apt-get install dataset-fashion-mnist): skipping that part")
     for data, kw in plan:
         log.info("demo: training smallcnn on %s", data)
-        r = train_and_eval(data, out / "classify", device=device, **kw)
+        r = train_and_eval(data, out, device=device, **kw)
         ev, run_dir = r["eval"], r["run_dir"]
         results[data] = {
             "top1": ev["top1"],

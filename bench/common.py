@@ -1,0 +1,157 @@
+"""Shared helpers for the benchmark scripts: device description, machine load, tables, JSON results.
+
+Results go to ``bench/results/<name>.json``; ``--quick`` runs write ``<name>.quick.json`` so that a check that a
+script still works never overwrites a real measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (or platform.processor() where there is none)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def cpu_flags() -> list[str]:
+    """The vector instruction sets that matter for CPU kernels (avx2, avx512*, amx*), if /proc/cpuinfo says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f in ("avx2", "fma") or f.startswith(("avx512", "amx")))
+    except OSError:
+        pass
+    return []
+
+
+def device_name(device: torch.device | str) -> str:
+    """``torch.cuda.get_device_name`` for a CUDA device, the CPU model otherwise."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return cpu_model()
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load averages (how busy the machine was; compare with the number of cores)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def environment(device: torch.device | str, threads: int | None = None) -> dict[str, Any]:
+    """What a result must name: device, versions, threads, cores, date and load at the time of the call."""
+    device = torch.device(device)
+    env: dict[str, Any] = {
+        "device": device_name(device),
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": threads if threads is not None else torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_start": load_average(),
+    }
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+        env["cudnn"] = torch.backends.cudnn.version()
+    try:
+        import torchvision
+
+        env["torchvision"] = torchvision.__version__
+    except ImportError:
+        pass
+    return env
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    """A parser with the options every benchmark shares: --quick and --threads."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true", help="tiny run (under a minute) that checks the script works")
+    p.add_argument(
+        "--threads", type=int, default=2, help="torch intra-op threads (default 2, as in the targets)"
+    )
+    return p
+
+
+def set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set, or parallel work already started
+        pass
+
+
+def write_result(name: str, payload: dict[str, Any], *, quick: bool) -> Path:
+    """Write ``bench/results/<name>[.quick].json`` atomically, adding the end-of-run load average."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}{'.quick' if quick else ''}.json"
+    payload = dict(payload)
+    env = dict(payload.get("environment", {}))
+    env["load_average_end"] = load_average()
+    payload["environment"] = env
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain-text table, columns padded to their widest cell; floats get a sensible number of digits."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:,.1f}" if abs(v) >= 100 else f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}"
+        return str(v)
+
+    text = [[cell(v) for v in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in text]
+    return "\n".join(lines)
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+    if title:
+        print(f"\n{title}")
+    print(format_table(headers, rows))
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def timed(fn: Callable[[], Any], sync: Callable[[], None] | None = None) -> tuple[Any, float]:
+    """Run ``fn`` and return (its result, wall seconds), calling ``sync`` (e.g. cuda.synchronize) at both ends."""
+    if sync:
+        sync()
+    t0 = time.perf_counter()
+    out = fn()
+    if sync:
+        sync()
+    return out, time.perf_counter() - t0

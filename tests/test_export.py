@@ -1,0 +1,84 @@
+"""Export to ONNX (checked in ONNX Runtime) and TorchScript."""
+
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from mmkit.errors import MMKitError
+from mmkit.export import export_onnx, export_torchscript
+from mmkit.models import get_model
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = get_model("smallcnn", num_classes=10, width=0.5)
+    # Non-trivial BatchNorm statistics, so eval vs train mode would show in the outputs.
+    with torch.no_grad():
+        m.train()(torch.randn(16, 1, 28, 28) * 2 + 1)
+    return m.train()
+
+
+def test_onnx_matches_pytorch_with_dynamic_batch(model, tmp_path):
+    path = tmp_path / "out" / "smallcnn.onnx"
+    diff = export_onnx(model, torch.randn(2, 1, 28, 28), path)
+    assert diff is not None and diff < 1e-4
+    assert model.training  # the caller's mode is restored
+    assert sorted(p.name for p in path.parent.iterdir()) == ["smallcnn.onnx"]  # no temporary files left
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 1, 28, 28)
+    (got,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        expected = model.eval()(x).numpy()
+    model.train()
+    assert got.shape == (3, 10)
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_onnx_fixed_batch(model, tmp_path):
+    import onnxruntime as ort
+
+    path = tmp_path / "fixed.onnx"
+    assert export_onnx(model, torch.randn(2, 1, 28, 28), path, dynamic_batch=False) < 1e-4
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [2, 1, 28, 28]
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_torchscript_matches_pytorch(model, tmp_path):
+    path = tmp_path / "smallcnn.ts"
+    diff = export_torchscript(model, torch.randn(2, 1, 28, 28), path)
+    assert diff is not None and diff < 1e-4
+    assert model.training
+    loaded = torch.jit.load(str(path))
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        expected = model.eval()(x)
+    model.train()
+    assert torch.allclose(loaded(x), expected, atol=1e-4)
+
+
+def test_failed_export_keeps_the_old_file(model, tmp_path, monkeypatch):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"previous export")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter crashed")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(RuntimeError, match="exporter crashed"):
+        export_onnx(model, torch.randn(2, 1, 28, 28), path)
+    assert path.read_bytes() == b"previous export"
+    assert [p.name for p in tmp_path.iterdir()] == ["model.onnx"]
+
+
+def test_missing_onnxruntime_says_what_to_install(model, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(MMKitError, match=r'pip install "mmkit\[export\]"'):
+        export_onnx(model, torch.randn(2, 1, 28, 28), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
