@@ -13,7 +13,9 @@ from mmkit.engine import Task, TrainConfig, Trainer
 
 
 def toy_data(n=256, d=8, classes=3, seed=123):
-    w = torch.randn(d, classes, generator=torch.Generator().manual_seed(0))  # one labelling rule for all splits
+    w = torch.randn(
+        d, classes, generator=torch.Generator().manual_seed(0)
+    )  # one labelling rule for all splits
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed))
     y = (x @ w).argmax(1)
     return TensorDataset(x, y)
@@ -68,7 +70,54 @@ class ToyTask(Task):
         return {"kind": "toy"}
 
 
-if __name__ == "__main__":  # used by the DDP test under torchrun: python -m torch.distributed.run ... _toy.py OUT BS
+if (
+    __name__ == "__main__"
+):  # used by the DDP test under torchrun: python -m torch.distributed.run ... _toy.py OUT BS
     out, bs = sys.argv[1], int(sys.argv[2])
-    cfg = TrainConfig(task="toy", project=out, name="ddp", epochs=3, batch_size=bs, lr=0.05, optimizer="sgd", exist_ok=True)
+    cfg = TrainConfig(
+        task="toy", project=out, name="ddp", epochs=3, batch_size=bs, lr=0.05, optimizer="sgd", exist_ok=True
+    )
     Trainer(ToyTask(), cfg, progress=False).fit()
+
+
+class ToyGanTask(Task):
+    """Two modules, two optimizers, stepped by hand: the shape of every GAN task."""
+
+    name = "toygan"
+    monitor = ("train/loss", "min")
+    manual_optimization = True
+
+    def setup(self, cfg, rt):
+        self.g = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 2))
+        self.d = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 1))
+        self.real = TensorDataset(torch.randn(256, 2) * 0.5 + torch.tensor([2.0, -1.0]))
+
+    def modules(self):
+        return {"model": self.g, "disc": self.d}
+
+    def optimizers(self, cfg):
+        return {
+            "model": torch.optim.Adam(self.g.parameters(), lr=cfg.lr, betas=(0.5, 0.999)),
+            "disc": torch.optim.Adam(self.d.parameters(), lr=cfg.lr, betas=(0.5, 0.999)),
+        }
+
+    def train_dataset(self):
+        return self.real
+
+    def training_step(self, ctx, batch):
+        (real,) = batch
+        g, d = ctx.models["model"], ctx.models["disc"]
+        z = torch.randn(real.shape[0], 4)
+        with ctx.autocast():
+            fake = g(z)
+            ones, zeros = torch.ones(len(real), 1), torch.zeros(len(real), 1)
+            d_loss = F.binary_cross_entropy_with_logits(d(real), ones) + F.binary_cross_entropy_with_logits(
+                d(fake.detach()), zeros
+            )
+        ctx.backward(d_loss, "disc")
+        ctx.step("disc")
+        with ctx.autocast():
+            g_loss = F.binary_cross_entropy_with_logits(d(fake), ones)
+        ctx.backward(g_loss, "model")
+        ctx.step("model")
+        return {"loss": g_loss.detach(), "d_loss": d_loss.detach()}

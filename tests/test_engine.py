@@ -52,12 +52,20 @@ def test_mixed_precision_on_cpu(tmp_path, precision):
 
 def test_accumulation_matches_a_larger_batch(tmp_path):
     # batch 16 x 2 micro-batches covers the same 32 samples per optimizer step as batch 32 (same seeded order)
-    a = Trainer(ToyTask(), cfg(tmp_path, name="a", batch_size=32, optimizer="sgd", epochs=2), progress=False).fit()
-    b = Trainer(ToyTask(), cfg(tmp_path, name="b", batch_size=16, accumulate=2, optimizer="sgd", epochs=2), progress=False)
+    a = Trainer(
+        ToyTask(), cfg(tmp_path, name="a", batch_size=32, optimizer="sgd", epochs=2), progress=False
+    ).fit()
+    b = Trainer(
+        ToyTask(),
+        cfg(tmp_path, name="b", batch_size=16, accumulate=2, optimizer="sgd", epochs=2),
+        progress=False,
+    )
     wa, wb = weights(a.run_dir), weights(b.fit().run_dir)
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6)
-    c = Trainer(ToyTask(), cfg(tmp_path, name="c", batch_size=16, optimizer="sgd", epochs=2), progress=False).fit()
+    c = Trainer(
+        ToyTask(), cfg(tmp_path, name="c", batch_size=16, optimizer="sgd", epochs=2), progress=False
+    ).fit()
     assert not torch.allclose(weights(c.run_dir)["0.weight"], wa["0.weight"])
 
 
@@ -78,14 +86,18 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 
 def test_early_stopping(tmp_path):
-    res = Trainer(ToyTask(), cfg(tmp_path, epochs=50, lr=0.0, optimizer="sgd", patience=2), progress=False).fit()
+    res = Trainer(
+        ToyTask(), cfg(tmp_path, epochs=50, lr=0.0, optimizer="sgd", patience=2), progress=False
+    ).fit()
     assert res.stopped_early and res.epochs == 3  # epoch 1 sets the best, 2 and 3 do not improve
 
 
 def test_resume_continues_exactly(tmp_path):
     full = Trainer(ToyTask(noise=True), cfg(tmp_path, name="full", epochs=4), progress=False).fit()
     with pytest.raises(SystemExit):
-        Trainer(ToyTask(noise=True, crash_at_epoch=3), cfg(tmp_path, name="cut", epochs=4), progress=False).fit()
+        Trainer(
+            ToyTask(noise=True, crash_at_epoch=3), cfg(tmp_path, name="cut", epochs=4), progress=False
+        ).fit()
     cut = tmp_path / "toy" / "cut"
     assert load_checkpoint(cut / "last.pt")["epoch"] == 2
     c = TrainConfig.load(cut / "config.yaml")
@@ -93,7 +105,9 @@ def test_resume_continues_exactly(tmp_path):
     wf, wc = weights(full.run_dir), weights(cut)
     for k in wf:
         assert torch.equal(wf[k], wc[k]), k
-    assert (full.run_dir / "metrics.csv").read_text() .splitlines()[0] == (cut / "metrics.csv").read_text().splitlines()[0]
+    assert (full.run_dir / "metrics.csv").read_text().splitlines()[0] == (
+        cut / "metrics.csv"
+    ).read_text().splitlines()[0]
     assert len((cut / "metrics.csv").read_text().splitlines()) == 5
 
 
@@ -108,7 +122,9 @@ def test_schedules_shape():
             opt.step()
             s.step()
         if name != "onecycle":
-            assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)  # linear warm-up over epoch 1
+            assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(
+                1.0
+            )  # linear warm-up over epoch 1
         assert max(lrs) == pytest.approx(1.0, rel=1e-3)
         if name == "cosine":
             assert lrs[-1] < 0.02
@@ -136,7 +152,9 @@ def test_checkpoint_files_are_checked(tmp_path):
     torch.save({"format": "mmkit-checkpoint", "x": Evil()}, evil)
     with pytest.raises(MMKitError, match="refused"):
         load_checkpoint(evil)
-    good = save_checkpoint({"format": "mmkit-checkpoint", "version": 1, "w": torch.ones(3)}, tmp_path / "ok.pt")
+    good = save_checkpoint(
+        {"format": "mmkit-checkpoint", "version": 1, "w": torch.ones(3)}, tmp_path / "ok.pt"
+    )
     assert torch.equal(load_checkpoint(good)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
@@ -145,8 +163,12 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
     script = Path(__file__).with_name("_toy.py")
     env_cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     for n, out in ((2, tmp_path / "two"), (1, tmp_path / "one")):
-        r = subprocess.run([*env_cmd, f"--nproc-per-node={n}", str(script), str(out), "32"],
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [*env_cmd, f"--nproc-per-node={n}", str(script), str(out), "32"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr[-3000:]
     one, two = tmp_path / "one/toy/ddp", tmp_path / "two/toy/ddp"
     w1, w2 = weights(one), weights(two)
@@ -157,3 +179,19 @@ def test_ddp_two_processes_agree_with_one(tmp_path):
     header = (one / "metrics.csv").read_text().splitlines()[0].split(",")
     i = header.index("val/acc")
     assert m1[i] == m2[i]
+
+
+def test_manual_optimization_steps_two_optimizers(tmp_path):
+    from _toy import ToyGanTask
+
+    res = Trainer(ToyGanTask(), cfg(tmp_path, task="toygan", epochs=8, lr=5e-3), progress=False).fit()
+    ck = load_checkpoint(res.run_dir / "last.pt")
+    assert set(ck["optimizers"]) == {"model", "disc"} and "disc" in ck["modules"]
+    assert {"train/loss", "train/d_loss"} <= set(res.last_metrics)
+    # the generator moved its samples toward the real mean (2, -1)
+    task = ToyGanTask()
+    task.setup(None, None)
+    task.g.load_state_dict(ck["model"])
+    with torch.no_grad():
+        mean = task.g(torch.randn(512, 4)).mean(0)
+    assert torch.dist(mean, torch.tensor([2.0, -1.0])) < 1.2
