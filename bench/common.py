@@ -91,7 +91,9 @@ def environment(device: torch.device | str, threads: int | None = None) -> dict[
 def base_parser(description: str) -> argparse.ArgumentParser:
     """A parser with the options every benchmark shares: --quick and --threads."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true", help="tiny run (under a minute) that checks the script works")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny run (under a minute) that checks the script works"
+    )
     p.add_argument(
         "--threads", type=int, default=2, help="torch intra-op threads (default 2, as in the targets)"
     )
@@ -99,11 +101,8 @@ def base_parser(description: str) -> argparse.ArgumentParser:
 
 
 def set_threads(threads: int) -> None:
+    """Intra-op threads for CPU kernels (the targets are stated for 2)."""
     torch.set_num_threads(threads)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set, or parallel work already started
-        pass
 
 
 def write_result(name: str, payload: dict[str, Any], *, quick: bool) -> Path:
@@ -146,12 +145,32 @@ def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
 
 
-def timed(fn: Callable[[], Any], sync: Callable[[], None] | None = None) -> tuple[Any, float]:
-    """Run ``fn`` and return (its result, wall seconds), calling ``sync`` (e.g. cuda.synchronize) at both ends."""
-    if sync:
-        sync()
-    t0 = time.perf_counter()
-    out = fn()
-    if sync:
-        sync()
-    return out, time.perf_counter() - t0
+class StepClock:
+    """Timestamps at the start of chosen forward passes; ``sync`` (cuda.synchronize) makes them device-true."""
+
+    def __init__(self, warmup: int, steps: int, sync: Callable[[], None] | None = None) -> None:
+        self.warmup, self.steps, self.sync = warmup, steps, sync
+        self.calls = 0
+        self.t0: float | None = None
+        self.t1: float | None = None
+
+    def tick(self) -> None:
+        if self.calls in (self.warmup, self.warmup + self.steps):
+            if self.sync:
+                self.sync()
+            now = time.perf_counter()
+            if self.calls == self.warmup:
+                self.t0 = now
+            else:
+                self.t1 = now
+        self.calls += 1
+
+    @property
+    def total_steps(self) -> int:
+        """Batches a loop must start so that the closing timestamp is taken."""
+        return self.warmup + self.steps + 1
+
+    def images_per_s(self, batch: int) -> float:
+        if self.t0 is None or self.t1 is None:
+            raise RuntimeError("the loop ended before the measured window closed")
+        return self.steps * batch / (self.t1 - self.t0)

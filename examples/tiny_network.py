@@ -2,7 +2,7 @@
 
     python examples/tiny_network.py                       # 20 epochs, a few seconds on a CPU
     python examples/tiny_network.py --optimizer sgd --lr 0.1 --init he
-    python examples/tiny_network.py --quick               # 3 epochs (what tests/test_docs.py runs)
+    python examples/tiny_network.py --quick               # 2 epochs (what tests/test_docs.py runs)
 
 The network is a multi-layer perceptron: 8x8 pixels -> 64 inputs -> Linear -> ReLU -> Linear -> 10 class scores.
 A `Task` says what the model, the data and the loss are; the `Trainer` does the rest (batches, backward pass,
@@ -81,16 +81,17 @@ def main() -> None:
     p.add_argument("--hidden", type=int, default=64, help="hidden units")
     p.add_argument("--project", default="runs")
     p.add_argument("--name", default="exp")
-    p.add_argument("--quick", action="store_true", help="3 epochs: a smoke test")
+    p.add_argument("--quick", action="store_true", help="2 epochs: a smoke test")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("mmkit").setLevel(logging.INFO)  # the engine's per-epoch lines
 
     cfg = TrainConfig(
         task="tiny",
         project=args.project,
         name=args.name,
         exist_ok=True,
-        epochs=3 if args.quick else args.epochs,
+        epochs=2 if args.quick else args.epochs,
         batch_size=32,
         optimizer=args.optimizer,
         lr=args.lr,

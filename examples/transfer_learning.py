@@ -73,7 +73,8 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="few images, 1 epoch at 96px: a smoke test")
     p.add_argument("--tree-only", action="store_true", help="write the image tree and stop")
     args = p.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("mmkit").setLevel(logging.INFO)  # mmkit's progress lines, not every library's
 
     train_n, val_n = (4, 2) if args.quick else (24, 8)
     data = write_texture_tree(args.data_dir, train_n, val_n)

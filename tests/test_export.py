@@ -1,5 +1,6 @@
 """Export to ONNX (checked in ONNX Runtime) and TorchScript."""
 
+import logging
 import sys
 
 import numpy as np
@@ -61,6 +62,28 @@ def test_torchscript_matches_pytorch(model, tmp_path):
         expected = model.eval()(x)
     model.train()
     assert torch.allclose(loaded(x), expected, atol=1e-4)
+
+
+def test_falls_back_to_the_torchscript_exporter(model, tmp_path, monkeypatch, caplog):
+    real_export = torch.onnx.export
+    calls = []
+
+    def dynamo_fails(*args, dynamo=True, **kwargs):
+        calls.append(dynamo)
+        if dynamo:
+            raise RuntimeError("unsupported op")
+        return real_export(*args, dynamo=False, **kwargs)
+
+    monkeypatch.setattr(torch.onnx, "export", dynamo_fails)
+    with caplog.at_level(logging.DEBUG, logger="mmkit.export"):
+        diff = export_onnx(model, torch.randn(2, 1, 28, 28), tmp_path / "m.onnx")
+    assert calls == [True, False] and diff < 1e-4
+    assert "falling back to dynamo=False" in caplog.text
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    assert session.run(None, {"input": np.zeros((3, 1, 28, 28), np.float32)})[0].shape == (3, 10)
 
 
 def test_failed_export_keeps_the_old_file(model, tmp_path, monkeypatch):

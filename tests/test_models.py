@@ -26,7 +26,7 @@ INPUT_SIZE = {
 
 
 def test_registry_lists_the_classifiers():
-    assert set(list_models(task="classify")) == set(INPUT_SIZE)
+    assert set(INPUT_SIZE) <= set(list_models(task="classify"))
     assert set(INPUT_SIZE) <= set(list_models())
     assert list_models(task="no-such-task") == []
     info = get_model_info("smallcnn")
@@ -77,7 +77,7 @@ def test_smallcnn_learns_sklearn_digits():
     digits = load_digits()
     x = torch.tensor(digits.images[:400], dtype=torch.float32).unsqueeze(1) / 16.0
     y = torch.tensor(digits.target[:400])
-    model = get_model("smallcnn", num_classes=10, width=0.5)
+    model = get_model("smallcnn", num_classes=10)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(4):
         for i in range(0, 400, 50):

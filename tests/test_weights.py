@@ -100,7 +100,8 @@ def test_load_plain_state_dict_file(tmp_path, trained):
     loaded = get_model("smallcnn", weights=path, width=0.5)  # num_classes taken from the file
     assert classifier_head(loaded).out_features == 10
     assert all(torch.equal(v, sd[k]) for k, v in loaded.state_dict().items())
-    assert get_model("smallcnn", weights=str(path), num_classes=10, width=0.5) is not None
+    again = get_model("smallcnn", weights=str(path), num_classes=10, width=0.5)
+    assert torch.equal(again.fc.weight, sd["fc.weight"])
 
 
 def test_load_mmkit_checkpoint_and_ddp_prefixes(tmp_path, trained):
@@ -114,6 +115,19 @@ def test_load_mmkit_checkpoint_and_ddp_prefixes(tmp_path, trained):
     ddp = tmp_path / "ddp.pt"
     torch.save({f"module.{k}": v for k, v in sd.items()}, ddp)
     assert load_state_dict_file(ddp).keys() == sd.keys()
+
+
+def test_load_safetensors_file(tmp_path, trained):
+    from safetensors.torch import save_file
+
+    _, sd = trained
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))
+    loaded = get_model("smallcnn", weights=path, width=0.5)
+    assert all(torch.equal(v, sd[k]) for k, v in loaded.state_dict().items())
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}......")
+    with pytest.raises(MMKitError, match=f"{path}: not a PyTorch state_dict"):
+        load_state_dict_file(path)
 
 
 def test_head_of_other_size_is_replaced_with_a_warning(tmp_path, trained, caplog):

