@@ -171,9 +171,9 @@ def main() -> None:
         sys.exit(f"resnet50_synthetic: unknown mode(s) {unknown}; choose from {', '.join(MODES)}")
     loops = [loop.strip() for loop in args.loops.split(",") if loop.strip()]
     if args.quick:
-        args.batch_size, args.warmup, args.steps = min(args.batch_size, 4), 1, 2
+        args.batch_size, args.warmup, args.steps = min(args.batch_size, 2), 1, 2
         if device.type == "cpu":
-            args.image_size = min(args.image_size, 64)
+            args.image_size = min(args.image_size, 32)
             if "--modes" not in sys.argv:  # compiling ResNet-50's backward on 2 CPU cores takes minutes
                 modes = [m for m in modes if not MODES[m]["compile"]]
                 print("note: --quick on the CPU leaves out torch.compile (pass --modes to include it)")

@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from mmkit.cli import classify, data, demo, models
+from mmkit.cli import classify, data, demo, detect, models
 from mmkit.cli.common import run_cli
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(classify.app, name="classify")
+app.add_typer(detect.app, name="detect")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.command("demo")(demo.demo)

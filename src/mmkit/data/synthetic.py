@@ -15,7 +15,7 @@ import gzip
 import logging
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -77,34 +77,30 @@ def digit_pool(split: str) -> tuple[np.ndarray, ...]:
     return tuple(pools)
 
 
-def _tight(mask: np.ndarray) -> tuple[slice, slice] | None:
-    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-    if rows.size == 0:
-        return None
-    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+_CUT_TABLE = [0] * ALPHA_THRESHOLD + list(range(ALPHA_THRESHOLD, 256))
 
 
-def _cut(alpha: np.ndarray) -> np.ndarray | None:
+def _cut(alpha: Image.Image) -> np.ndarray | None:
     """Zero alpha below the threshold and crop to the tight box of what is left (None when nothing is)."""
-    alpha = np.where(alpha >= ALPHA_THRESHOLD, alpha, 0).astype(np.uint8)
-    crop = _tight(alpha)
-    return None if crop is None else np.ascontiguousarray(alpha[crop])
+    alpha = alpha.point(_CUT_TABLE)
+    bbox = alpha.getbbox()
+    return None if bbox is None else np.asarray(alpha.crop(bbox))
 
 
-@lru_cache(maxsize=None)
-def _digit_crop(row: int) -> np.ndarray | None:
-    image = _mnist()[0][row]
-    crop = _tight(image >= ALPHA_THRESHOLD)
-    return None if crop is None else np.ascontiguousarray(image[crop])
+@cache
+def _digit_crop(row: int) -> Image.Image | None:
+    """MNIST image ``row`` cropped to its pixels at or above the threshold (a grayscale PIL image)."""
+    image = Image.fromarray(_mnist()[0][row])
+    bbox = image.point(_CUT_TABLE).getbbox()
+    return None if bbox is None else image.crop(bbox)
 
 
 def _digit_mask(row: int, height: int) -> np.ndarray | None:
     digit = _digit_crop(row)
     if digit is None:
         return None
-    width = max(2, round(height * digit.shape[1] / digit.shape[0]))
-    resized = Image.fromarray(digit).resize((width, height), Image.BILINEAR)
-    return _cut(np.asarray(resized))
+    width = max(2, round(height * digit.width / digit.height))
+    return _cut(digit.resize((width, height), Image.BILINEAR))
 
 
 def _shape_mask(shape: str, size: int, angle: float) -> np.ndarray | None:
@@ -122,7 +118,7 @@ def _shape_mask(shape: str, size: int, angle: float) -> np.ndarray | None:
             for k in range(corners)
         ]  # fmt: skip
         draw.polygon(points, fill=255)
-    return _cut(np.asarray(canvas.reduce(_SUPERSAMPLE)))
+    return _cut(canvas.reduce(_SUPERSAMPLE))
 
 
 def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
@@ -181,7 +177,7 @@ def scene_layout(
 def _smooth_noise(rng: np.random.Generator, size: int) -> np.ndarray:
     cells = int(rng.integers(2, 9))
     grid = rng.uniform(0, 255, (3, cells, cells)).astype(np.float32)
-    channels = [np.asarray(Image.fromarray(g, mode="F").resize((size, size), Image.BILINEAR)) for g in grid]
+    channels = [np.asarray(Image.fromarray(g).resize((size, size), Image.BILINEAR)) for g in grid]
     return np.stack(channels)
 
 
@@ -276,17 +272,17 @@ class SyntheticDetectionDataset(Dataset):
     def __len__(self) -> int:
         return self.n
 
-    def _rngs(self, index: int) -> tuple[np.random.Generator, np.random.Generator]:
+    def rng(self, index: int, stream: int) -> np.random.Generator:
+        """The generator of scene ``index``: stream 0 draws the layout, stream 1 the background and colors."""
         if not 0 <= index < self.n:
             raise IndexError(f"scene index {index} out of range for {self.n} scenes")
-        key = (self.seed, DIGIT_SPLITS[self.digit_split], index)
-        return np.random.default_rng((*key, 0)), np.random.default_rng((*key, 1))
+        return np.random.default_rng((self.seed, DIGIT_SPLITS[self.digit_split], index, stream))
 
     def layout(self, index: int) -> list[SceneObject]:
         """The objects of scene ``index`` (class, box, alpha mask, MNIST source row)."""
         index = int(index)
         if index not in self._layouts:
-            rng, _ = self._rngs(index)
+            rng = self.rng(index, 0)
             self._layouts[index] = scene_layout(rng, self.img_size, self.digit_split, **self._layout_kwargs)
         return self._layouts[index]
 
@@ -305,8 +301,8 @@ class SyntheticDetectionDataset(Dataset):
         }
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, dict]:
-        _, render_rng = self._rngs(int(index))
-        array = render_scene(self.layout(index), render_rng, self.img_size, plain=self.plain)
+        objects = self.layout(index)
+        array = render_scene(objects, self.rng(int(index), 1), self.img_size, plain=self.plain)
         return torch.from_numpy(array), self.target(index)
 
 

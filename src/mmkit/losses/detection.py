@@ -121,7 +121,9 @@ class YOLOv3Loss:
             stride = model.strides[i]
             _, _, ny, nx, _ = p.shape
             anc = anchors[i] / stride  # grid units
-            b, a, gi, gj, txy, twh, tc = self._assign(t_b, t_cls, t_xy / stride, t_wh / stride, anc, best, i, n_a, nx, ny)
+            b, a, gi, gj, txy, twh, tc = self._assign(
+                t_b, t_cls, t_xy / stride, t_wh / stride, anc, best, i, n_a, nx, ny
+            )
             tobj = torch.zeros(p.shape[:4], device=device, dtype=dtype)
             pos = torch.zeros(p.shape[:4], device=device, dtype=torch.bool)
             if b.numel():

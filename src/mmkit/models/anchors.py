@@ -1,8 +1,8 @@
 """Anchor boxes from a dataset: k-means on box sizes with the 1 − IoU distance (YOLOv2/v3), split per scale.
 
-    wh = boxes_wh_normalized * 256                        # sizes in pixels at the training size
-    anchors = anchors_for(kmeans_anchors(wh, k=6), tiny=True)
-    model = get_model("yolov3-tiny", num_classes=10, anchors=anchors, anchor_size=256)
+wh = boxes_wh_normalized * 256                        # sizes in pixels at the training size
+anchors = anchors_for(kmeans_anchors(wh, k=6), tiny=True)
+model = get_model("yolov3-tiny", num_classes=10, anchors=anchors, anchor_size=256)
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from mmkit.errors import MMKitError
 
 def _wh_iou(wh: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     """[N, K] IoU of boxes and centroids given by (w, h) only (same centre)."""
-    inter = np.minimum(wh[:, None, 0], centroids[None, :, 0]) * np.minimum(wh[:, None, 1], centroids[None, :, 1])
+    inter = np.minimum(wh[:, None, 0], centroids[None, :, 0]) * np.minimum(
+        wh[:, None, 1], centroids[None, :, 1]
+    )
     return inter / (wh.prod(1)[:, None] + centroids.prod(1)[None] - inter)
 
 

@@ -32,7 +32,9 @@ class Localizer(nn.Module):
 
     Any input of at least 16×16 works; 64–224 px is the intended range (default 128)."""
 
-    def __init__(self, num_classes: int = 10, in_chans: int = 3, width: float = 1.0, dropout: float = 0.1) -> None:
+    def __init__(
+        self, num_classes: int = 10, in_chans: int = 3, width: float = 1.0, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         if num_classes < 1:
             raise MMKitError(f"localizer: num_classes must be at least 1, got {num_classes}")

@@ -86,7 +86,9 @@ class Darknet53(nn.Module):
         self.stem = ConvBNAct(in_chans, ch(32), 3)
         stages, cin = [], ch(32)
         for cout, n in ((64, 1), (128, 2), (256, 8), (512, 8), (1024, 4)):
-            stages.append(nn.Sequential(ConvBNAct(cin, ch(cout), 3, 2), *[Residual(ch(cout)) for _ in range(n)]))
+            stages.append(
+                nn.Sequential(ConvBNAct(cin, ch(cout), 3, 2), *[Residual(ch(cout)) for _ in range(n)])
+            )
             cin = ch(cout)
         self.stages = nn.ModuleList(stages)
 
@@ -175,7 +177,9 @@ class _YOLOv3TinyBody(nn.Module):
 def cell_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     """[h, w, 2] (x, y) indices of the cells of an h×w map."""
     gy, gx = torch.meshgrid(
-        torch.arange(h, device=device, dtype=dtype), torch.arange(w, device=device, dtype=dtype), indexing="ij"
+        torch.arange(h, device=device, dtype=dtype),
+        torch.arange(w, device=device, dtype=dtype),
+        indexing="ij",
     )
     return torch.stack((gx, gy), -1)
 
@@ -211,7 +215,9 @@ class YOLOv3(nn.Module):
             raise MMKitError(f"yolov3: width must be positive, got {width}")
         anchors = anchors if anchors is not None else (YOLOV3_TINY_ANCHORS if tiny else YOLOV3_ANCHORS)
         self.strides: tuple[int, ...] = (16, 32) if tiny else (8, 16, 32)
-        a = torch.as_tensor(anchors, dtype=torch.float32)
+        a = torch.as_tensor(
+            anchors, dtype=torch.float32, device="cpu"
+        )  # checked on the CPU (also under meta)
         if a.ndim != 3 or a.shape[0] != len(self.strides) or a.shape[2] != 2 or (a <= 0).any():
             raise MMKitError(
                 f"yolov3: anchors must be {len(self.strides)} scales of (w, h) pixel pairs, all positive; "

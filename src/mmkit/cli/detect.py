@@ -1,0 +1,196 @@
+"""`mmkit detect train|eval|predict|export|anchors`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmkit.cli import common as c
+from mmkit.errors import MMKitError
+
+app = typer.Typer(
+    help="Object detection and localization: YOLOv3, YOLOv3-tiny, a single-object localizer.",
+    no_args_is_help=True,
+)
+
+Weights = Annotated[str, typer.Option("--weights", "-w", help="A detect checkpoint (best.pt / last.pt).")]
+ImgSize = Annotated[
+    int | None, typer.Option("--img-size", help="Input size, a multiple of 32 (default: the model's).")
+]
+
+
+@app.command(
+    epilog="Example: mmkit detect train --data digit-scenes --model yolov3-tiny --img-size 256 --epochs 30"
+)
+def train(
+    data: Annotated[
+        str, typer.Option("--data", "-d", help="digit-scenes, a data.yaml, or a COCO folder/JSON.")
+    ] = "",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="yolov3 | yolov3-tiny | localizer")
+    ] = "yolov3-tiny",
+    weights: Annotated[
+        str | None, typer.Option("--weights", "-w", help="Start from a checkpoint / state_dict.")
+    ] = None,
+    img_size: ImgSize = None,
+    val_split: Annotated[
+        float, typer.Option("--val-split", help="Held-out fraction when the data has no val.")
+    ] = 0.1,
+    hflip: Annotated[
+        bool, typer.Option("--hflip", help="Random horizontal flips (off: digits are not symmetric).")
+    ] = False,
+    epochs: c.Epochs = 30,
+    batch_size: c.BatchSize = 16,
+    lr: c.Lr = 1e-3,
+    optimizer: c.Optimizer = "adamw",
+    weight_decay: c.WeightDecay = 5e-4,
+    momentum: c.Momentum = 0.9,
+    schedule: c.Schedule = "cosine",
+    warmup: c.Warmup = 1.0,
+    step_size: c.StepSize = 30,
+    init: c.Init = None,
+    grad_clip: c.GradClip = 10.0,
+    accumulate: c.Accumulate = 1,
+    precision: c.Precision = "fp32",
+    device: c.Device = "auto",
+    channels_last: c.ChannelsLast = False,
+    compile: c.Compile = False,
+    workers: c.Workers = None,
+    seed: c.Seed = 0,
+    patience: c.Patience = None,
+    max_steps: c.MaxSteps = None,
+    name: c.Name = None,
+    project: c.Project = Path("runs"),
+    exist_ok: c.ExistOk = False,
+    resume: c.Resume = False,
+    json: c.Json = False,
+) -> None:
+    """Train a detector; writes runs/detect/<name>/ (checkpoints, metrics.csv with COCO mAP, curves, report.html)."""
+    from mmkit.engine import TrainConfig, Trainer
+    from mmkit.tasks.detect import DetectTask
+
+    opts = dict(locals())
+    if resume:
+        last = c.resume_target(project, "detect", name)
+        cfg = TrainConfig.load(last.parent / "config.yaml")
+    else:
+        if not data:
+            raise MMKitError("--data is required (digit-scenes, a data.yaml, or a COCO folder)")
+        task_args = dict(
+            data=data, model=model, weights=weights, img_size=img_size, val_split=val_split, hflip=hflip
+        )
+        cfg = c.train_config("detect", opts, task_args)
+        last = None
+    res = Trainer(DetectTask(**cfg.task_args), cfg, resume=last).fit()
+    if res.run_dir is not None:
+        c.emit(*c.fit_summary("detect", res), json)
+
+
+@app.command(
+    "eval", epilog="Example: mmkit detect eval --weights runs/detect/exp/best.pt --data digit-scenes"
+)
+def eval_(
+    weights: Weights,
+    data: Annotated[str, typer.Option("--data", "-d", help="Dataset to evaluate on.")],
+    split: Annotated[str, typer.Option("--split", help="train | val")] = "val",
+    img_size: ImgSize = None,
+    batch_size: c.BatchSize = 16,
+    device: c.Device = "auto",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for predictions.json and metrics.json.")
+    ] = None,
+    json: c.Json = False,
+) -> None:
+    """COCO mAP@[.5:.95], mAP@.5 and per-class AP (pycocotools), and a predictions file in the COCO results format."""
+    from mmkit.tasks.detect import evaluate
+
+    r = evaluate(weights, data, split=split, img_size=img_size, batch_size=batch_size, device=device, out=out)
+    summary = (
+        f"detect eval: {r['images']} {r['split']} images  mAP@[.5:.95] {r['map']:.4f}  mAP@.5 {r['map50']:.4f}"
+        f" -> {r['predictions']}"
+    )
+    c.emit(summary, r, json)
+
+
+@app.command(
+    epilog="Example: mmkit detect predict --weights runs/detect/exp/best.pt scene.png --save-dir out/"
+)
+def predict(
+    images: Annotated[list[Path], typer.Argument(help="Image files.")],
+    weights: Weights,
+    conf: Annotated[float, typer.Option("--conf", help="Score threshold.")] = 0.25,
+    iou: Annotated[float, typer.Option("--iou", help="NMS IoU threshold.")] = 0.45,
+    img_size: ImgSize = None,
+    device: c.Device = "auto",
+    save_dir: Annotated[
+        Path | None, typer.Option("--save-dir", help="Write the images with boxes drawn here.")
+    ] = None,
+    json: c.Json = False,
+) -> None:
+    """Boxes [x1, y1, x2, y2] in pixels, with score and class name, for each image."""
+    from mmkit.tasks.detect import predict as run
+
+    results, failures = run(
+        weights, images, conf=conf, iou=iou, img_size=img_size, device=device, save_dir=save_dir
+    )
+    if json:
+        c.emit("", {"predictions": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
+    else:
+        for r in results:
+            dets = (
+                "; ".join(f"{d['class']} {d['score']:.2f} {d['box']}" for d in r["detections"])
+                or "nothing found"
+            )
+            typer.echo(f"{r['path']}: {dets}")
+        n = sum(len(r["detections"]) for r in results)
+        typer.echo(
+            f"detect predict: {n} objects in {len(results)} images" + (f" -> {save_dir}" if save_dir else "")
+        )
+    if failures:
+        raise MMKitError(
+            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        )
+
+
+@app.command(epilog="Example: mmkit detect export --weights runs/detect/exp/best.pt --format onnx")
+def export(
+    weights: Weights,
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx | torchscript")] = "onnx",
+    img_size: ImgSize = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output file (default: beside the weights).")
+    ] = None,
+    json: c.Json = False,
+) -> None:
+    """Export with box decoding inside the graph (NMS stays outside), checked with ONNX Runtime."""
+    from mmkit.tasks.detect import export as run
+
+    path, diff = run(weights, format, out=out, img_size=img_size)
+    checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
+    c.emit(
+        f"detect export: {path}{checked}", {"path": str(path), "format": format, "max_abs_diff": diff}, json
+    )
+
+
+@app.command(epilog="Example: mmkit detect anchors --data digit-scenes --img-size 256 --tiny")
+def anchors(
+    data: Annotated[str, typer.Option("--data", "-d", help="Dataset whose training boxes are clustered.")],
+    k: Annotated[
+        int | None, typer.Option("--k", help="Number of anchors (default 9, or 6 with --tiny).")
+    ] = None,
+    tiny: Annotated[bool, typer.Option("--tiny", help="Anchors for YOLOv3-tiny (2 scales).")] = False,
+    img_size: Annotated[int, typer.Option("--img-size", help="Training input size.")] = 416,
+    json: c.Json = False,
+) -> None:
+    """k-means anchors (IoU distance) for a dataset, and how many boxes they and the default anchors can match."""
+    from mmkit.tasks.detect import anchors as run
+
+    r = run(data, k=k, tiny=tiny, img_size=img_size)
+    scales = " | ".join(", ".join(f"({w:.0f},{h:.0f})" for w, h in s) for s in r["anchors"])
+    summary = (
+        f"anchors at {img_size}px from {r['boxes']} boxes: {scales}  "
+        f"(best possible recall {r['recall']:.3f}; default anchors {r['recall_default']:.3f})"
+    )
+    c.emit(summary, r, json)
