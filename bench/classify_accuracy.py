@@ -17,7 +17,7 @@ import csv
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class Recipe:
     weight_decay: float = 0.05
     warmup_epochs: float = 0.0
     width: float = 1.0
+    img_size: int | None = None  # None: the data's native size
     val_split: float = 0.1
     label_smoothing: float = 0.0
     channels_last: bool = False
@@ -68,6 +69,7 @@ def run_once(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
     task = ClassifyTask(
         recipe.data,
         "smallcnn",
+        img_size=recipe.img_size,
         val_split=recipe.val_split,
         label_smoothing=recipe.label_smoothing,
         model_kwargs={"width": recipe.width} if recipe.width != 1.0 else None,
@@ -133,6 +135,22 @@ def summarize(name: str, recipe: Recipe, runs: list[dict[str, Any]]) -> dict[str
     }
 
 
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs for Recipe fields, each value parsed as YAML (numbers, booleans, null)."""
+    import yaml
+
+    names = {f.name for f in fields(Recipe)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in names:
+            raise SystemExit(
+                f"--set {item}: expected FIELD=VALUE with FIELD one of {', '.join(sorted(names))}"
+            )
+        out[key] = yaml.safe_load(value)
+    return out
+
+
 def main() -> None:
     p = base_parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", choices=["digits", "fashion-mnist", "all"], default="all")
@@ -143,6 +161,13 @@ def main() -> None:
     p.add_argument("--width", type=float, help="override smallcnn's width multiplier")
     p.add_argument("--schedule", choices=["onecycle", "cosine", "constant", "step"])
     p.add_argument("--channels-last", action="store_true", help="train in channels_last memory format")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any other recipe field, e.g. --set img_size=16 --set weight_decay=0.01",
+    )
     p.add_argument(
         "--keep-runs", type=Path, help="keep run directories here (default: a temporary directory)"
     )
@@ -164,6 +189,7 @@ def main() -> None:
     }
     if args.channels_last:
         overrides["channels_last"] = True
+    overrides.update(parse_sets(args.set))
 
     env = environment("cpu", args.threads)
     results: dict[str, Any] = {}

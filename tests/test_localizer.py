@@ -36,7 +36,10 @@ def _squares(n: int = 6, size: int = 64) -> tuple[torch.Tensor, torch.Tensor, to
     boxes, labels = [], []
     for i in range(n):
         w, h = (int(v) for v in torch.randint(12, 30, (2,), generator=g))
-        x1, y1 = int(torch.randint(0, size - w, (1,), generator=g)), int(torch.randint(0, size - h, (1,), generator=g))
+        x1, y1 = (
+            int(torch.randint(0, size - w, (1,), generator=g)),
+            int(torch.randint(0, size - h, (1,), generator=g)),
+        )
         label = i % 2
         x[i, label, y1 : y1 + h, x1 : x1 + w] = 1.0
         boxes.append([(x1 + w / 2) / size, (y1 + h / 2) / size, w / size, h / size])
@@ -56,7 +59,7 @@ def test_overfits_a_few_images():
     torch.manual_seed(0)
     x, boxes, labels = _squares()
     model = get_model("localizer", num_classes=2, width=0.5)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses = []
     for _ in range(80):
         loss, _ = localizer_loss(model(x), boxes, labels)
@@ -64,10 +67,10 @@ def test_overfits_a_few_images():
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert sum(losses[-5:]) < 0.25 * sum(losses[:5])
+    assert sum(losses[-5:]) < 0.2 * sum(losses[:5])
     model.eval()
     with torch.no_grad():
         out = model(x)
     assert (out["logits"].argmax(1) == labels).all()
     iou = box_iou(box_convert(out["box"], "cxcywh", "xyxy"), box_convert(boxes, "cxcywh", "xyxy")).diag()
-    assert (iou > 0.5).all(), iou
+    assert (iou > 0.6).all(), iou

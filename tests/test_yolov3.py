@@ -25,14 +25,19 @@ def test_registered_as_detectors():
 def test_parameter_counts_match_darknet():
     """The published sizes of the Darknet cfgs for 80 classes (built on the meta device: free)."""
     with torch.device("meta"):
-        counts = {n: sum(p.numel() for p in get_model(n, num_classes=80).parameters()) for n in ("yolov3", "yolov3-tiny")}
+        counts = {
+            n: sum(p.numel() for p in get_model(n, num_classes=80).parameters())
+            for n in ("yolov3", "yolov3-tiny")
+        }
     assert counts == {"yolov3": 61_949_149, "yolov3-tiny": 8_852_366}
 
 
 @pytest.mark.parametrize("name,strides", [("yolov3", (8, 16, 32)), ("yolov3-tiny", (16, 32))])
 def test_shapes_at_several_sizes(name, strides):
     torch.manual_seed(0)
-    model = get_model(name, num_classes=4, width=0.5 if name == "yolov3" else 1.0).eval()  # half width: 4x faster
+    model = get_model(
+        name, num_classes=4, width=0.5 if name == "yolov3" else 1.0
+    ).eval()  # half width: 4x faster
     assert model.strides == strides
     for h, w in ((64, 64), (96, 96), (128, 128), (64, 96)):
         x = torch.rand(2, 3, h, w)
@@ -74,7 +79,9 @@ def test_decode_of_known_raw_values():
     scale = 192 / 416
     first = dec[0, 0]  # stride 16, anchor 0 (10x14 px at 416), cell (0, 0): centre (8, 8)
     aw, ah = 10 * scale, 14 * scale
-    assert torch.allclose(first[:4], torch.tensor([8 - aw / 2, 8 - ah / 2, 8 + aw / 2, 8 + ah / 2]), atol=1e-4)
+    assert torch.allclose(
+        first[:4], torch.tensor([8 - aw / 2, 8 - ah / 2, 8 + aw / 2, 8 + ah / 2]), atol=1e-4
+    )
     i = 3 * 8 * 12 + (2 * 4 + 1) * 6 + 2  # flattened index: after scale 0, anchor 2, row 1, col 2
     others = torch.cat([dec[0, :i, 4:], dec[0, i + 1 :, 4:]])
     assert torch.allclose(others, torch.full_like(others, 0.5))

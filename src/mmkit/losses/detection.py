@@ -102,7 +102,7 @@ class YOLOv3Loss:
 
         Returns the weighted total and the detached {"box", "obj", "cls"} parts (unweighted)."""
         model = self.model
-        device, dtype = outs[0].device, outs[0].dtype
+        device = outs[0].device
         batch = outs[0].shape[0]
         targets = targets.to(device=device, dtype=torch.float32).reshape(-1, 6)
         t_b, t_cls = targets[:, 0].long(), targets[:, 1].long()
@@ -118,26 +118,27 @@ class YOLOv3Loss:
         zero = torch.zeros((), device=device)
         l_box, l_obj, l_cls = zero.clone(), zero.clone(), zero.clone()
         for i, p in enumerate(outs):
+            p = p.float()  # the loss is computed in float32, also under autocast
             stride = model.strides[i]
             _, _, ny, nx, _ = p.shape
             anc = anchors[i] / stride  # grid units
             b, a, gi, gj, txy, twh, tc = self._assign(
                 t_b, t_cls, t_xy / stride, t_wh / stride, anc, best, i, n_a, nx, ny
             )
-            tobj = torch.zeros(p.shape[:4], device=device, dtype=dtype)
+            tobj = torch.zeros(p.shape[:4], device=device)
             pos = torch.zeros(p.shape[:4], device=device, dtype=torch.bool)
             if b.numel():
                 ps = p[b, a, gj, gi]  # [P, 5 + C]
-                cell = torch.stack([gi, gj], -1).to(ps.dtype)
+                cell = torch.stack([gi, gj], -1).float()
                 pbox = _cxcywh_to_xyxy(decode_boxes(ps, cell, anc[a]))
                 tbox = _cxcywh_to_xyxy(torch.cat([txy + cell, twh], -1))
-                l_box = l_box + self.box_fn(pbox.float(), tbox, reduction="mean")
-                iou = _iou_xyxy(pbox.detach().float(), tbox).clamp(min=0).to(dtype)
+                l_box = l_box + self.box_fn(pbox, tbox, reduction="mean")
+                iou = _iou_xyxy(pbox.detach(), tbox).clamp(min=0)
                 flat = ((b * n_a + a) * ny + gj) * nx + gi
                 tobj.view(-1).scatter_reduce_(0, flat, iou, reduce="amax")
                 pos.view(-1)[flat] = True
                 if model.num_classes > 1:
-                    onehot = F.one_hot(tc, model.num_classes).to(ps.dtype)
+                    onehot = F.one_hot(tc, model.num_classes).float()
                     l_cls = l_cls + F.binary_cross_entropy_with_logits(ps[:, 5:], onehot)
             bce = F.binary_cross_entropy_with_logits(p[..., 4], tobj, reduction="none")
             if gt_pad is not None and gt_pad.shape[1]:
@@ -196,7 +197,7 @@ class YOLOv3Loss:
         bsz, n_a, ny, nx, _ = p.shape
         with torch.no_grad():
             cell = cell_grid(ny, nx, p.device, torch.float32)
-            box = decode_boxes(p[..., :4].float(), cell, anc.view(1, n_a, 1, 1, 2)) * stride
+            box = decode_boxes(p[..., :4], cell, anc.view(1, n_a, 1, 1, 2)) * stride
             box = _cxcywh_to_xyxy(box).view(bsz, -1, 1, 4)
             iou = _iou_xyxy(box, gt[:, None]) * valid[:, None]  # [B, N, Mmax]
             return (iou.amax(-1) > self.ignore_iou).view(bsz, n_a, ny, nx)

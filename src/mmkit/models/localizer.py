@@ -33,7 +33,7 @@ class Localizer(nn.Module):
     Any input of at least 16×16 works; 64–224 px is the intended range (default 128)."""
 
     def __init__(
-        self, num_classes: int = 10, in_chans: int = 3, width: float = 1.0, dropout: float = 0.1
+        self, num_classes: int = 10, in_chans: int = 3, width: float = 1.0, dropout: float = 0.0
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -51,7 +51,8 @@ class Localizer(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        nn.init.zeros_(self.box.bias)  # boxes start centred at half the image size
+        nn.init.normal_(self.box.weight, std=0.01)  # boxes start near (0.5, 0.5, 0.5, 0.5), off the
+        nn.init.zeros_(self.box.bias)  # saturated ends of the sigmoid
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
         h = self.fc(self.features(x))

@@ -1,0 +1,207 @@
+"""Detection end to end through the `mmkit` command, on small synthetic scenes written to disk."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mmkit.cli import app
+from mmkit.cli.common import run_cli
+from mmkit.engine import load_checkpoint
+
+
+def mmkit(capsys, *args) -> tuple[int, str, str]:
+    code = run_cli(app, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def scenes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scenes")
+    assert (
+        run_cli(
+            app,
+            [
+                "data",
+                "synth",
+                "detection",
+                "--out",
+                str(root / "yolo"),
+                "--format",
+                "yolo",
+                "--n",
+                "24",
+                "--seed",
+                "3",
+                "--img-size",
+                "128",
+            ],
+        )
+        == 0
+    )
+    return root / "yolo"
+
+
+@pytest.fixture(scope="module")
+def detect_run(scenes, tmp_path_factory):
+    project = tmp_path_factory.mktemp("runs")
+    code = run_cli(
+        app,
+        [
+            "detect",
+            "train",
+            "--data",
+            str(scenes),
+            "--model",
+            "yolov3-tiny",
+            "--img-size",
+            "128",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--project",
+            str(project),
+            "--name",
+            "t",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+        ],
+    )
+    assert code == 0
+    return project / "detect" / "t"
+
+
+def test_synth_writes_a_yolo_dataset(scenes):
+    assert (scenes / "data.yaml").is_file()
+    assert len(list((scenes / "images" / "train").iterdir())) == 24
+    assert len(list((scenes / "labels" / "train").glob("*.txt"))) >= 20
+
+
+def test_train_writes_a_detect_run(detect_run):
+    for f in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "curves.png", "report.html"):
+        assert (detect_run / f).is_file(), f
+    ck = load_checkpoint(detect_run / "best.pt")
+    assert ck["task"] == "detect" and len(ck["meta"]["classes"]) == 13
+    header = (detect_run / "metrics.csv").read_text().splitlines()[0]
+    assert "val/map" in header and "val/map50" in header and "train/box" in header
+
+
+def test_eval_equals_pycocotools_on_its_own_files(detect_run, scenes, tmp_path, capsys):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    code, out, _ = mmkit(
+        capsys,
+        "detect",
+        "eval",
+        "--weights",
+        detect_run / "best.pt",
+        "--data",
+        scenes,
+        "--out",
+        tmp_path,
+        "--json",
+    )
+    assert code == 0
+    r = json.loads(out)
+    assert Path(r["predictions"]).is_file() and r["images"] == 2
+    preds = json.loads(Path(r["predictions"]).read_text())
+    if not preds:
+        assert r["map"] == 0.0
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(tmp_path / "ground_truth.json"))
+        ev = COCOeval(gt, gt.loadRes(str(tmp_path / "predictions.json")), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert r["map"] == pytest.approx(max(ev.stats[0], 0.0)) and r["map50"] == pytest.approx(
+        max(ev.stats[1], 0.0)
+    )
+
+
+def test_predict_draws_boxes_and_reports_bad_files(detect_run, scenes, tmp_path, capsys):
+    img = sorted((scenes / "images" / "val").iterdir())[0]
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    code, out, err = mmkit(
+        capsys,
+        "detect",
+        "predict",
+        img,
+        bad,
+        "--weights",
+        detect_run / "best.pt",
+        "--conf",
+        "0.01",
+        "--save-dir",
+        tmp_path / "drawn",
+        "--json",
+    )
+    assert code == 2 and "bad.png" in err
+    r = json.loads(out)["predictions"][0]
+    assert r["width"] == 128 and r["height"] == 128
+    for d in r["detections"]:
+        x1, y1, x2, y2 = d["box"]
+        assert 0 <= x1 <= x2 <= 128 and 0 <= y1 <= y2 <= 128 and 0 <= d["score"] <= 1
+    assert (tmp_path / "drawn" / (img.stem + ".png")).is_file()
+
+
+def test_export_onnx_decodes_in_graph(detect_run, tmp_path, capsys):
+    code, out, _ = mmkit(
+        capsys,
+        "detect",
+        "export",
+        "--weights",
+        detect_run / "best.pt",
+        "--out",
+        tmp_path / "yolo.onnx",
+        "--json",
+    )
+    assert code == 0
+    r = json.loads(out)
+    assert r["max_abs_diff"] < 1e-3
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(tmp_path / "yolo.onnx"))
+    y = sess.run(None, {sess.get_inputs()[0].name: torch.rand(1, 3, 128, 128).numpy()})[0]
+    assert y.shape[0] == 1 and y.shape[2] == 5 + 13  # x1 y1 x2 y2 obj + 13 class probabilities
+
+
+def test_convert_both_ways_and_anchors(scenes, tmp_path, capsys):
+    code, _, _ = mmkit(capsys, "data", "convert", "--from", "yolo", "--to", "coco", scenes, tmp_path / "coco")
+    assert code == 0
+    code, _, _ = mmkit(
+        capsys, "data", "convert", "--from", "coco", "--to", "yolo", tmp_path / "coco", tmp_path / "back"
+    )
+    assert code == 0 and (tmp_path / "back" / "data.yaml").is_file()
+    code, out, _ = mmkit(
+        capsys, "detect", "anchors", "--data", scenes, "--img-size", "128", "--tiny", "--json"
+    )
+    r = json.loads(out)
+    assert code == 0 and len(r["anchors"]) == 2 and len(r["anchors"][0]) == 3
+    assert 0.5 < r["recall"] <= 1.0
+
+
+def test_bad_labels_are_reported_with_file_and_line(scenes, tmp_path, capsys):
+    import shutil
+
+    d = tmp_path / "broken"
+    shutil.copytree(scenes, d)
+    text = (d / "data.yaml").read_text().replace(str(scenes), str(d))
+    (d / "data.yaml").write_text(text)
+    label = sorted((d / "labels" / "train").glob("*.txt"))[0]
+    label.write_text(label.read_text() + "99 0.5 0.5 0.1 0.1\nnot a line\n")
+    code, out, err = mmkit(capsys, "data", "show", d / "data.yaml", "--out", tmp_path / "g.png", "--json")
+    assert code == 0
+    problems = json.loads(out)["problems"]
+    assert any(label.name in p and "99" in p for p in problems)
+    assert any(label.name in p and "malformed" in p.lower() for p in problems)
