@@ -101,6 +101,8 @@ def main() -> None:
         device="cpu",  # a network this small is fastest on the CPU
     )
     result = Trainer(TinyMLPTask(args.hidden), cfg).fit()
+    if result.run_dir is None:  # the other processes under torchrun
+        return
     print(
         f"tiny network: best val/acc {result.best_value:.1f}% (epoch {result.best_epoch} of {result.epochs}) "
         f"-> {result.run_dir}"

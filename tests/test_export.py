@@ -64,21 +64,21 @@ def test_torchscript_matches_pytorch(model, tmp_path):
     assert torch.allclose(loaded(x), expected, atol=1e-4)
 
 
-def test_falls_back_to_the_torchscript_exporter(model, tmp_path, monkeypatch, caplog):
+def test_falls_back_to_the_dynamo_exporter(model, tmp_path, monkeypatch, caplog):
     real_export = torch.onnx.export
     calls = []
 
-    def dynamo_fails(*args, dynamo=True, **kwargs):
+    def legacy_fails(*args, dynamo=True, **kwargs):
         calls.append(dynamo)
-        if dynamo:
-            raise RuntimeError("unsupported op")
-        return real_export(*args, dynamo=False, **kwargs)
+        if not dynamo:
+            raise RuntimeError("the TorchScript exporter is gone")
+        return real_export(*args, dynamo=True, **kwargs)
 
-    monkeypatch.setattr(torch.onnx, "export", dynamo_fails)
+    monkeypatch.setattr(torch.onnx, "export", legacy_fails)
     with caplog.at_level(logging.DEBUG, logger="mmkit.export"):
         diff = export_onnx(model, torch.randn(2, 1, 28, 28), tmp_path / "m.onnx")
-    assert calls == [True, False] and diff < 1e-4
-    assert "falling back to dynamo=False" in caplog.text
+    assert calls == [False, True] and diff < 1e-4
+    assert "trying the dynamo exporter" in caplog.text
 
     import onnxruntime as ort
 

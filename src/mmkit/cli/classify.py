@@ -76,6 +76,8 @@ def train(
     else:
         if not data:
             raise MMKitError("--data is required (a builtin name such as digits, or a folder)")
+        if init and weights:
+            raise MMKitError("--init would overwrite the --weights just loaded: give one of them")
         task_args = dict(
             data=data,
             model=model,

@@ -243,7 +243,7 @@ def fit_summary(task: str, res) -> tuple[str, dict]:
         else ""
     )
     extra = ", stopped early" if res.stopped_early else ""
-    summary = f"{task}: {res.epochs} epochs in {res.seconds:.1f}s{extra}, {best} -> {res.run_dir}"
+    summary = f"{task}: {res.epochs} epoch{'s' if res.epochs != 1 else ''} in {res.seconds:.1f}s{extra}, {best} -> {res.run_dir}"
     payload = {
         "task": task,
         "run_dir": str(res.run_dir),

@@ -38,6 +38,7 @@ def build_transforms(
     out_channels: int,
     hflip: bool = True,
     native_size: int | None = None,
+    any_size: bool = False,
 ) -> torch.nn.Module:
     """Transform a uint8 [in_channels, H, W] image to float32 [out_channels, image_size, image_size].
 
@@ -51,7 +52,7 @@ def build_transforms(
         raise ValueError(f"channels must be 1 or 3, got in={in_channels} out={out_channels}")
     steps: list[torch.nn.Module] = []
     if native_size is not None and native_size <= SMALL_NATIVE_MAX:
-        if native_size != image_size:
+        if native_size != image_size or any_size:  # any_size: user files of any size into a small-image model
             steps.append(v2.Resize([image_size, image_size], antialias=True))
         if train:
             steps.append(v2.RandomCrop(image_size, padding=max(1, image_size // 8), padding_mode="constant"))

@@ -7,6 +7,7 @@ import io
 import logging
 import math
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ class RunLogger:
         self.run_dir = Path(run_dir)
         self.csv_path = self.run_dir / "metrics.csv"
         self.rows: list[dict[str, float]] = []
+        self.plot_every = (
+            30.0  # seconds between redraws of curves.png during training; the trainer draws at the end
+        )
+        self._last_plot = float("-inf")
         if start_epoch > 0 and self.csv_path.exists():  # resume: keep the rows of completed epochs
             with self.csv_path.open() as f:
                 for r in csv.DictReader(f):
@@ -57,7 +62,10 @@ class RunLogger:
         for k, v in metrics.items():
             self.scalar(f"epoch/{k}", float(v), epoch)
         self._write_csv()
-        self.plot()
+        if (
+            time.monotonic() - self._last_plot >= self.plot_every
+        ):  # drawing costs ~0.5 s: not after every short epoch
+            self.plot()
 
     def _write_csv(self) -> None:
         cols = ["epoch"] + sorted({k for r in self.rows for k in r} - {"epoch"})
@@ -73,6 +81,7 @@ class RunLogger:
     def plot(self) -> Path | None:
         from mmkit.report.plots import plot_curves
 
+        self._last_plot = time.monotonic()
         try:
             return plot_curves(self.csv_path, self.run_dir / "curves.png")
         except Exception as e:  # a plot must never stop training

@@ -262,6 +262,7 @@ class Trainer:
                             log.info("early stop: %s did not improve for %d epochs", key, cfg.patience)
                         break
             if rt.is_main and last_metrics:
+                logger.plot()
                 self._write_report(run_dir, rt)
         finally:
             if logger is not None:

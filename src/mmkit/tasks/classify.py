@@ -208,6 +208,10 @@ def load_classifier(
     else:
         path = Path(weights)
         if not path.is_file():
+            if model is None and weights_str.isidentifier():
+                raise MMKitError(
+                    f"--weights {weights_str}: named weights need --model (e.g. --model efficientnet_lite0)"
+                )
             raise MMKitError(f"{path}: no such weights file")
         try:
             ck = load_checkpoint(path)
@@ -220,7 +224,13 @@ def load_classifier(
                 raise MMKitError(f"{path}: a {ck.get('task')} checkpoint, not a classifier")
             meta = ClassifierMeta(**ck["meta"])
             net = get_model(meta.model, meta.num_classes, in_chans=meta.in_chans, **meta.model_kwargs)
-            net.load_state_dict(ck["model"])
+            try:
+                net.load_state_dict(ck["model"])
+            except RuntimeError as e:
+                first = str(e).strip().splitlines()[0]
+                raise MMKitError(
+                    f"{path}: weights do not fit {meta.model} as this mmkit builds it ({first})"
+                ) from e
         else:  # a plain state_dict for a registered model: ImageNet-style defaults
             net = get_model(model, weights=path)
             info = get_model_info(model)
