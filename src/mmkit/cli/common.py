@@ -133,6 +133,14 @@ Workers = Annotated[
         "--workers", help="DataLoader workers (default: 0 for in-memory data).", rich_help_panel="Engine"
     ),
 ]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        help="CPU threads for PyTorch ops (fewer than cores when the machine is busy).",
+        rich_help_panel="Engine",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel="Engine")]
 Patience = Annotated[
     int | None,
@@ -215,6 +223,7 @@ def train_config(task: str, opts: dict, task_args: dict):
         channels_last=opts["channels_last"],
         compile=opts["compile"],
         workers=opts["workers"],
+        threads=opts.get("threads"),
         seed=opts["seed"],
         patience=opts["patience"],
         max_steps_per_epoch=opts["max_steps"],

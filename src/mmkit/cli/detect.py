@@ -58,6 +58,7 @@ def train(
     channels_last: c.ChannelsLast = False,
     compile: c.Compile = False,
     workers: c.Workers = None,
+    threads: c.Threads = None,
     seed: c.Seed = 0,
     patience: c.Patience = None,
     max_steps: c.MaxSteps = None,

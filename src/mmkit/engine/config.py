@@ -34,6 +34,7 @@ class TrainConfig:
     channels_last: bool = False
     compile: bool = False
     workers: int | None = None  # None: the task's choice
+    threads: int | None = None  # CPU intra-op threads (torch.set_num_threads); None: torch's default
     seed: int = 0
     patience: int | None = None  # early stopping: epochs without improvement of the monitored metric
     log_every: int = 50  # steps between loss syncs (progress text, TensorBoard, NaN check)

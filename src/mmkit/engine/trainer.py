@@ -127,6 +127,8 @@ class Trainer:
     def fit(self) -> FitResult:
         cfg = self.cfg
         resume_state = ckpt_io.load_checkpoint(self.resume_path) if self.resume_path else None
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         rt = self.rt = setup_runtime(cfg.device, cfg.precision, cfg.channels_last)
         try:
             return self._fit(rt, resume_state)
@@ -506,5 +508,7 @@ def _weights_only(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fmt(metrics: dict[str, float]) -> str:
-    keys = [k for k in metrics if k not in ("lr",)]
-    return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys)
+    """The epoch's log line: losses and validation metrics (everything else is in metrics.csv)."""
+    keys = [k for k in metrics if k.endswith("loss") or k.startswith("val/")]
+    keys = [k for k in keys if not k.endswith("mean_class_acc")] + ["time"]
+    return "  ".join(f"{k} {metrics[k]:.4g}" for k in keys if k in metrics)
