@@ -56,7 +56,10 @@ def train_and_eval(
     lr: float,
     max_steps: int | None = None,
     device: str = "auto",
+    weight_decay: float = 0.05,
+    **task_kw,
 ) -> dict[str, Any]:
+    task_args = {"data": data, "model": "smallcnn", **task_kw}
     cfg = TrainConfig(
         task="classify",
         project=str(out),
@@ -65,14 +68,14 @@ def train_and_eval(
         batch_size=batch_size,
         lr=lr,
         optimizer="adamw",
-        weight_decay=5e-4,
+        weight_decay=weight_decay,
         schedule="onecycle",
         exist_ok=True,
         device=device,
         max_steps_per_epoch=max_steps,
-        task_args={"data": data, "model": "smallcnn"},
+        task_args=task_args,
     )
-    fit = Trainer(classify.ClassifyTask(data, "smallcnn"), cfg).fit()
+    fit = Trainer(classify.ClassifyTask(**task_args), cfg).fit()
     ev = classify.evaluate(str(fit.run_dir / "best.pt"), data, device=device, out=fit.run_dir / "eval")
     return {"run_dir": fit.run_dir, "fit": fit, "eval": ev}
 

@@ -1,0 +1,19 @@
+"""The main job, shortened: every part runs and the report holds the pictures."""
+
+import json
+
+from mmkit.cli import app
+from mmkit.cli.common import run_cli
+
+
+def test_quick_demo_writes_the_report(tmp_path, capsys):
+    code = run_cli(app, ["demo", "--quick", "--out", str(tmp_path), "--device", "cpu", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    r = json.loads(out.strip().splitlines()[-1])
+    assert r["results"]["digits"]["test_images"] == 359
+    assert r["results"]["imagenet"]["coffee"] == "espresso"
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64") >= 3 and "EfficientNet-Lite0" in html
+    assert (tmp_path / "predictions.png").is_file()
+    assert (tmp_path / "classify" / "digits" / "best.pt").is_file()
