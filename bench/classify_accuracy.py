@@ -21,7 +21,16 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from common import base_parser, environment, load_average, median, print_table, set_threads, write_result
+from common import (
+    base_parser,
+    environment,
+    load_average,
+    median,
+    print_table,
+    read_result,
+    set_threads,
+    write_result,
+)
 
 from mmkit.data.builtin import fashion_mnist_dir
 from mmkit.engine import TrainConfig, Trainer
@@ -53,9 +62,31 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    "digits": Recipe("digits", epochs=20, batch_size=64, lr=3e-3, target_top1=98.0, budget_s=60.0),
+    # 8x8 digits upsampled to 16x16 give the three pooling stages something to work with; val_split 0.2 keeps the
+    # validation set (which picks best.pt) from saturating at 100% on a lucky early epoch.
+    "digits": Recipe(
+        "digits",
+        epochs=15,
+        batch_size=64,
+        lr=1e-2,
+        img_size=16,
+        val_split=0.2,
+        label_smoothing=0.1,
+        target_top1=98.0,
+        budget_s=60.0,
+    ),
+    # Width 0.75 (24/48/96 channels) in channels_last: the most epochs of a model big enough for 93% that fit in
+    # 10 minutes on 2 shared cores.
     "fashion-mnist": Recipe(
-        "fashion-mnist", epochs=12, batch_size=128, lr=3e-3, target_top1=93.0, budget_s=600.0
+        "fashion-mnist",
+        epochs=8,
+        batch_size=256,
+        lr=4e-3,
+        width=0.75,
+        channels_last=True,
+        label_smoothing=0.1,
+        target_top1=93.0,
+        budget_s=600.0,
     ),
 }
 QUICK: dict[str, dict[str, Any]] = {
@@ -99,6 +130,10 @@ def run_once(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
         str(fit.run_dir / "best.pt"), recipe.data, device="cpu", out=fit.run_dir / "test", workers=0
     )
     eval_s = time.perf_counter() - t1
+    # For comparison only: best.pt is what a user evaluates; last.pt shows what a tie on val top-1 may cost.
+    last = evaluate(
+        str(fit.run_dir / "last.pt"), recipe.data, device="cpu", out=fit.run_dir / "test-last", workers=0
+    )
     with (fit.run_dir / "metrics.csv").open() as f:
         epochs = list(csv.DictReader(f))
     return {
@@ -108,6 +143,7 @@ def run_once(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
         "test_top1": round(metrics["top1"], 3),
         "test_top5": round(metrics["top5"], 3),
         "test_images": metrics["images"],
+        "test_top1_last_pt": round(last["top1"], 3),
         "best_val_top1": fit.best_value,
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs,
@@ -133,6 +169,23 @@ def summarize(name: str, recipe: Recipe, runs: list[dict[str, Any]]) -> dict[str
         "meets_accuracy": min(top1) >= recipe.target_top1,
         "meets_time": max(wall) <= recipe.budget_s,
     }
+
+
+def describe(r: Recipe) -> str:
+    """One line naming what a recipe trains, for the table."""
+    parts = [
+        f"{r.epochs} ep",
+        f"bs {r.batch_size}",
+        f"{r.optimizer} lr {r.lr:g} {r.schedule}",
+        f"width {r.width:g}",
+    ]
+    if r.img_size:
+        parts.append(f"{r.img_size}px")
+    if r.label_smoothing:
+        parts.append(f"ls {r.label_smoothing:g}")
+    if r.channels_last:
+        parts.append("channels_last")
+    return ", ".join(parts)
 
 
 def parse_sets(items: list[str]) -> dict[str, Any]:
@@ -212,13 +265,12 @@ def main() -> None:
                     f"{name} seed {seed}: test top-1 {r['test_top1']:.2f}%  train {r['train_wall_s']:.1f}s  "
                     f"(best val {r['best_val_top1']:.2f}% at epoch {r['best_epoch']}, load {r['load_average_after']})"
                 )
-            results[name] = summarize(name, recipe, runs)
+            results[name] = {**summarize(name, recipe, runs), "environment": env}
             s = results[name]
             rows.append(
                 [
                     name,
-                    f"{recipe.epochs} ep, bs {recipe.batch_size}, {recipe.optimizer} lr {recipe.lr:g} "
-                    f"{recipe.schedule}, width {recipe.width:g}",
+                    describe(recipe),
                     len(runs),
                     s["test_top1_median"],
                     s["test_top1_min"],
@@ -246,6 +298,9 @@ def main() -> None:
             title=f"smallcnn through mmkit's engine, {env['device']}, {args.threads} threads, torch {env['torch']}"
             + (" (quick: not a real result)" if args.quick else ""),
         )
+    # One file for both datasets: a run of one dataset keeps the other's last result (each names its environment).
+    previous = read_result("classify_accuracy", quick=args.quick) or {}
+    merged = {k: v for k, v in previous.get("results", {}).items() if k not in results and k not in skipped}
     path = write_result(
         "classify_accuracy",
         {
@@ -253,7 +308,7 @@ def main() -> None:
             "quick": args.quick,
             "environment": env,
             "settings": {"datasets": names, "overrides": overrides, "threads": args.threads},
-            "results": results,
+            "results": {**merged, **results},
             "skipped": skipped,
         },
         quick=args.quick,

@@ -20,6 +20,8 @@ from typing import Any
 import torch
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+# Environment variables that change CPU threading behaviour; recorded with every result.
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "MKL_NUM_THREADS")
 
 
 def cpu_model() -> str:
@@ -75,6 +77,7 @@ def environment(device: torch.device | str, threads: int | None = None) -> dict[
         "cpu_flags": cpu_flags(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "load_average_start": load_average(),
+        "env_vars": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ},
     }
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
@@ -105,10 +108,22 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def result_path(name: str, *, quick: bool) -> Path:
+    return RESULTS_DIR / f"{name}{'.quick' if quick else ''}.json"
+
+
+def read_result(name: str, *, quick: bool) -> dict[str, Any] | None:
+    """The previously written result, or None (missing or unreadable)."""
+    try:
+        return json.loads(result_path(name, quick=quick).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def write_result(name: str, payload: dict[str, Any], *, quick: bool) -> Path:
     """Write ``bench/results/<name>[.quick].json`` atomically, adding the end-of-run load average."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"{name}{'.quick' if quick else ''}.json"
+    path = result_path(name, quick=quick)
     payload = dict(payload)
     env = dict(payload.get("environment", {}))
     env["load_average_end"] = load_average()
@@ -129,9 +144,14 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
     text = [[cell(v) for v in r] for r in rows]
     widths = [max(len(h), *(len(r[i]) for r in text)) if text else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in text]
+    for raw, r in zip(rows, text, strict=True):  # numbers right-aligned, text left-aligned
+        cells = [
+            c.rjust(w) if isinstance(v, (int, float)) else c.ljust(w)
+            for v, c, w in zip(raw, r, widths, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
 
 

@@ -5,7 +5,13 @@ A CLI module parses options and calls the task API; it holds no training or mode
 
 from __future__ import annotations
 
+import os
 import sys
+
+# OpenMP threads that spin while waiting fight every other process on a small machine (10x slower training of small
+# models measured on 2 busy cores, see bench/README.md); passive waiting costs little when the machine is idle.
+# Read when the OpenMP runtime loads, so it is set before torch is imported; an explicit setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 
