@@ -208,13 +208,44 @@ def test_bad_labels_are_reported_with_file_and_line(scenes, tmp_path, capsys):
 
 
 def test_localizer_trains_and_evaluates(scenes, tmp_path, capsys):
-    code, out, err = mmkit(capsys, "detect", "train", "--data", scenes, "--model", "localizer", "--img-size", "128",
-                           "--epochs", "1", "--batch-size", "8", "--project", tmp_path, "--name", "loc",
-                           "--device", "cpu", "--workers", "0", "--json")
+    code, out, err = mmkit(
+        capsys,
+        "detect",
+        "train",
+        "--data",
+        scenes,
+        "--model",
+        "localizer",
+        "--img-size",
+        "128",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--project",
+        tmp_path,
+        "--name",
+        "loc",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--json",
+    )
     assert code == 0, err
     run = Path(json.loads(out)["run_dir"])
-    code, out, _ = mmkit(capsys, "detect", "eval", "--weights", run / "best.pt", "--data", scenes, "--out",
-                         tmp_path / "ev", "--json")
+    code, out, _ = mmkit(
+        capsys,
+        "detect",
+        "eval",
+        "--weights",
+        run / "best.pt",
+        "--data",
+        scenes,
+        "--out",
+        tmp_path / "ev",
+        "--json",
+    )
     assert code == 0 and 0.0 <= json.loads(out)["map50"] <= 1.0
     code, _, err = mmkit(capsys, "detect", "export", "--weights", run / "best.pt")
     assert code == 2 and "YOLO" in err
