@@ -62,8 +62,9 @@ class Recipe:
 
 
 RECIPES: dict[str, Recipe] = {
-    # 8x8 digits upsampled to 16x16 give the three pooling stages something to work with; val_split 0.2 keeps the
-    # validation set (which picks best.pt) from saturating at 100% on a lucky early epoch.
+    # smallcnn at its default width (16/32/64 channels). 8x8 digits upsampled to 16x16 give the three pooling
+    # stages something to work with; val_split 0.2 keeps the validation set (which picks best.pt) from saturating
+    # at 100% on a lucky early epoch.
     "digits": Recipe(
         "digits",
         epochs=15,
@@ -75,14 +76,15 @@ RECIPES: dict[str, Recipe] = {
         target_top1=98.0,
         budget_s=60.0,
     ),
-    # Width 0.75 (24/48/96 channels) in channels_last: the most epochs of a model big enough for 93% that fit in
-    # 10 minutes on 2 shared cores.
+    # Not yet measured: the next candidate after the one run so far (8 epochs at width 0.75, i.e. 12/24/48
+    # channels, reached 89.9%). Width 1.5 (24/48/96 channels) learns about 1 point more per image seen than the
+    # default 16/32/64, and 8 epochs of it should fit in 10 minutes on 2 idle cores. See bench/README.md.
     "fashion-mnist": Recipe(
         "fashion-mnist",
         epochs=8,
         batch_size=256,
-        lr=4e-3,
-        width=0.75,
+        lr=6e-3,
+        width=1.5,
         channels_last=True,
         label_smoothing=0.1,
         target_top1=93.0,
@@ -90,12 +92,12 @@ RECIPES: dict[str, Recipe] = {
     ),
 }
 QUICK: dict[str, dict[str, Any]] = {
-    "digits": {"epochs": 3},
+    "digits": {"epochs": 2},
     "fashion-mnist": {"epochs": 1, "max_steps_per_epoch": 20},
 }
 
 
-def run_once(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
+def run_once(recipe: Recipe, seed: int, workdir: Path, compare_last: bool = True) -> dict[str, Any]:
     """Train one seed through the engine and evaluate its best.pt on the test split."""
     task = ClassifyTask(
         recipe.data,
@@ -131,9 +133,11 @@ def run_once(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
     )
     eval_s = time.perf_counter() - t1
     # For comparison only: best.pt is what a user evaluates; last.pt shows what a tie on val top-1 may cost.
-    last = evaluate(
-        str(fit.run_dir / "last.pt"), recipe.data, device="cpu", out=fit.run_dir / "test-last", workers=0
-    )
+    last = None
+    if compare_last:
+        last = evaluate(
+            str(fit.run_dir / "last.pt"), recipe.data, device="cpu", out=fit.run_dir / "test-last", workers=0
+        )
     with (fit.run_dir / "metrics.csv").open() as f:
         epochs = list(csv.DictReader(f))
     return {
@@ -143,7 +147,7 @@ def run_once(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
         "test_top1": round(metrics["top1"], 3),
         "test_top5": round(metrics["top5"], 3),
         "test_images": metrics["images"],
-        "test_top1_last_pt": round(last["top1"], 3),
+        "test_top1_last_pt": round(last["top1"], 3) if last else None,
         "best_val_top1": fit.best_value,
         "best_epoch": fit.best_epoch,
         "epochs_run": fit.epochs,
@@ -259,7 +263,7 @@ def main() -> None:
             seeds = args.seeds or (1 if args.quick or name == "fashion-mnist" else 3)
             runs = []
             for seed in range(seeds):
-                r = run_once(recipe, seed, workdir)
+                r = run_once(recipe, seed, workdir, compare_last=not args.quick)
                 runs.append(r)
                 print(
                     f"{name} seed {seed}: test top-1 {r['test_top1']:.2f}%  train {r['train_wall_s']:.1f}s  "

@@ -64,7 +64,11 @@ def load_tensors(n: int) -> tuple[str, TensorDataset]:
     """``n`` training images as normalized float32 [N, 1, 28, 28] and int64 labels."""
     name = "fashion-mnist" if fashion_mnist_dir() is not None else "mnist5k"
     d = load_classification_data(name, val_split=0.0)
-    images, labels = d.train.images[:n], d.train.labels[:n]
+    images, labels = d.train.images, d.train.labels
+    if len(labels) < n:  # mnist5k holds 4,000 training images: repeat them rather than run short
+        reps = -(-n // len(labels))
+        images, labels = images.repeat(reps, 1, 1, 1), labels.repeat(reps)
+    images, labels = images[:n], labels[:n]
     x = (images.float() / 255 - d.mean[0]) / d.std[0]
     return name, TensorDataset(x.contiguous(), labels.clone())
 
