@@ -19,6 +19,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from mmkit.data.transforms import TransformedDataset
+
 PAD_VALUE = 114  # gray, as in the YOLO letterbox
 TRAIN_SCALE = (0.6, 1.4)
 TRAIN_TRANSLATE = (0.1, 0.1)
@@ -130,23 +132,13 @@ def build_detection_transforms(
     return DetectionTransform(train, img_size, hflip=hflip)
 
 
-class TransformedDetectionDataset(torch.utils.data.Dataset):
+class TransformedDetectionDataset(TransformedDataset):
     """Apply a detection transform to each (image, target) item; None items (unreadable images) pass through.
 
     ``target(i)`` and ``size(i)`` of the wrapped dataset stay available (untransformed, for ground truth).
     """
 
-    def __init__(self, dataset: torch.utils.data.Dataset, transform: Callable):
-        self.dataset = dataset
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int):
-        item = self.dataset[index]
-        if item is None:
-            return None
+    def apply(self, item):
         return self.transform(*item)
 
     def target(self, index: int) -> dict:

@@ -85,8 +85,10 @@ class TransformedDataset(Dataset):
 
     def __getitem__(self, index: int):
         item = self.dataset[index]
-        if item is None:
-            return None
+        return None if item is None else self.apply(item)
+
+    def apply(self, item):
+        """Transform one (image, label) item; subclasses with richer targets override this."""
         image, label = item
         return self.transform(image), label
 
