@@ -17,3 +17,11 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     assert html.count("data:image/png;base64") >= 3 and "EfficientNet-Lite0" in html
     assert (tmp_path / "predictions.png").is_file()
     assert (tmp_path / "classify" / "digits" / "best.pt").is_file()
+    # the detection part: trained, evaluated on the 300 held-out scenes, boxes drawn
+    det = r["results"]["digit-scenes"]
+    assert det["val_images"] == 300 and 0.0 <= det["map"] <= det["map50"] <= 1.0
+    assert (tmp_path / "detect" / "digit-scenes" / "best.pt").is_file()
+    assert sorted(p.name for p in (tmp_path / "detections").glob("*.png")) == [
+        f"scene{i}.png" for i in range(4)
+    ]
+    assert "YOLOv3-tiny on digit-scenes" in html and html.count("data:image/png;base64") >= 8

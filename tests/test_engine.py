@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from _toy import ToyTask
+from torch import nn
 
 from mmkit.engine import TrainConfig, Trainer, load_checkpoint, save_checkpoint
 from mmkit.engine.optim import OPTIMIZERS, build_scheduler
@@ -90,6 +91,9 @@ def test_early_stopping(tmp_path):
         ToyTask(), cfg(tmp_path, epochs=50, lr=0.0, optimizer="sgd", patience=2), progress=False
     ).fit()
     assert res.stopped_early and res.epochs == 3  # epoch 1 sets the best, 2 and 3 do not improve
+    # lr 0: every epoch ties; best.pt follows the later epoch, while patience still counts the ties
+    assert res.best_epoch == 3
+    assert load_checkpoint(res.run_dir / "best.pt")["epoch"] == 3
 
 
 def test_resume_continues_exactly(tmp_path):
@@ -195,3 +199,28 @@ def test_manual_optimization_steps_two_optimizers(tmp_path):
     with torch.no_grad():
         mean = task.g(torch.randn(512, 4)).mean(0)
     assert torch.dist(mean, torch.tensor([2.0, -1.0])) < 1.2
+
+
+def test_weight_decay_applies_to_weights_only():
+    from mmkit.engine import build_optimizer, decay_groups
+
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 2))
+    model[0].weight.requires_grad_(False)  # frozen parameters are left out
+    opt = build_optimizer("adamw", decay_groups(model, 0.05), lr=1e-3)
+    decayed, plain = opt.param_groups
+    assert decayed["weight_decay"] == 0.05 and plain["weight_decay"] == 0.0
+    assert [p.shape for p in decayed["params"]] == [model[3].weight.shape]
+    assert {id(p) for p in plain["params"]} == {
+        id(model[0].bias),
+        id(model[1].weight),
+        id(model[1].bias),
+        id(model[3].bias),
+    }
+    # one step: a bias with zero gradient is not pulled towards zero, a weight with zero gradient is
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    model[3].bias.data.fill_(1.0)
+    before = model[3].weight.detach().clone()
+    opt.step()
+    assert torch.equal(model[3].bias, torch.ones(2))
+    assert (model[3].weight.abs() < before.abs()).all()

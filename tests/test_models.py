@@ -145,3 +145,13 @@ def test_freeze_backbone_without_weights():
     model = get_model("resnet18", num_classes=3, freeze_backbone=True)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable == {"fc.weight", "fc.bias"}
+    # the frozen backbone's BatchNorm stays in eval mode: training the head leaves its statistics alone
+    model.train()
+    stats = model.bn1.running_mean.clone()
+    model(torch.randn(4, 3, 64, 64) * 5 + 3)
+    assert not model.bn1.training and torch.equal(model.bn1.running_mean, stats)
+    assert model.fc.training
+    # checkpoints of a frozen model load into a plain one
+    plain = get_model("resnet18", num_classes=3)
+    plain.load_state_dict(model.state_dict())
+    assert plain.bn1.training and type(plain.bn1) is torch.nn.BatchNorm2d

@@ -13,6 +13,7 @@ from mmkit.data import (
     collate_skip_none,
     load_classification_data,
 )
+from mmkit.data.transforms import BatchTransform
 
 
 def _digit() -> torch.Tensor:
@@ -94,3 +95,45 @@ def test_transformed_dataset_and_loader(tmp_path, photos):
     )
     assert memory[1][0].shape == (3, 16, 16) and memory[1][1] == 1
     assert memory.targets == [0, 1]
+
+
+def test_batch_transform_eval_equals_the_per_image_transform():
+    torch.manual_seed(0)
+    batch = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    for size in (8, 16):
+        per_image = build_transforms(
+            False, size, (0.3,), (0.4,), in_channels=1, out_channels=3, native_size=8
+        )
+        batched = BatchTransform(False, (0.3,), (0.4,), out_channels=3, size=size)
+        expected = torch.stack([per_image(x) for x in batch])
+        torch.testing.assert_close(batched(batch), expected, atol=1 / 255 / 0.4 + 1e-6, rtol=0)
+
+
+def test_batch_transform_train_crops_and_flips_each_image():
+    torch.manual_seed(0)
+    batch = torch.arange(64, dtype=torch.uint8).view(1, 1, 8, 8).repeat(200, 1, 1, 1) + 1
+    tf = BatchTransform(True, (0.0,), (1 / 255,), out_channels=1, pad=2, hflip=True)
+    out = tf(batch).round()  # mean 0, std 1/255: pixel values back, zero where padding shows
+    assert out.shape == (200, 1, 8, 8)
+    src = batch[0, 0].float()
+    kinds = set()
+    for img in out[:, 0]:
+        # every output is a shifted window of the padded (possibly flipped) source
+        found = None
+        for flipped in (False, True):
+            s = src.flip(-1) if flipped else src
+            padded = torch.nn.functional.pad(s, (2, 2, 2, 2))
+            for dy in range(5):
+                for dx in range(5):
+                    if torch.equal(padded[dy : dy + 8, dx : dx + 8], img):
+                        found = (flipped, dy, dx)
+        assert found is not None
+        kinds.add(found)
+    assert len(kinds) > 20  # 2 flips x 25 offsets, drawn per image
+    torch.manual_seed(0)
+    torch.testing.assert_close(tf(batch).round(), out)  # seeded by torch's global RNG
+
+
+def test_batch_transform_rejects_float_input():
+    with pytest.raises(ValueError, match="uint8"):
+        BatchTransform(False, (0.5,), (0.5,), out_channels=1)(torch.zeros(2, 1, 8, 8))

@@ -18,7 +18,8 @@ def demo(
     device: c.Device = "auto",
     json: c.Json = False,
 ) -> None:
-    """Train on embedded data, evaluate, name real photos, write runs/demo/report.html. Offline, a few minutes.
+    """Train classifiers and a detector on embedded data, evaluate, name real photos, write runs/demo/report.html.
+    Offline, a few minutes.
 
     Example: mmkit demo
     """
@@ -27,5 +28,5 @@ def demo(
     r = run_demo(out, quick=quick, device=device)
     parts = [
         f"{k} top1 {v['top1']:.2f}%" for k, v in r.results.items() if isinstance(v, dict) and "top1" in v
-    ]
+    ] + [f"{k} mAP@.5 {v['map50']:.3f}" for k, v in r.results.items() if isinstance(v, dict) and "map50" in v]
     c.emit(f"demo: {', '.join(parts)} -> {r.report}", {"report": str(r.report), "results": r.results}, json)

@@ -41,6 +41,23 @@ def train(
     hflip: Annotated[
         bool, typer.Option("--hflip", help="Random horizontal flips (off: digits are not symmetric).")
     ] = False,
+    width: Annotated[
+        float, typer.Option("--width", help="YOLO channel multiplier (0.5 is ~4x cheaper).")
+    ] = 1.0,
+    anchors: Annotated[
+        str,
+        typer.Option(
+            "--anchors",
+            help="auto: k-means on the training boxes at --img-size; default: Darknet's COCO anchors.",
+        ),
+    ] = "auto",
+    ignore_iou: Annotated[
+        float,
+        typer.Option(
+            "--ignore-iou",
+            help="Background predictions over this IoU with an object get no objectness loss (0: off).",
+        ),
+    ] = 0.5,
     epochs: c.Epochs = 30,
     batch_size: c.BatchSize = 16,
     lr: c.Lr = 1e-3,
@@ -80,7 +97,15 @@ def train(
         if not data:
             raise MMKitError("--data is required (digit-scenes, a data.yaml, or a COCO folder)")
         task_args = dict(
-            data=data, model=model, weights=weights, img_size=img_size, val_split=val_split, hflip=hflip
+            data=data,
+            model=model,
+            weights=weights,
+            img_size=img_size,
+            val_split=val_split,
+            hflip=hflip,
+            anchors=anchors,
+            ignore_iou=ignore_iou if ignore_iou > 0 else None,
+            model_kwargs={"width": width} if width != 1.0 else None,
         )
         cfg = c.train_config("detect", opts, task_args)
         last = None

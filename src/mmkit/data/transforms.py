@@ -28,6 +28,11 @@ def _channel_stats(values: Sequence[float], out_channels: int, what: str) -> lis
     raise ValueError(f"{what} has {len(values)} values; expected 1 or {out_channels}")
 
 
+def crop_padding(image_size: int) -> int:
+    """Zero padding of the small-image RandomCrop: an eighth of the side (2 px at 16, 3 at 28, 4 at 32)."""
+    return max(1, image_size // 8)
+
+
 def build_transforms(
     train: bool,
     image_size: int,
@@ -55,7 +60,7 @@ def build_transforms(
         if native_size != image_size or any_size:  # any_size: user files of any size into a small-image model
             steps.append(v2.Resize([image_size, image_size], antialias=True))
         if train:
-            steps.append(v2.RandomCrop(image_size, padding=max(1, image_size // 8), padding_mode="constant"))
+            steps.append(v2.RandomCrop(image_size, padding=crop_padding(image_size), padding_mode="constant"))
     elif train:
         steps.append(v2.RandomResizedCrop(image_size, antialias=True))
     else:
@@ -71,6 +76,67 @@ def build_transforms(
         v2.Normalize(_channel_stats(mean, out_channels, "mean"), _channel_stats(std, out_channels, "std"))
     )
     return v2.Compose(steps)
+
+
+class BatchTransform(torch.nn.Module):
+    """The small-image transform of `build_transforms`, on a whole uint8 [B, C, H, W] batch on its own device.
+
+    Train: Resize to ``size`` when given (bilinear, antialiased, rounded back to uint8 like v2.Resize), RandomCrop
+    with zero padding of ``pad`` pixels and a horizontal flip, drawn per image; then scale to 0-1, repeat 1 channel to 3 if asked, and Normalize. Eval: only the last three steps. Used for in-memory
+    datasets at their native size, where per-image transforms in a DataLoader would cost more than the model:
+    54,000 Fashion-MNIST images take ~18 s per epoch through v2 on one core and ~1 s here.
+    """
+
+    def __init__(
+        self,
+        train: bool,
+        mean: Sequence[float],
+        std: Sequence[float],
+        *,
+        out_channels: int,
+        size: int | None = None,
+        pad: int = 0,
+        hflip: bool = True,
+    ) -> None:
+        super().__init__()
+        self.train_mode, self.pad, self.hflip, self.out_channels = train, pad, hflip, out_channels
+        self.size = size
+        c = out_channels
+        self.register_buffer("mean", torch.tensor(_channel_stats(mean, c, "mean")).view(1, c, 1, 1), False)
+        self.register_buffer("std", torch.tensor(_channel_stats(std, c, "std")).view(1, c, 1, 1), False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype != torch.uint8 or x.dim() != 4:
+            raise ValueError(
+                f"BatchTransform expects a uint8 [B, C, H, W] batch, got {x.dtype} {tuple(x.shape)}"
+            )
+        if self.size is not None and tuple(x.shape[-2:]) != (self.size, self.size):
+            x = torch.nn.functional.interpolate(
+                x.float(), size=(self.size, self.size), mode="bilinear", antialias=True, align_corners=False
+            )
+            x = x.round_().clamp_(0, 255).to(torch.uint8)
+        if self.train_mode:
+            x = self._augment(x)
+        x = x.float().div_(255)
+        if x.shape[1] == 1 and self.out_channels == 3:
+            x = x.expand(-1, 3, -1, -1)
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        dev = x.device
+        if self.pad > 0:
+            p = self.pad
+            padded = torch.nn.functional.pad(x, (p, p, p, p))
+            dy = torch.randint(0, 2 * p + 1, (b, 1, 1), device=dev)
+            dx = torch.randint(0, 2 * p + 1, (b, 1, 1), device=dev)
+            rows = dy + torch.arange(h, device=dev).view(1, h, 1)
+            cols = dx + torch.arange(w, device=dev).view(1, 1, w)
+            x = padded[torch.arange(b, device=dev).view(b, 1, 1), :, rows, cols].permute(0, 3, 1, 2)
+        if self.hflip:
+            flip = torch.rand(b, device=dev) < 0.5
+            x = torch.where(flip.view(b, 1, 1, 1), x.flip(-1), x)
+        return x
 
 
 class TransformedDataset(Dataset):

@@ -15,15 +15,40 @@ SCHEDULES = ("cosine", "step", "onecycle", "constant")
 INITS = ("xavier", "he")
 
 
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Parameter groups with weight decay on weights (matrices, conv kernels) and none on biases and norm scales
+    (every parameter with fewer than 2 dimensions), as timm and the YOLO trainers do. Frozen parameters are
+    left out."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
 def build_optimizer(
     name: str, params: Iterable, lr: float, weight_decay: float = 0.0, momentum: float = 0.9
 ) -> torch.optim.Optimizer:
-    """SGD (Nesterov momentum), Adam, AdamW, RMSprop, Rprop or LBFGS. Fused/foreach kernels are used on CUDA."""
-    params = [p for p in params if p.requires_grad]
-    if not params:
+    """SGD (Nesterov momentum), Adam, AdamW, RMSprop, Rprop or LBFGS. Fused/foreach kernels are used on CUDA.
+
+    `params`: parameters, or parameter groups (dicts, e.g. from `decay_groups`); `weight_decay` is the default
+    for groups that do not set their own."""
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+        params = [g for g in groups if g["params"]]
+        flat = [p for g in params for p in g["params"]]
+    else:
+        params = flat = [p for p in params if p.requires_grad]
+    if not flat:
         raise MMKitError("optimizer: the model has no trainable parameters")
+    if name.lower() in ("rprop", "lbfgs"):  # no weight decay: one plain group
+        params = flat
     name = name.lower()
-    on_cuda = params[0].is_cuda
+    on_cuda = flat[0].is_cuda
     fast = {"fused": True} if on_cuda else {}
     if name == "sgd":
         return torch.optim.SGD(

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from mmkit.engine.optim import build_optimizer
+from mmkit.engine.optim import build_optimizer, decay_groups
 
 if TYPE_CHECKING:
     from mmkit.engine.config import TrainConfig
@@ -59,13 +59,11 @@ class Task:
         return 0
 
     def optimizers(self, cfg: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        """One optimizer per trainable module, by name. Override for per-module learning rates (GANs)."""
+        """One optimizer per trainable module, by name, with weight decay on weights only (not on biases and norm
+        scales). Override for per-module learning rates (GANs)."""
         model = self.modules()["model"]
-        return {
-            "model": build_optimizer(
-                cfg.optimizer, model.parameters(), cfg.lr, cfg.weight_decay, cfg.momentum
-            )
-        }
+        groups = decay_groups(model, cfg.weight_decay)
+        return {"model": build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.weight_decay, cfg.momentum)}
 
     # --- training -----------------------------------------------------------------------------------------------
     def loss(self, model: nn.Module, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -236,18 +236,15 @@ class Trainer:
                     key = monitor if monitor in metrics else "train/loss"
                     kmode = mode if key == monitor else "min"
                     value = metrics.get(key)
-                    improved = (
-                        value is not None
-                        and math.isfinite(value)
-                        and (
-                            best_value is None
-                            or (value > best_value if kmode == "max" else value < best_value)
-                        )
+                    finite = value is not None and math.isfinite(value)
+                    better = finite and (
+                        best_value is None or (value > best_value if kmode == "max" else value < best_value)
                     )
+                    # A tie moves best.pt to the later (longer trained) epoch, but is no progress for patience.
+                    improved = better or (finite and value == best_value)
                     if improved:
-                        best_value, best_epoch, bad_epochs = value, epoch + 1, 0
-                    else:
-                        bad_epochs += 1
+                        best_value, best_epoch = value, epoch + 1
+                    bad_epochs = 0 if better else bad_epochs + 1
 
                     task.on_epoch_end(epoch + 1, run_dir if rt.is_main else None, rt)
                     rng = rt.gather_objects(get_rng_state())

@@ -167,6 +167,26 @@ def _freeze_backbone(model: nn.Module) -> None:
         )
     for name, p in model.named_parameters():
         p.requires_grad = any(name.startswith(h + ".") for h in heads)
+    for name, m in model.named_modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(name.startswith(h + ".") for h in heads):
+            m.__class__ = _frozen_norm_class(type(m))
+            m.eval()
+
+
+_FROZEN_NORMS: dict[type, type] = {}
+
+
+def _frozen_norm_class(cls: type) -> type:
+    """A subclass of a BatchNorm class that stays in eval mode: a frozen backbone keeps normalizing with its
+    pretrained running statistics (and never updates them) while the head trains. Same parameters and buffers, so
+    checkpoints load into the plain class."""
+    if cls not in _FROZEN_NORMS:
+
+        def train(self, mode: bool = True):
+            return cls.train(self, False)
+
+        _FROZEN_NORMS[cls] = type(f"Frozen{cls.__name__}", (cls,), {"train": train})
+    return _FROZEN_NORMS[cls]
 
 
 # ---------------------------------------------------------------------------------------------------------------

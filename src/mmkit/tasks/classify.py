@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mmkit.data import ClassificationData, collate_skip_none, load_classification_data
+from mmkit.data.classification import TensorImageDataset
 from mmkit.data.formats.images import read_image
-from mmkit.data.transforms import TransformedDataset, build_transforms
+from mmkit.data.transforms import BatchTransform, TransformedDataset, build_transforms, crop_padding
 from mmkit.engine import Runtime, Task, load_checkpoint, select_device
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
@@ -104,9 +106,19 @@ class ClassifyTask(Task):
             self.data_spec,
             self.model_kwargs,
         )
-        kw = dict(mean=mean, std=std, in_channels=d.channels, out_channels=in_chans, native_size=d.image_size)
-        self.train_ds = TransformedDataset(d.train, build_transforms(True, img, hflip=d.hflip, **kw))
-        self.val_ds = TransformedDataset(d.val, build_transforms(False, img, **kw))
+        self.channels_last = cfg.channels_last
+        self.train_tf = batch_transform(d.train, True, img, mean, std, in_chans, d.hflip)
+        self.val_tf = batch_transform(d.val, False, img, mean, std, in_chans)
+        if self.train_tf is not None and self.val_tf is not None:
+            # In-memory small images: the loaders yield uint8 batches, transformed whole on the device.
+            self.train_ds, self.val_ds = d.train, d.val
+        else:
+            kw = dict(
+                mean=mean, std=std, in_channels=d.channels, out_channels=in_chans, native_size=d.image_size
+            )
+            self.train_ds = TransformedDataset(d.train, build_transforms(True, img, hflip=d.hflip, **kw))
+            self.val_ds = TransformedDataset(d.val, build_transforms(False, img, **kw))
+            self.train_tf = self.val_tf = None
         if rt.is_main:
             log.info(
                 "%s: %d train / %d val images, %d classes, %s at %dpx%s",
@@ -134,15 +146,23 @@ class ClassifyTask(Task):
     def default_workers(self) -> int:
         return 0 if self.data.image_size else min(8, os.cpu_count() or 1)
 
+    def prepare(self, x: torch.Tensor, train: bool) -> torch.Tensor:
+        """The batch as the model takes it: uint8 in-memory batches go through their BatchTransform here."""
+        tf = self.train_tf if train else self.val_tf
+        if tf is None:
+            return x
+        x = tf(x)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
     def loss(self, model, batch):
         x, y = batch
-        logits = model(x)
+        logits = model(self.prepare(x, train=True))
         loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
         return loss, {"top1": (logits.argmax(1) == y).float().mean() * 100}
 
     @torch.no_grad()
     def evaluate(self, model, loader, rt):
-        meter = run_meter(model, loader, rt, len(self.data.classes))
+        meter = run_meter(model, loader, rt, len(self.data.classes), prepare=lambda x: self.prepare(x, False))
         self.last_meter = meter
         m = meter.compute()
         return {f"val/{k}": v for k, v in m.items()}
@@ -174,14 +194,33 @@ class ClassifyTask(Task):
         ]
 
 
-def run_meter(model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int) -> ClassificationMeter:
-    """Top-k, loss and confusion over a loader; reduced across ranks."""
+def batch_transform(
+    ds, train: bool, img: int, mean, std, in_chans: int, hflip: bool = True
+) -> BatchTransform | None:
+    """A BatchTransform for an in-memory small-image dataset that needs no channel reduction, else None."""
+    if not isinstance(ds, TensorImageDataset) or ds.images.shape[-1] > 64 or ds.images.shape[1] > in_chans:
+        return None
+    pad = crop_padding(img) if train else 0
+    return BatchTransform(train, mean, std, out_channels=in_chans, size=img, pad=pad, hflip=hflip and train)
+
+
+def run_meter(
+    model: nn.Module,
+    loader: DataLoader,
+    rt: Runtime,
+    num_classes: int,
+    prepare: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> ClassificationMeter:
+    """Top-k, loss and confusion over a loader (its images passed through `prepare` if given); reduced across
+    ranks."""
     meter = ClassificationMeter(num_classes, device=rt.device)
     model.eval()
     for batch in loader:
         if batch is None:
             continue
         x, y = rt.move(batch)
+        if prepare is not None:
+            x = prepare(x)
         with rt.autocast():
             logits = model(x)
         logits = logits.float()
@@ -280,20 +319,21 @@ def evaluate(
     ds = {"train": d.train, "val": d.val, "test": d.test}.get(split)
     if ds is None:
         raise MMKitError(f"{data}: has no {split} split")
-    tf = build_transforms(
-        False,
-        meta.img_size,
-        meta.mean,
-        meta.std,
-        in_channels=d.channels,
-        out_channels=meta.in_chans,
-        native_size=d.image_size if d.image_size else None,
-    )
     workers = workers if workers is not None else (0 if d.image_size else min(8, os.cpu_count() or 1))
-    loader = DataLoader(
-        TransformedDataset(ds, tf), batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_none
-    )
-    meter = run_meter(net, loader, rt, meta.num_classes)
+    btf = batch_transform(ds, False, meta.img_size, meta.mean, meta.std, meta.in_chans)
+    if btf is None:
+        tf = build_transforms(
+            False,
+            meta.img_size,
+            meta.mean,
+            meta.std,
+            in_channels=d.channels,
+            out_channels=meta.in_chans,
+            native_size=d.image_size if d.image_size else None,
+        )
+        ds = TransformedDataset(ds, tf)
+    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_none)
+    meter = run_meter(net, loader, rt, meta.num_classes, prepare=btf)
     m = meter.compute()
     out_dir = Path(out) if out else next_run_dir("runs", "classify", "eval")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ from mmkit.losses.detection import YOLOv3Loss, localizer_loss
 from mmkit.metrics.detection import coco_evaluate, to_coco_results
 from mmkit.models import get_model
 from mmkit.models.yolov3 import postprocess
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +76,15 @@ class DetectTask(Task):
         img_size: int | None = None,
         val_split: float = 0.1,
         hflip: bool = False,
+        anchors: str = "auto",
+        ignore_iou: float | None = 0.5,
         model_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        if anchors not in ("auto", "default"):
+            raise MMKitError(f"--anchors {anchors}: choose auto (k-means on the training boxes) or default")
         self.data_spec, self.model_name, self.weights = str(data), model, weights
         self.img_size, self.val_split, self.hflip = img_size, val_split, hflip
+        self.anchors, self.ignore_iou = anchors, ignore_iou
         self.model_kwargs = dict(model_kwargs or {})
         self.last_eval: dict[str, Any] | None = None
 
@@ -91,8 +99,12 @@ class DetectTask(Task):
         img = self.img_size or info.default_input_size
         if img % 32:
             raise MMKitError(f"--img-size {img}: must be a multiple of 32")
+        if self.model_name.startswith("yolov3") and self.anchors == "auto" and self.weights is None:
+            self.model_kwargs.update(self._kmeans_anchors(img, tiny="tiny" in self.model_name, rt=rt))
         self.model = get_model(self.model_name, len(d.classes), weights=self.weights, **self.model_kwargs)
-        self.criterion = None if is_localizer(self.model) else YOLOv3Loss(self.model)
+        self.criterion = (
+            None if is_localizer(self.model) else YOLOv3Loss(self.model, ignore_iou=self.ignore_iou)
+        )
         self.meta = DetectorMeta(self.model_name, len(d.classes), img, list(d.classes), self.model_kwargs)
         self.train_ds = DetTransformed(d.train, build_detection_transforms(True, img, hflip=self.hflip))
         self.val_ds = DetTransformed(d.val, build_detection_transforms(False, img))
@@ -108,6 +120,26 @@ class DetectTask(Task):
                 s["train"]["boxes"],
                 f", {len(d.problems)} label problems (see the warnings above)" if d.problems else "",
             )
+
+    def _kmeans_anchors(self, img: int, tiny: bool, rt: Runtime) -> dict[str, Any]:
+        """anchors/anchor_size model kwargs from k-means on the training boxes at the training size (the same
+        on every rank: fixed seed); {} when there are too few boxes, leaving the Darknet anchors."""
+        from mmkit.models.anchors import anchors_for, best_possible_recall, kmeans_anchors
+
+        wh = train_box_sizes(self.data.train, img)
+        k = 6 if tiny else 9
+        if len(wh) < 4 * k:
+            log.info("anchors: only %d training boxes; keeping the default anchors", len(wh))
+            return {}
+        km = kmeans_anchors(wh, k, seed=0)
+        if rt.is_main:
+            log.info(
+                "anchors: k-means on %d training boxes at %dpx, best possible recall %.3f",
+                len(wh),
+                img,
+                best_possible_recall(wh, km),
+            )
+        return {"anchors": anchors_for(km, tiny), "anchor_size": img}
 
     def modules(self):
         return {"model": self.model}
@@ -350,6 +382,21 @@ def export(
     return path, fn(_Inference(net).eval(), example, path, check=check)
 
 
+def train_box_sizes(ds, img_size: int, max_images: int = 5000) -> np.ndarray:
+    """[N, 2] (w, h) of a split's boxes in pixels as the detector sees them after letterboxing to `img_size`
+    (the first `max_images` images; targets only, no image is decoded where the dataset allows)."""
+    import numpy as np
+
+    wh = []
+    for i in range(min(len(ds), max_images)):
+        t = ds.target(i) if hasattr(ds, "target") else ds[i][1]
+        h, w = ds.size(i) if hasattr(ds, "size") else ds[i][0].shape[-2:]
+        b = torch.as_tensor(t["boxes"], dtype=torch.float32).reshape(-1, 4)
+        if len(b):
+            wh.append(((b[:, 2:] - b[:, :2]) * (img_size / max(h, w))).numpy())
+    return np.concatenate(wh) if wh else np.zeros((0, 2))
+
+
 def anchors(
     data: str, *, k: int | None = None, tiny: bool = False, img_size: int = 416, seed: int = 0
 ) -> dict[str, Any]:
@@ -360,18 +407,9 @@ def anchors(
     from mmkit.models.yolov3 import YOLOV3_ANCHORS, YOLOV3_TINY_ANCHORS
 
     d = load_detection_data(data, seed=seed)
-    ds = d.train
-    wh = []
-    for i in range(len(ds)):
-        t = ds.target(i) if hasattr(ds, "target") else ds[i][1]
-        h, w = ds.size(i) if hasattr(ds, "size") else ds[i][0].shape[-2:]
-        s = img_size / max(h, w)
-        b = t["boxes"]
-        if len(b):
-            wh.append(((b[:, 2:] - b[:, :2]) * s).numpy())
-    if not wh:
+    wh = train_box_sizes(d.train, img_size, max_images=len(d.train))
+    if not len(wh):
         raise MMKitError(f"{data}: no boxes in the training split")
-    wh = np.concatenate(wh)
     k = k or (6 if tiny else 9)
     km = kmeans_anchors(wh, k, seed=seed)
     default = np.array(
