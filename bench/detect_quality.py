@@ -111,7 +111,9 @@ def main() -> None:
     p = base_parser(__doc__.split("\n\n")[0])
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field"
+    )
     p.add_argument("--keep-runs", type=Path, help="keep the run directory here (default: a temporary one)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -133,7 +135,11 @@ def main() -> None:
     env = environment("cpu", args.threads)
     with tempfile.TemporaryDirectory(prefix="mmkit-bench-") as tmp:
         r = run(recipe, args.seed, args.keep_runs or Path(tmp))
-    met = r["map50"] >= recipe.target_map50 and r["map"] >= recipe.target_map and r["train_wall_s"] <= recipe.budget_s
+    met = (
+        r["map50"] >= recipe.target_map50
+        and r["map"] >= recipe.target_map
+        and r["train_wall_s"] <= recipe.budget_s
+    )
     print_table(
         ["model", "img", "recipe", "mAP@[.5:.95]", "mAP@.5", "target", "train s", "budget s", "met"],
         [

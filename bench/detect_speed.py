@@ -173,7 +173,17 @@ def main() -> None:
                 ]
             )
     print_table(
-        ["model", "img", "precision", "train bs", "train img/s", "infer bs", "infer img/s", "ms/img", "NMS ms"],
+        [
+            "model",
+            "img",
+            "precision",
+            "train bs",
+            "train img/s",
+            "infer bs",
+            "infer img/s",
+            "ms/img",
+            "NMS ms",
+        ],
         rows,
         title=f"detection speed, {env['device']}, torch {env['torch']}" + (" (quick)" if args.quick else ""),
     )

@@ -191,6 +191,53 @@ def test_bad_inputs_get_one_clear_line(tmp_path, capsys):
         "classify", "train", "--data", "digits", "--model", "resnet9000", "--project", tmp_path, capsys=capsys
     )
     assert code == 2 and "resnet9000" in err
+    code, _, err = mmkit(
+        "classify",
+        "train",
+        "--data",
+        "digits",
+        "--model",
+        "resnet18",
+        "--width",
+        "2",
+        "--project",
+        tmp_path,
+        capsys=capsys,
+    )
+    assert code == 2 and "resnet18" in err and "width" in err and len(err.strip().splitlines()) == 1
+    code, _, err = mmkit("classify", "train", "--data", "digits", "--augment", "mixup", capsys=capsys)
+    assert code == 2 and "--augment mixup" in err
+
+
+def test_width_and_augment_options_reach_the_model(tmp_path):
+    code = run_cli(
+        app,
+        [
+            "classify",
+            "train",
+            "--data",
+            "digits",
+            "--width",
+            "0.5",
+            "--augment",
+            "flip",
+            "--model-arg",
+            "pool_size=3",
+            "--epochs",
+            "1",
+            "--project",
+            str(tmp_path),
+            "--name",
+            "w",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert code == 0
+    ck = load_checkpoint(tmp_path / "classify" / "w" / "best.pt")
+    assert ck["meta"]["model_kwargs"] == {"width": 0.5, "pool_size": 3}
+    assert ck["model"]["features.0.weight"].shape[0] == 8  # 16 channels x 0.5
+    assert ck["model"]["fc.weight"].shape == (10, 32 * 3 * 3)  # 64 x 0.5 channels, pooled to 3x3
 
 
 def test_data_list_and_show(tmp_path, capsys):

@@ -197,9 +197,9 @@ def test_every_command_line_parses(page: Path):
 
 
 def test_the_course_commands_are_documented():
-    """The pages show what modules 1 and 2 promise (so a page cannot go quiet and still pass)."""
+    """The pages show what modules 1 to 3 promise (so a page cannot go quiet and still pass)."""
     covered = {}
-    for name in ("01-fundamentals.md", "02-cnn-classification.md"):
+    for name in ("01-fundamentals.md", "02-cnn-classification.md", "03-object-detection.md"):
         page = ROOT / "docs" / "tutorials" / name
         covered[name] = {check_command(args) for _, _, args in documented_commands(page)}
     assert {"data list", "classify train", "classify eval", "classify predict"} <= covered[
@@ -212,6 +212,19 @@ def test_the_course_commands_are_documented():
     for flag in ("--freeze-backbone", "--weights imagenet", "--precision", "--channels-last", "--compile"):
         assert flag in lines, f"module 2 shows no command with {flag}"
     assert "torchrun --nproc-per-node 2 -m mmkit classify train" in lines
+    detection = {
+        "data synth detection",
+        "data convert",
+        "detect anchors",
+        "detect train",
+        "detect eval",
+        "detect predict",
+        "detect export",
+    }
+    assert detection <= covered["03-object-detection.md"], detection - covered["03-object-detection.md"]
+    lines = " ".join(t for _, t, _ in documented_commands(ROOT / "docs/tutorials/03-object-detection.md"))
+    for flag in ("--format coco", "--from coco --to yolo", "--model yolov3-tiny", "--model localizer", "--save-dir"):
+        assert flag in lines, f"module 3 shows no command with {flag}"
 
 
 # ---------------------------------------------------------------------------------------------------------------------

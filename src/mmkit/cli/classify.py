@@ -38,6 +38,18 @@ def train(
         bool, typer.Option("--freeze-backbone", help="Train only the new head.")
     ] = False,
     label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
+    width: Annotated[
+        float, typer.Option("--width", help="smallcnn's channel multiplier (2: 32/64/128 channels).")
+    ] = 1.0,
+    model_arg: c.ModelArg = None,
+    augment: Annotated[
+        str,
+        typer.Option(
+            "--augment",
+            help="crop-flip: random crop (padded for small images, resized for photos) + flip where the data "
+            "allows; flip: flip only (short schedules on small models); none.",
+        ),
+    ] = "crop-flip",
     epochs: c.Epochs = 10,
     batch_size: c.BatchSize = 64,
     lr: c.Lr = 1e-3,
@@ -87,6 +99,8 @@ def train(
             val_split=val_split,
             freeze_backbone=freeze_backbone,
             label_smoothing=label_smoothing,
+            augment=augment,
+            model_kwargs=c.model_kwargs(width, model_arg),
         )
         cfg = c.train_config("classify", opts, task_args)
         last = None

@@ -170,6 +170,27 @@ Resume = Annotated[
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON line instead of the summary.")]
+ModelArg = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model-arg",
+        help="KEY=VALUE passed to the model's constructor, repeatable (e.g. pool_size=3); values read as YAML.",
+    ),
+]
+
+
+def model_kwargs(width: float, items: list[str] | None) -> dict[str, Any] | None:
+    """Model constructor options from --width (when not 1) and --model-arg KEY=VALUE items."""
+    import yaml
+
+    out: dict[str, Any] = {"width": width} if width != 1.0 else {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier():
+            raise MMKitError(f"--model-arg {item}: expected KEY=VALUE, e.g. pool_size=3")
+        out[key] = yaml.safe_load(value)
+    return out or None
+
 
 ENGINE_KEYS = (
     "epochs",

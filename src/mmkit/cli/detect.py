@@ -44,6 +44,7 @@ def train(
     width: Annotated[
         float, typer.Option("--width", help="YOLO channel multiplier (0.5 is ~4x cheaper).")
     ] = 1.0,
+    model_arg: c.ModelArg = None,
     anchors: Annotated[
         str,
         typer.Option(
@@ -105,7 +106,7 @@ def train(
             hflip=hflip,
             anchors=anchors,
             ignore_iou=ignore_iou if ignore_iou > 0 else None,
-            model_kwargs={"width": width} if width != 1.0 else None,
+            model_kwargs=c.model_kwargs(width, model_arg),
         )
         cfg = c.train_config("detect", opts, task_args)
         last = None

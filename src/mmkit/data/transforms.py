@@ -42,6 +42,7 @@ def build_transforms(
     in_channels: int,
     out_channels: int,
     hflip: bool = True,
+    crop: bool = True,
     native_size: int | None = None,
     any_size: bool = False,
 ) -> torch.nn.Module:
@@ -49,7 +50,8 @@ def build_transforms(
 
     Small native images (``native_size`` <= 64: digits, MNIST, CIFAR): train = resize if needed, RandomCrop with
     zero padding of image_size // 8, optional flip; eval = resize only. Photos: train = RandomResizedCrop +
-    optional flip; eval = Resize(image_size / 0.875) + CenterCrop. Then scale to 0-1, convert channels (1->3 by
+    optional flip; eval = Resize(image_size / 0.875) + CenterCrop. ``crop=False`` trains without the random crop
+    (small images: resize only; photos: the eval resize and center crop), keeping the flip. Then scale to 0-1, convert channels (1->3 by
     repeating, 3->1 by luminance), and Normalize. Given 3-channel mean/std for a 1-channel output, the
     luminance-weighted values are used (exact for the mean, an approximation for the std).
     """
@@ -59,9 +61,9 @@ def build_transforms(
     if native_size is not None and native_size <= SMALL_NATIVE_MAX:
         if native_size != image_size or any_size:  # any_size: user files of any size into a small-image model
             steps.append(v2.Resize([image_size, image_size], antialias=True))
-        if train:
+        if train and crop:
             steps.append(v2.RandomCrop(image_size, padding=crop_padding(image_size), padding_mode="constant"))
-    elif train:
+    elif train and crop:
         steps.append(v2.RandomResizedCrop(image_size, antialias=True))
     else:
         steps += [v2.Resize(int(image_size / EVAL_CROP_RATIO), antialias=True), v2.CenterCrop(image_size)]

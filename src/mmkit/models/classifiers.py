@@ -37,8 +37,10 @@ class SmallCNN(nn.Module):
 
     For 8×8 to 64×64 inputs (digits, MNIST, CIFAR). `width` scales the 16/32/64 channels: `width=2` gives
     32/64/128 and is about 3× slower; a forward+backward of 128×1×28×28 at the default width takes
-    ~85 ms on 2 idle CPU cores (~56 ms with channels_last). `norm="none"` drops BatchNorm (convs get biases), e.g. for tests where
-    per-process BN statistics would differ."""
+    ~85 ms on 2 idle CPU cores (~56 ms with channels_last). `norm="none"` drops BatchNorm (convs get biases), e.g.
+    for tests where per-process BN statistics would differ. `pool_size=3` average-pools the last feature map to 3×3
+    instead of 1×1 and flattens it, keeping where features are (at 28×28 input the map is already 3×3): worth
+    about a point on Fashion-MNIST in short schedules (bench/README.md)."""
 
     def __init__(
         self,
@@ -47,8 +49,11 @@ class SmallCNN(nn.Module):
         width: float = 1.0,
         norm: str = "batch",
         dropout: float = 0.2,
+        pool_size: int = 1,
     ) -> None:
         super().__init__()
+        if pool_size < 1:
+            raise MMKitError(f"smallcnn: pool_size must be at least 1, got {pool_size}")
         if norm not in ("batch", "none"):
             raise MMKitError(f"{norm}: unknown norm for smallcnn (use 'batch' or 'none')")
         chans = [max(4, round(c * width)) for c in (16, 32, 64)]
@@ -58,9 +63,9 @@ class SmallCNN(nn.Module):
             layers += _conv_bn_relu(cin, c, norm) + _conv_bn_relu(c, c, norm) + [nn.MaxPool2d(2)]
             cin = c
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveAvgPool2d(pool_size)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(cin, num_classes)
+        self.fc = nn.Linear(cin * pool_size * pool_size, num_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

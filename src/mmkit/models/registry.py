@@ -168,7 +168,9 @@ def _freeze_backbone(model: nn.Module) -> None:
     for name, p in model.named_parameters():
         p.requires_grad = any(name.startswith(h + ".") for h in heads)
     for name, m in model.named_modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(name.startswith(h + ".") for h in heads):
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
+            name.startswith(h + ".") for h in heads
+        ):
             m.__class__ = _frozen_norm_class(type(m))
             m.eval()
 
@@ -273,8 +275,15 @@ def get_model(
     `num_classes` that differs from the file's head gets a fresh head (with a warning); anything else must fit.
     `freeze_backbone=True` leaves only the head trainable."""
     info = get_model_info(name)
-    build = _BUILDERS[name]
     in_chans = info.in_chans if in_chans is None else in_chans
+
+    def build(n: int, c: int, **kw) -> nn.Module:
+        try:
+            return _BUILDERS[name](n, c, **kw)
+        except TypeError as e:  # an option this model does not have, e.g. width for a ResNet
+            if "unexpected keyword argument" not in str(e):
+                raise
+            raise MMKitError(f"--model {name}: does not take the option(s) {sorted(kw)} ({e})") from e
 
     if weights is None:
         model = build(1000 if num_classes is None else num_classes, in_chans, **kwargs)

@@ -54,6 +54,9 @@ class ClassifierMeta:
         )
 
 
+AUGMENTS = ("crop-flip", "flip", "none")  # training augmentation: random (padded or resized) crop + flip, ...
+
+
 class ClassifyTask(Task):
     name = "classify"
     monitor = ("val/top1", "max")
@@ -68,7 +71,11 @@ class ClassifyTask(Task):
         freeze_backbone: bool = False,
         label_smoothing: float = 0.0,
         model_kwargs: dict[str, Any] | None = None,
+        augment: str = "crop-flip",
     ) -> None:
+        if augment not in AUGMENTS:
+            raise MMKitError(f"--augment {augment}: choose one of {', '.join(AUGMENTS)}")
+        self.augment = augment
         self.data_spec, self.model_name, self.weights = str(data), model, weights
         self.img_size, self.val_split, self.freeze_backbone = img_size, val_split, freeze_backbone
         self.label_smoothing = label_smoothing
@@ -107,7 +114,8 @@ class ClassifyTask(Task):
             self.model_kwargs,
         )
         self.channels_last = cfg.channels_last
-        self.train_tf = batch_transform(d.train, True, img, mean, std, in_chans, d.hflip)
+        crop, hflip = self.augment == "crop-flip", d.hflip and self.augment != "none"
+        self.train_tf = batch_transform(d.train, True, img, mean, std, in_chans, hflip, crop)
         self.val_tf = batch_transform(d.val, False, img, mean, std, in_chans)
         if self.train_tf is not None and self.val_tf is not None:
             # In-memory small images: the loaders yield uint8 batches, transformed whole on the device.
@@ -116,7 +124,9 @@ class ClassifyTask(Task):
             kw = dict(
                 mean=mean, std=std, in_channels=d.channels, out_channels=in_chans, native_size=d.image_size
             )
-            self.train_ds = TransformedDataset(d.train, build_transforms(True, img, hflip=d.hflip, **kw))
+            self.train_ds = TransformedDataset(
+                d.train, build_transforms(True, img, hflip=hflip, crop=crop, **kw)
+            )
             self.val_ds = TransformedDataset(d.val, build_transforms(False, img, **kw))
             self.train_tf = self.val_tf = None
         if rt.is_main:
@@ -195,12 +205,12 @@ class ClassifyTask(Task):
 
 
 def batch_transform(
-    ds, train: bool, img: int, mean, std, in_chans: int, hflip: bool = True
+    ds, train: bool, img: int, mean, std, in_chans: int, hflip: bool = True, crop: bool = True
 ) -> BatchTransform | None:
     """A BatchTransform for an in-memory small-image dataset that needs no channel reduction, else None."""
     if not isinstance(ds, TensorImageDataset) or ds.images.shape[-1] > 64 or ds.images.shape[1] > in_chans:
         return None
-    pad = crop_padding(img) if train else 0
+    pad = crop_padding(img) if train and crop else 0
     return BatchTransform(train, mean, std, out_channels=in_chans, size=img, pad=pad, hflip=hflip and train)
 
 
