@@ -144,8 +144,10 @@ def check_command(args: list[str]) -> str:
     data = ctx.params.get("data")
     if isinstance(data, str) and data and "/" not in data and not Path(data).suffix:
         from mmkit.data import is_builtin
+        from mmkit.data.detection import DETECTION_BUILTINS
 
-        assert is_builtin(data), f"--data {data}: not a builtin dataset (and not a path)"
+        known_data = is_builtin(data) or data in DETECTION_BUILTINS
+        assert known_data, f"--data {data}: not a builtin dataset (and not a path)"
     return " ".join(path)
 
 
@@ -155,6 +157,9 @@ def test_the_checker_rejects_stale_lines():
 
     assert check_command(["classify", "train", "--data", "digits", "--epochs", "2"]) == "classify train"
     assert check_command(["classify", "train", "--help"]) == "classify train"
+    assert (
+        check_command(["detect", "train", "--data", "digit-scenes", "--model", "localizer"]) == "detect train"
+    )
     bad = [
         ["classify", "trian", "--data", "digits"],  # unknown subcommand
         ["classify", "train", "--data", "digits", "--epoch", "2"],  # unknown option
@@ -163,6 +168,7 @@ def test_the_checker_rejects_stale_lines():
         ["classify", "train", "--data", "digits", "--model", "resnet101"],  # unregistered model
         ["classify", "train", "--data", "digits", "--optimizer", "adagrad"],  # unknown optimizer
         ["classify", "train", "--data", "cifar99"],  # neither builtin nor path
+        ["detect", "train", "--data", "digit-scene"],  # not the builtin detection set
         ["classify"],  # missing subcommand
     ]
     for args in bad:
@@ -223,7 +229,13 @@ def test_the_course_commands_are_documented():
     }
     assert detection <= covered["03-object-detection.md"], detection - covered["03-object-detection.md"]
     lines = " ".join(t for _, t, _ in documented_commands(ROOT / "docs/tutorials/03-object-detection.md"))
-    for flag in ("--format coco", "--from coco --to yolo", "--model yolov3-tiny", "--model localizer", "--save-dir"):
+    for flag in (
+        "--format coco",
+        "--from coco --to yolo",
+        "--model yolov3-tiny",
+        "--model localizer",
+        "--save-dir",
+    ):
         assert flag in lines, f"module 3 shows no command with {flag}"
 
 
