@@ -136,3 +136,12 @@ def test_write_synthetic_detection_coco_jpeg(tmp_path):
     image, target = data.val[0]
     assert target["path"].endswith(".jpg") and torch.equal(target["boxes"], ref.target(0)["boxes"])
     assert (image.float() - ref[0][0].float()).abs().mean() < 8  # JPEG is close, not exact
+
+
+def test_large_objects_on_small_canvases_fit():
+    """Heights up to 0.9 x the canvas: wide digits are scaled down to fit, never past the edge."""
+    ds = make_detection_scenes(150, seed=0, img_size=64, objects=(1, 1), size_range=(96, 220))
+    for i in range(len(ds)):
+        image, target = ds[i]
+        assert image.shape == (3, 64, 64) and len(target["boxes"]) == 1
+        assert (target["boxes"] >= 0).all() and (target["boxes"] <= 64).all()

@@ -42,7 +42,10 @@ def train(
         bool, typer.Option("--hflip", help="Random horizontal flips (off: digits are not symmetric).")
     ] = False,
     width: Annotated[
-        float, typer.Option("--width", help="YOLO channel multiplier (0.5 is ~4x cheaper).")
+        float,
+        typer.Option(
+            "--width", help="Channel multiplier of the YOLO model or the localizer (0.5 is ~4x cheaper)."
+        ),
     ] = 1.0,
     model_arg: c.ModelArg = None,
     anchors: Annotated[
@@ -156,7 +159,7 @@ def predict(
     ] = None,
     json: c.Json = False,
 ) -> None:
-    """Boxes [x1, y1, x2, y2] in pixels, with score and class name, for each image."""
+    """Boxes (x1, y1, x2, y2 in pixels; a JSON list with --json), with score and class name, for each image."""
     from mmkit.tasks.detect import predict as run
 
     results, failures = run(

@@ -84,11 +84,14 @@ def _digit_crop(row: int) -> Image.Image | None:
     return None if bbox is None else image.crop(bbox)
 
 
-def _digit_mask(row: int, height: int) -> np.ndarray | None:
+def _digit_mask(row: int, height: int, max_width: int) -> np.ndarray | None:
+    """The digit scaled to ``height`` pixels (narrower than ``max_width``: a wide digit is scaled to fit)."""
     digit = _digit_crop(row)
     if digit is None:
         return None
     width = max(2, round(height * digit.width / digit.height))
+    if width > max_width:
+        width, height = max_width, max(2, round(max_width * digit.height / digit.width))
     return _cut(digit.resize((width, height), Image.BILINEAR))
 
 
@@ -147,7 +150,7 @@ def scene_layout(
         if label < 10:
             pool = pools[label]
             source = int(pool[int(picks[k] * len(pool))])
-            mask = _digit_mask(source, size)
+            mask = _digit_mask(source, size, max_width=int(0.9 * img_size))
         else:
             source = -1
             mask = _shape_mask(SHAPES[label - 10], size, float(picks[k]) * 2 * math.pi)

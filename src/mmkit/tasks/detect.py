@@ -112,13 +112,12 @@ class DetectTask(Task):
         if rt.is_main:
             s = d.summary()
             log.info(
-                "%s: %d train / %d val images, %d classes, %d train boxes%s",
-                d.name,
-                s["train"]["images"],
-                s["val"]["images"],
-                len(d.classes),
+                "%s at %dpx: %d train boxes (%d empty images)%s",
+                self.model_name,
+                img,
                 s["train"]["boxes"],
-                f", {len(d.problems)} label problems (see the warnings above)" if d.problems else "",
+                s["train"]["empty_images"],
+                f", {len(d.problems)} label problems skipped (see the warnings above)" if d.problems else "",
             )
 
     def _kmeans_anchors(self, img: int, tiny: bool, rt: Runtime) -> dict[str, Any]:
