@@ -1,6 +1,7 @@
 """COCO mAP of YOLOv3-tiny trained through mmkit's engine on ``digit-scenes``, against the issue's target.
 
-Target: on the held-out split of ``digit-scenes`` (300 scenes drawn with MNIST digits that training never sees),
+Target: on the held-out split of ``digit-scenes`` (300 scenes drawn with MNIST digits that training never sees;
+``digit-scenes-large`` has the same 300 val scenes and 24,000 training scenes from the same generator),
 mAP@.5 >= 0.90 and mAP@[.5:.95] >= 0.60 within 15 minutes of CPU training at 256 px with YOLOv3-tiny.
 
 The run is ``Trainer(DetectTask(...), TrainConfig(...)).fit()`` (what ``mmkit detect train`` does), followed by
@@ -29,28 +30,32 @@ from mmkit.tasks.detect import DetectTask, evaluate
 
 @dataclass
 class Recipe:
-    data: str = "digit-scenes"
+    data: str = "digit-scenes-large"
     model: str = "yolov3-tiny"
     width: float = 0.5
     img_size: int = 256
-    epochs: int = 8
+    epochs: int = 1
     batch_size: int = 8
     lr: float = 2e-3
     optimizer: str = "adamw"
     weight_decay: float = 0.03
     schedule: str = "cosine"
-    warmup_epochs: float = 0.2
+    warmup_epochs: float = 0.02
     grad_clip: float = 10.0
     anchors: str = "auto"
     ignore_iou: float | None = None
+    augment: bool = False
     workers: int = 1
-    max_steps_per_epoch: int | None = None
+    max_steps_per_epoch: int | None = None  # one pass over the 24,000 scenes: 3,000 steps
     target_map50: float = 0.90
     target_map: float = 0.60
     budget_s: float = 900.0
 
 
 QUICK = {"epochs": 1, "max_steps_per_epoch": 10}
+# The default recipe: one pass over the 24,000 scenes of digit-scenes-large (3,000 steps of 8), no augmentation, since
+# no scene repeats; the first full run (8 epochs over digit-scenes' 2,000 scenes with scale/translate/colour
+# augmentation, warm-up 0.2 epochs) reached 0.574 / 0.860 in 722 s; 2,750 steps of this one 0.631 / 0.894 in 750 s. Both evaluate on the same 300 held-out scenes.
 
 
 def run(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
@@ -60,6 +65,7 @@ def run(recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
         img_size=recipe.img_size,
         anchors=recipe.anchors,
         ignore_iou=recipe.ignore_iou,
+        augment=recipe.augment,
         model_kwargs={"width": recipe.width} if recipe.width != 1.0 else None,
     )
     cfg = TrainConfig(
@@ -147,7 +153,8 @@ def main() -> None:
                 f"{recipe.model} w{recipe.width:g}",
                 recipe.img_size,
                 f"{recipe.epochs} ep, bs {recipe.batch_size}, {recipe.optimizer} {recipe.lr:g} {recipe.schedule}, "
-                f"anchors {recipe.anchors}, ignore_iou {recipe.ignore_iou}",
+                f"anchors {recipe.anchors}, ignore_iou {recipe.ignore_iou}, augment {recipe.augment}, "
+                f"{recipe.data}",
                 r["map"],
                 r["map50"],
                 f">= {recipe.target_map:g} / {recipe.target_map50:g}",

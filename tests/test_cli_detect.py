@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from mmkit.cli import app
 from mmkit.cli.common import run_cli
@@ -82,11 +83,19 @@ def test_synth_writes_a_yolo_dataset(scenes):
     assert len(list((scenes / "labels" / "train").glob("*.txt"))) >= 20
 
 
-def test_train_writes_a_detect_run(detect_run):
+def test_train_writes_a_detect_run(detect_run, scenes):
+    from mmkit.tasks.detect import anchors
+
     for f in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "curves.png", "report.html"):
         assert (detect_run / f).is_file(), f
     ck = load_checkpoint(detect_run / "best.pt")
     assert ck["task"] == "detect" and len(ck["meta"]["classes"]) == 13
+    # --anchors auto: k-means on the training boxes at the training size, what `detect anchors` reports
+    kw = ck["meta"]["model_kwargs"]
+    expected = torch.tensor(anchors(str(scenes), tiny=True, img_size=128)["anchors"])
+    assert kw["anchor_size"] == 128
+    torch.testing.assert_close(torch.tensor(kw["anchors"]), expected)
+    torch.testing.assert_close(ck["model"]["anchors"], expected)
     header = (detect_run / "metrics.csv").read_text().splitlines()[0]
     assert "val/map" in header and "val/map50" in header and "train/box" in header
 
@@ -230,10 +239,15 @@ def test_localizer_trains_and_evaluates(scenes, tmp_path, capsys):
         "cpu",
         "--workers",
         "0",
+        "--no-augment",
+        "--width",
+        "0.5",
         "--json",
     )
     assert code == 0, err
     run = Path(json.loads(out)["run_dir"])
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["task_args"]["augment"] is False and config["task_args"]["model_kwargs"] == {"width": 0.5}
     code, out, _ = mmkit(
         capsys,
         "detect",

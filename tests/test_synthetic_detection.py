@@ -109,6 +109,11 @@ def test_builtin_digit_scenes():
     assert not data.problems
     image, target = data.val[299]
     assert image.shape == (3, 256, 256) and len(target["labels"]) >= 1
+    # the large variant: more training scenes from the same stream, the very same held-out scenes
+    large = load_detection_data("digit-scenes-large")
+    assert len(large.train) == 24000 and len(large.val) == 300
+    assert torch.equal(large.val[299][0], image) and torch.equal(large.train[5][0], data.train[5][0])
+    assert len(large.train.target(23999)["labels"]) >= 1
 
 
 def test_write_synthetic_detection_yolo(tmp_path):

@@ -41,6 +41,13 @@ def train(
     hflip: Annotated[
         bool, typer.Option("--hflip", help="Random horizontal flips (off: digits are not symmetric).")
     ] = False,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment/--no-augment",
+            help="Scale/translate/colour jitter in training (off: data that never repeats, e.g. digit-scenes-large).",
+        ),
+    ] = True,
     width: Annotated[
         float,
         typer.Option(
@@ -108,6 +115,7 @@ def train(
             val_split=val_split,
             hflip=hflip,
             anchors=anchors,
+            augment=augment,
             ignore_iou=ignore_iou if ignore_iou > 0 else None,
             model_kwargs=c.model_kwargs(width, model_arg),
         )

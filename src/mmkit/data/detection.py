@@ -34,7 +34,10 @@ IMAGE_FORMATS = ("png", "jpg", "jpeg")
 DETECTION_BUILTINS = {
     "digit-scenes": "MNIST digits and circles/squares/triangles on textured 256x256 canvases, 13 classes, "
     "2,000 train + 300 val scenes generated in memory",
+    "digit-scenes-large": "digit-scenes with 24,000 train scenes (drawn on access, nothing stored), the same 300 "
+    "val scenes; for training without repeating an image",
 }
+_BUILTIN_TRAIN_SCENES = {"digit-scenes": 2000, "digit-scenes-large": 24000}
 _MAX_LOGGED_PROBLEMS = 100
 
 
@@ -208,7 +211,7 @@ def _split_off(
 
 def _load_builtin(name: str) -> DetectionData:
     # fixed sizes and seeds: the builtin set is the same on every machine, whatever val_split/seed are given
-    train = make_detection_scenes(2000, seed=0, digit_split="train", name=name)
+    train = make_detection_scenes(_BUILTIN_TRAIN_SCENES[name], seed=0, digit_split="train", name=name)
     val = make_detection_scenes(300, seed=0, digit_split="val", name=name)
     return DetectionData(name, train, val, list(DETECTION_CLASSES))
 

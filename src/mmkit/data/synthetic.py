@@ -274,6 +274,8 @@ class SyntheticDetectionDataset(Dataset):
         """The objects of scene ``index`` (class, box, alpha mask, MNIST source row)."""
         index = int(index)
         if index not in self._layouts:
+            if len(self._layouts) >= _LAYOUT_CACHE:  # large sets: bounded memory, layouts are cheap to redraw
+                self._layouts.clear()
             rng = self.rng(index, 0)
             self._layouts[index] = scene_layout(rng, self.img_size, self.digit_split, **self._layout_kwargs)
         return self._layouts[index]
@@ -296,6 +298,9 @@ class SyntheticDetectionDataset(Dataset):
         objects = self.layout(index)
         array = render_scene(objects, self.rng(int(index), 1), self.img_size, plain=self.plain)
         return torch.from_numpy(array), self.target(index)
+
+
+_LAYOUT_CACHE = 4096  # scenes whose layout (with alpha masks) a dataset keeps
 
 
 def make_detection_scenes(

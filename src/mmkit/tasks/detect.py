@@ -79,12 +79,13 @@ class DetectTask(Task):
         anchors: str = "auto",
         ignore_iou: float | None = 0.5,
         model_kwargs: dict[str, Any] | None = None,
+        augment: bool = True,
     ) -> None:
         if anchors not in ("auto", "default"):
             raise MMKitError(f"--anchors {anchors}: choose auto (k-means on the training boxes) or default")
         self.data_spec, self.model_name, self.weights = str(data), model, weights
         self.img_size, self.val_split, self.hflip = img_size, val_split, hflip
-        self.anchors, self.ignore_iou = anchors, ignore_iou
+        self.anchors, self.ignore_iou, self.augment = anchors, ignore_iou, augment
         self.model_kwargs = dict(model_kwargs or {})
         self.last_eval: dict[str, Any] | None = None
 
@@ -106,7 +107,8 @@ class DetectTask(Task):
             None if is_localizer(self.model) else YOLOv3Loss(self.model, ignore_iou=self.ignore_iou)
         )
         self.meta = DetectorMeta(self.model_name, len(d.classes), img, list(d.classes), self.model_kwargs)
-        self.train_ds = DetTransformed(d.train, build_detection_transforms(True, img, hflip=self.hflip))
+        train_tf = build_detection_transforms(self.augment, img, hflip=self.hflip and self.augment)
+        self.train_ds = DetTransformed(d.train, train_tf)
         self.val_ds = DetTransformed(d.val, build_detection_transforms(False, img))
         self.gt = coco_ground_truth(d.val, d.classes) if rt.is_main else None
         if rt.is_main:
