@@ -15,11 +15,13 @@ endif
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# MTCNN weights (MIT) ship in facenet-pytorch; installed --no-deps (its pins want torch 2.2); its code is never imported.
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
 	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps "facenet-pytorch==2.6.0"
 	touch $(STAMP)
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist; skipped (with a note) where apt is not usable.

@@ -54,6 +54,12 @@ class Task:
     def collate_fn(self):
         return None
 
+    def train_batch_sampler(self, batch_size: int, seed: int, rank: int, world: int) -> Any | None:
+        """Batches the task composes itself (e.g. P identities x K images for triplet mining), or None for the
+        engine's seeded shuffle. It yields this rank's indices of each global batch of `batch_size`, has
+        `set_epoch(epoch)` and `__len__`, and its order depends only on (seed, epoch): exact resume and DDP."""
+        return None
+
     def default_workers(self) -> int:
         """DataLoader workers when --workers is not given (0 suits in-memory data on small machines)."""
         return 0

@@ -286,13 +286,26 @@ class Trainer:
             m = torch.compile(m)
         return m
 
-    def _loader(self, ds: Dataset, *, train: bool) -> tuple[DataLoader, EpochSampler]:
+    def _loader(self, ds: Dataset, *, train: bool) -> tuple[DataLoader, Any]:
         cfg, rt = self.cfg, self.rt
         per_rank = cfg.batch_size // rt.world_size
+        workers = cfg.workers if cfg.workers is not None else self.task.default_workers()
+        batches = (
+            self.task.train_batch_sampler(cfg.batch_size, cfg.seed, rt.rank, rt.world_size) if train else None
+        )
+        if batches is not None:  # the task composes the batches (P identities x K images for metric learning)
+            loader = DataLoader(
+                ds,
+                batch_sampler=batches,
+                num_workers=workers,
+                collate_fn=self.task.collate_fn(),
+                pin_memory=rt.device.type == "cuda",
+                persistent_workers=False,
+            )
+            return loader, batches
         sampler = EpochSampler(
             len(ds), shuffle=train, seed=cfg.seed, rank=rt.rank, world=rt.world_size, drop_tail=train
         )
-        workers = cfg.workers if cfg.workers is not None else self.task.default_workers()
         loader = DataLoader(
             ds,
             batch_size=per_rank,
