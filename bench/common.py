@@ -194,3 +194,23 @@ class StepClock:
         if self.t0 is None or self.t1 is None:
             raise RuntimeError("the loop ended before the measured window closed")
         return self.steps * batch / (self.t1 - self.t0)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) -> float:
+    """Seconds per call: the median of `iters` timed calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    sync(device)
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]

@@ -16,11 +16,10 @@ is about 35 ms per image (29 img/s) on a Titan X.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 
 import torch
-from common import base_parser, environment, print_table, set_threads, write_result
+from common import base_parser, environment, print_table, set_threads, timed, write_result
 
 from mmkit.losses.detection import YOLOv3Loss
 from mmkit.models import get_model
@@ -48,11 +47,6 @@ GPU_CASES = [
 ]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _targets(batch: int, img: int, num_classes: int) -> torch.Tensor:
     """[batch * 4, 6] rows (image, class, x1, y1, x2, y2) in pixels: four boxes of assorted sizes per image."""
     g = torch.Generator().manual_seed(0)
@@ -63,20 +57,6 @@ def _targets(batch: int, img: int, num_classes: int) -> torch.Tensor:
             x1, y1 = torch.rand(2, generator=g) * (img - torch.stack([w, h]))
             rows.append([i, k % num_classes, x1, y1, x1 + w, y1 + h])
     return torch.tensor(rows, dtype=torch.float32)
-
-
-def _timed(fn, device: torch.device, warmup: int, iters: int) -> float:
-    """Seconds per call, median of `iters` timed calls after `warmup` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
 
 
 def measure(case: Case, device: torch.device, warmup: int, iters: int) -> dict:
@@ -101,7 +81,7 @@ def measure(case: Case, device: torch.device, warmup: int, iters: int) -> dict:
         opt.step()
 
     model.train()
-    train_s = _timed(train_step, device, warmup, iters)
+    train_s = timed(train_step, device, warmup, iters)
     row = {
         "model": case.model,
         "img": case.img,
@@ -122,8 +102,8 @@ def measure(case: Case, device: torch.device, warmup: int, iters: int) -> dict:
             with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                 dec["out"] = model.inference(xb)
 
-        s = _timed(infer, device, warmup, iters)
-        nms_s = _timed(lambda dec=dec: postprocess(dec["out"].float(), conf=0.25, iou=0.45), device, 1, 3)
+        s = timed(infer, device, warmup, iters)
+        nms_s = timed(lambda dec=dec: postprocess(dec["out"].float(), conf=0.25, iou=0.45), device, 1, 3)
         row["inference"].append(
             {
                 "batch": b,

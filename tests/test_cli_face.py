@@ -1,0 +1,184 @@
+"""Faces end to end through the `mmkit` command: synthetic identities on disk, training, the LFW protocol,
+MTCNN on a real photo, and the gallery."""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mmkit.cli import app
+from mmkit.cli.common import run_cli
+from mmkit.engine import load_checkpoint
+
+
+def mmkit(capsys, *args) -> tuple[int, str, str]:
+    code = run_cli(app, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def identities(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faces") / "ids"
+    code = run_cli(
+        app,
+        [
+            "data",
+            "synth",
+            "identities",
+            "--out",
+            str(root),
+            "--identities",
+            "40",
+            "--images",
+            "6",
+            "--seed",
+            "1",
+        ],
+    )
+    assert code == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def face_run(identities, tmp_path_factory):
+    project = tmp_path_factory.mktemp("runs")
+    code = run_cli(
+        app,
+        [
+            "face", "train", "--data", str(identities), "--model", "facenet-light", "--epochs", "2",
+            "--batch-size", "32", "--images-per-person", "4", "--lr", "3e-3", "--project", str(project),
+            "--name", "t", "--threads", "2",
+        ],
+    )  # fmt: skip
+    assert code == 0
+    return project / "face" / "t"
+
+
+@pytest.fixture(scope="module")
+def astronaut(tmp_path_factory):
+    import skimage.data
+
+    d = tmp_path_factory.mktemp("photos")
+    img = skimage.data.astronaut()
+    Image.fromarray(img).save(d / "astronaut.png")
+    Image.fromarray(skimage.data.coffee()).save(d / "coffee.png")
+    Image.fromarray(np.concatenate([img, img[:, ::-1]], axis=1)).save(d / "two.png")
+    return d
+
+
+def test_train_writes_a_face_run(face_run):
+    for f in ("best.pt", "last.pt", "metrics.csv", "report.html", "roc.png", "config.yaml"):
+        assert (face_run / f).is_file(), f
+    ck = load_checkpoint(face_run / "best.pt")
+    assert ck["task"] == "face"
+    assert ck["meta"]["model"] == "facenet-light" and ck["meta"]["embedding_dim"] == 128
+    assert 0.0 < ck["meta"]["threshold"] < 4.0
+    header = (face_run / "metrics.csv").read_text().splitlines()[0]
+    assert "val/acc" in header and "val/val_far" in header
+
+
+def test_eval_on_pairs_file_matches_protocol(face_run, identities, capsys, tmp_path):
+    code, out, _ = mmkit(
+        capsys, "face", "eval", "--weights", face_run / "best.pt", "--data", identities / "test",
+        "--pairs", identities / "pairs.txt", "--out", tmp_path / "ev", "--json",
+    )  # fmt: skip
+    assert code == 0
+    r = json.loads(out)
+    lines = (tmp_path / "ev" / "pair_distances.csv").read_text().splitlines()[1:]
+    assert r["pairs"] == len(lines) > 0
+    assert 0.5 <= r["accuracy"] <= 1.0 and 0.0 <= r["val_far"] <= 1.0
+    assert (tmp_path / "ev" / "roc.png").stat().st_size > 1000
+    same = np.array([int(line.split(",")[2]) for line in lines])
+    dist = np.array([float(line.split(",")[4]) for line in lines])
+    assert dist[same == 1].mean() < dist[same == 0].mean()  # two epochs already separate people
+
+
+def test_detect_real_photo_draws_and_crops(astronaut, capsys, tmp_path):
+    code, out, _ = mmkit(
+        capsys, "face", "detect", astronaut / "astronaut.png", astronaut / "coffee.png", "--save-dir", tmp_path,
+        "--json",
+    )  # fmt: skip
+    assert code == 0
+    dets = json.loads(out)["detections"]
+    assert [len(d["faces"]) for d in dets] == [1, 0]
+    face = dets[0]["faces"][0]
+    assert face["score"] > 0.95 and len(face["landmarks"]) == 5
+    assert (tmp_path / "astronaut_faces.jpg").is_file()
+    assert Image.open(tmp_path / "crops" / "astronaut_0.png").size == (160, 160)
+
+
+def test_gallery_enroll_identify_verify_list_remove(face_run, identities, capsys, tmp_path):
+    people = sorted(p for p in (identities / "test").iterdir() if p.is_dir())[:3]
+    db = tmp_path / "faces.db"
+    w = face_run / "best.pt"
+    for p in people:
+        imgs = sorted(p.iterdir())[:3]
+        code, _, _ = mmkit(
+            capsys, "face", "enroll", "--db", db, "--name", p.name, "--weights", w, "--aligned", *imgs
+        )
+        assert code == 0
+    code, out, _ = mmkit(capsys, "face", "list", "--db", db, "--json")
+    assert {d["name"]: d["faces"] for d in json.loads(out)["people"]} == {p.name: 3 for p in people}
+
+    # every enrolled image finds itself at distance ~0
+    probe = sorted(people[0].iterdir())[0]
+    code, out, _ = mmkit(capsys, "face", "identify", "--db", db, "--weights", w, "--aligned", probe, "--json")
+    face = json.loads(out)["identities"][0]["faces"][0]
+    assert code == 0 and face["name"] == people[0].name and face["distance"] < 1e-4
+    # a threshold of 0 makes a new image of someone unknown, but the nearest is still reported
+    other = sorted(people[0].iterdir())[-1]
+    code, out, _ = mmkit(
+        capsys,
+        "face",
+        "identify",
+        "--db",
+        db,
+        "--weights",
+        w,
+        "--aligned",
+        "--threshold",
+        "0",
+        other,
+        "--json",
+    )
+    face = json.loads(out)["identities"][0]["faces"][0]
+    assert face["name"] == "unknown" and face["nearest"] is not None
+
+    code, out, _ = mmkit(capsys, "face", "verify", "--weights", w, "--aligned", probe, probe, "--json")
+    assert code == 0 and json.loads(out)["same"] is True
+
+    code, out, _ = mmkit(capsys, "face", "remove", "--db", db, "--name", people[0].name, "--json")
+    assert code == 0 and json.loads(out)["removed_faces"] == 3
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM faces").fetchone()[0] == 6
+
+
+def test_enroll_refuses_no_face_or_two_faces(face_run, astronaut, capsys, tmp_path):
+    db = tmp_path / "faces.db"
+    w = face_run / "best.pt"
+    for bad, what in (("coffee.png", "no face"), ("two.png", "2 faces")):
+        code, _, err = mmkit(
+            capsys, "face", "enroll", "--db", db, "--name", "x", "--weights", w, astronaut / "astronaut.png",
+            astronaut / bad,
+        )  # fmt: skip
+        assert code == 2
+        assert bad in err and what in err and "nothing enrolled" in err
+    assert not db.exists() or not sqlite3.connect(db).execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+
+
+def test_bad_inputs_are_one_line_errors(face_run, tmp_path, capsys):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    code, _, err = mmkit(capsys, "face", "verify", "--weights", junk, junk, junk)
+    assert code == 2 and "junk.pt" in err
+    code, _, err = mmkit(capsys, "face", "list", "--db", tmp_path / "missing.db")
+    assert code == 2 and "missing.db" in err
+    notdb = tmp_path / "text.db"
+    notdb.write_text("hello " * 100)
+    code, _, err = mmkit(capsys, "face", "list", "--db", notdb)
+    assert code == 2 and "text.db" in err
+    code, _, err = mmkit(capsys, "face", "train", "--data", tmp_path / "nowhere", "--project", tmp_path)
+    assert code == 2 and "nowhere" in err
