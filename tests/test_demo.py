@@ -25,3 +25,10 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
         f"scene{i}.png" for i in range(4)
     ]
     assert "YOLOv3-tiny on digit-scenes" in html and html.count("data:image/png;base64") >= 8
+    # the face part: MTCNN on the astronaut (one face) and the coffee (none), a trained embedder, a gallery
+    faces = r["results"]["faces"]
+    assert faces["faces_found"] == [1, 0]
+    assert faces["probes"] == 6 and 0 <= faces["identified"] <= 6
+    assert (tmp_path / "face" / "synthetic-faces" / "best.pt").is_file()
+    assert (tmp_path / "faces" / "astronaut_faces.jpg").is_file() and (tmp_path / "faces.db").is_file()
+    assert "Faces: MTCNN, FaceNet" in html and "data:image/jpeg;base64" in html

@@ -158,6 +158,73 @@ def synth_identities(
     )
 
 
+@synth.command("yt8m", epilog="Example: mmkit data synth yt8m --out yt8m/ --level frame --videos 2000")
+def synth_yt8m(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder (train/, validate/, vocabulary.csv).")
+    ],
+    level: Annotated[str, typer.Option("--level", help="frame | video")] = "frame",
+    videos: Annotated[
+        int, typer.Option("--videos", help="Training videos (validate gets videos // 5).")
+    ] = 2000,
+    classes: Annotated[int, typer.Option("--classes", help="Number of classes.")] = 20,
+    frames: Annotated[int, typer.Option("--frames", help="Most frames per video (each has 50-100 %).")] = 60,
+    rgb_dim: Annotated[int, typer.Option("--rgb-dim", help="Width of the rgb features.")] = 1024,
+    audio_dim: Annotated[int, typer.Option("--audio-dim", help="Width of the audio features.")] = 128,
+    seed: c.Seed = 0,
+    json: c.Json = False,
+) -> None:
+    """YouTube-8M-format TFRecords with learnable multi-label structure: class prototypes active in a
+    segment of each video, co-occurring classes, noise. Same seed, same bytes."""
+    from mmkit.data.synthetic_yt8m import write_synthetic_yt8m
+    from mmkit.errors import MMKitError
+
+    if level not in ("frame", "video"):
+        raise MMKitError(f"--level must be frame or video, got {level!r}")
+    if videos < 1 or classes < 2 or frames < 1 or rgb_dim < 1 or audio_dim < 0:
+        raise MMKitError("--videos, --frames and --rgb-dim must be >= 1, --classes >= 2, --audio-dim >= 0")
+    s = write_synthetic_yt8m(
+        out,
+        level=level,
+        videos=videos,
+        classes=classes,
+        frames=frames,
+        seed=seed,
+        rgb_dim=rgb_dim,
+        audio_dim=audio_dim,
+    )
+    c.emit(
+        f"synth yt8m: {s['train']} train + {s['validate']} validate {level}-level videos, {classes} classes, "
+        f"{rgb_dim}+{audio_dim} features -> {out}",
+        s,
+        json,
+    )
+
+
+@synth.command(
+    "videos", epilog="Example: mmkit data synth videos --out motion/ --n 900 --frames 16 --size 64"
+)
+def synth_videos(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    n: Annotated[int, typer.Option("--n", help="Training clips (test gets n // 5); 9 motion classes.")] = 900,
+    frames: Annotated[int, typer.Option("--frames", help="Frames per clip.")] = 16,
+    size: Annotated[int, typer.Option("--size", help="Frame size in pixels (even).")] = 64,
+    seed: c.Seed = 0,
+    json: c.Json = False,
+) -> None:
+    """Moving MNIST digits and shapes whose motion is the label (left, right, up, down, rotate-cw, rotate-ccw,
+    grow, shrink, bounce), with distractors; H.264 mp4 files in train/<class>/ and test/<class>/."""
+    from mmkit.data.synthetic_videos import write_videos
+
+    s = write_videos(out, n_train=n, n_test=max(1, n // 5), frames=frames, size=size, seed=seed)
+    c.emit(
+        f"synth videos: {s['train']} train + {s['test']} test clips, {len(s['classes'])} motion classes, "
+        f"{frames} frames of {size} px, {s['clips_per_s']:.0f} clips/s -> {out}",
+        s,
+        json,
+    )
+
+
 @app.command(epilog="Example: mmkit data convert --from coco --to yolo coco_dir/ yolo_dir/")
 def convert(
     src: Annotated[

@@ -139,12 +139,28 @@ def eval_(
     out: Annotated[
         Path | None, typer.Option("--out", help="Folder for predictions.json and metrics.json.")
     ] = None,
+    multi_label: Annotated[
+        bool,
+        typer.Option(
+            "--multi-label/--single-label",
+            help="A box may count for every class above the threshold (YOLOv5/ultralytics validators) or only its best.",
+        ),
+    ] = True,
     json: c.Json = False,
 ) -> None:
     """COCO mAP@[.5:.95], mAP@.5 and per-class AP (pycocotools), and a predictions file in the COCO results format."""
     from mmkit.tasks.detect import evaluate
 
-    r = evaluate(weights, data, split=split, img_size=img_size, batch_size=batch_size, device=device, out=out)
+    r = evaluate(
+        weights,
+        data,
+        split=split,
+        img_size=img_size,
+        batch_size=batch_size,
+        device=device,
+        out=out,
+        multi_label=multi_label,
+    )
     summary = (
         f"detect eval: {r['images']} {r['split']} images  mAP@[.5:.95] {r['map']:.4f}  mAP@.5 {r['map50']:.4f}"
         f" -> {r['predictions']}"

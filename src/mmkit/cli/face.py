@@ -72,7 +72,7 @@ def train(
         typer.Option(
             "--data",
             "-d",
-            help="synthetic-faces, a folder from `mmkit data synth identities`, or person folders.",
+            help="synthetic-faces(-large), a folder from `mmkit data synth identities`, or person folders.",
         ),
     ] = "",
     model: Annotated[str, typer.Option("--model", "-m", help="facenet-light | facenet")] = "facenet-light",
@@ -97,6 +97,12 @@ def train(
     ] = 4,
     augment: Annotated[
         bool, typer.Option("--augment/--no-augment", help="Random shifts and horizontal flips.")
+    ] = True,
+    flip_test: Annotated[
+        bool,
+        typer.Option(
+            "--flip-test/--no-flip-test", help="Embed each face with its mirror image (validation, gallery)."
+        ),
     ] = True,
     model_arg: c.ModelArg = None,
     epochs: c.Epochs = 20,
@@ -150,6 +156,7 @@ def train(
             images_per_person=images_per_person,
             augment=augment,
             model_kwargs=c.model_kwargs(1.0, model_arg),
+            flip_test=flip_test,
         )
         cfg = c.train_config("face", opts, task_args)
         last = None

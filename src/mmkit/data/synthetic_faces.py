@@ -489,21 +489,23 @@ def identity_name(identity: int, n_identities: int) -> str:
 
 
 def identity_arrays(
-    n_identities: int, images_per_identity: int, size: int = 64, seed: int = 0
+    n_identities: int, images_per_identity: int, size: int = 64, seed: int = 0, start: int = 0
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """All images in memory: (uint8 [N, size, size, 3], int64 labels [N], names), identity after identity.
+    """All images in memory: (uint8 [N, size, size, 3], int64 labels [N], names), identity after identity, for the
+    identities ``start .. start + n_identities - 1`` (labels count from 0).
 
     The same pixels as the PNGs ``make_identities`` writes for the same seed (image ``k`` of ``names[i]``)."""
     _check(n_identities, images_per_identity, size, seed)
     images = np.empty((n_identities * images_per_identity, size, size, 3), np.uint8)
     for i in range(n_identities):
-        params = identity_params(seed, i)
+        params = identity_params(seed, start + i)
         for k in range(images_per_identity):
             images[i * images_per_identity + k] = np.asarray(
-                render_identity_image(params, image_rng(seed, i, k), size)
+                render_identity_image(params, image_rng(seed, start + i, k), size)
             )
     labels = np.repeat(np.arange(n_identities, dtype=np.int64), images_per_identity)
-    return images, labels, [identity_name(i, n_identities) for i in range(n_identities)]
+    last = start + n_identities
+    return images, labels, [identity_name(start + i, last) for i in range(n_identities)]
 
 
 # ------------------------------------------------------------------------------------------------- on disk

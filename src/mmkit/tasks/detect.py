@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+EVAL_CONF, EVAL_IOU = 0.001, 0.6  # mAP: keep nearly every box; class-aware NMS at this IoU
+
 
 @dataclass
 class DetectorMeta:
@@ -47,9 +49,10 @@ def is_localizer(model: nn.Module) -> bool:
 
 
 def predict_batch(
-    model: nn.Module, x: torch.Tensor, conf: float, iou: float, max_det: int = 300
+    model: nn.Module, x: torch.Tensor, conf: float, iou: float, max_det: int = 300, multi_label: bool = False
 ) -> list[dict]:
-    """Boxes (xyxy in input pixels), scores and labels per image, for YOLO models and the localizer alike."""
+    """Boxes (xyxy in input pixels), scores and labels per image, for YOLO models and the localizer alike.
+    `multi_label`: a YOLO box may be kept for every class scoring above `conf`, not only its best one."""
     if is_localizer(model):
         out = model(x)
         h, w = x.shape[-2:]
@@ -61,7 +64,7 @@ def predict_batch(
             for i in range(len(x))
         ]
     dec = model.decode(model(x), tuple(x.shape[-2:]))
-    return postprocess(dec.float(), conf=conf, iou=iou, max_det=max_det)
+    return postprocess(dec.float(), conf=conf, iou=iou, max_det=max_det, multi_label=multi_label)
 
 
 class DetectTask(Task):
@@ -191,7 +194,7 @@ class DetectTask(Task):
 
     @torch.no_grad()
     def evaluate(self, model, loader, rt):
-        results = run_detection(model, loader, rt, conf=0.001, iou=0.6)
+        results = run_detection(model, loader, rt, conf=EVAL_CONF, iou=EVAL_IOU, multi_label=True)
         allres = [r for part in rt.gather_objects(results) for r in part]
         metrics = coco_evaluate(self.gt, allres, self.data.classes) if rt.is_main else None
         metrics = rt.broadcast_object(metrics)
@@ -210,7 +213,9 @@ class DetectTask(Task):
         return [Section("Per-class AP@[.5:.95] (validation, last epoch)", table=(["class", "AP"], rows))]
 
 
-def run_detection(model: nn.Module, loader: DataLoader, rt: Runtime, conf: float, iou: float) -> list[dict]:
+def run_detection(
+    model: nn.Module, loader: DataLoader, rt: Runtime, conf: float, iou: float, multi_label: bool = False
+) -> list[dict]:
     """COCO-format results (in original image pixels) for this rank's share of a loader."""
     model.eval()
     out: list[dict] = []
@@ -220,7 +225,7 @@ def run_detection(model: nn.Module, loader: DataLoader, rt: Runtime, conf: float
         x, targets = batch
         x = rt.move(x)
         with rt.autocast():
-            preds = predict_batch(model, x, conf, iou)
+            preds = predict_batch(model, x, conf, iou, multi_label=multi_label)
         for p, t in zip(preds, targets, strict=True):
             boxes = unletterbox_boxes(p["boxes"].cpu(), t["scale"], t["pad"])
             out += to_coco_results(int(t["image_id"]), boxes, p["scores"].cpu(), p["labels"].cpu())
@@ -250,8 +255,13 @@ def evaluate(
     device: str = "auto",
     out: str | os.PathLike | None = None,
     workers: int = 0,
+    multi_label: bool = True,
 ) -> dict[str, Any]:
-    """COCO mAP on a split; writes predictions.json (COCO results format) and metrics.json."""
+    """COCO mAP on a split; writes predictions.json (COCO results format) and metrics.json.
+
+    Predictions for mAP keep every box scoring over 0.001 after class-aware NMS at IoU 0.6, up to 300 per image;
+    with `multi_label` (the default, as the YOLOv5 and ultralytics validators do) a box may stand for each class
+    that scores over the threshold, not only for its best one."""
     rt = Runtime(select_device(device))
     net, meta = load_detector(weights, rt.device)
     d = load_detection_data(data, seed=0)
@@ -267,7 +277,7 @@ def evaluate(
         num_workers=workers,
         collate_fn=detection_collate,
     )
-    results = run_detection(net, loader, rt, conf=0.001, iou=0.6)
+    results = run_detection(net, loader, rt, conf=EVAL_CONF, iou=EVAL_IOU, multi_label=multi_label)
     gt = coco_ground_truth(ds, d.classes)
     m = coco_evaluate(gt, results, d.classes)
     out_dir = Path(out) if out else next_run_dir("runs", "detect", "eval")
@@ -279,6 +289,7 @@ def evaluate(
         "data": str(data),
         "split": split,
         "images": len(ds),
+        "multi_label": multi_label,
         **m,
         "predictions": str(out_dir / "predictions.json"),
     }

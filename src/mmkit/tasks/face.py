@@ -52,6 +52,7 @@ class FaceMeta:
     mean: list[float]
     std: list[float]
     threshold: float | None = None  # squared L2, chosen on the validation pairs
+    flip_test: bool = True  # embed each face and its mirror image (validation, eval and the gallery alike)
     data: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -87,6 +88,7 @@ class FaceTask(Task):
         images_per_person: int = 4,
         augment: bool = True,
         model_kwargs: dict[str, Any] | None = None,
+        flip_test: bool = True,
     ) -> None:
         if loss not in LOSSES:
             raise MMKitError(f"--loss {loss}: choose one of {', '.join(LOSSES)}")
@@ -98,6 +100,7 @@ class FaceTask(Task):
         self.img_size, self.embedding_dim, self.loss_name = img_size, embedding_dim, loss
         self.margin, self.mining, self.k, self.augment = margin, mining, images_per_person, augment
         self.model_kwargs = dict(model_kwargs or {})
+        self.flip_test = flip_test
         self.last_eval: dict[str, Any] | None = None
 
     def setup(self, cfg, rt: Runtime) -> None:
@@ -114,7 +117,14 @@ class FaceTask(Task):
         kwargs = {"embedding_dim": self.embedding_dim, **self.model_kwargs}
         self.model = get_model(self.model_name, 0, weights=self.weights, **kwargs)
         self.meta = FaceMeta(
-            self.model_name, self.embedding_dim, img, mean, std, None, self.data_spec, kwargs
+            self.model_name,
+            self.embedding_dim,
+            img,
+            mean,
+            std,
+            flip_test=self.flip_test,
+            data=self.data_spec,
+            model_kwargs=kwargs,
         )
         n_people = len(self.data.train_people)
         self.head: nn.Module | None = None
@@ -185,7 +195,7 @@ class FaceTask(Task):
         for x, idx in loader:
             x, idx = rt.move((x, idx))
             with rt.autocast():
-                emb = model(self.val_tf(x))
+                emb = flip_embed(model, self.val_tf(x), self.meta.flip_test)
             parts.append((idx.cpu(), emb.float().cpu()))
         idx = torch.cat([i for p in rt.gather_objects(parts) for i, _ in p])
         emb = torch.cat([e for p in rt.gather_objects(parts) for _, e in p])
@@ -269,11 +279,24 @@ def load_embedder(
 
 
 @torch.no_grad()
+def flip_embed(net: nn.Module, x: torch.Tensor, flip: bool) -> torch.Tensor:
+    """The unit embedding of a normalized batch; with `flip`, of the sum of the embeddings of the faces and of their
+    mirror images (the usual flip test of face verification: one face, two views)."""
+    emb = net(x).float()
+    if flip:
+        emb = F.normalize(emb + net(x.flip(-1)).float(), dim=1)
+    return emb
+
+
+@torch.no_grad()
 def embed(net: nn.Module, meta: FaceMeta, faces: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Unit embeddings [N, D] (on the CPU) of uint8 face crops [N, 3, H, W], resized to the model's input size."""
     dev = next(net.parameters()).device
     tf = BatchTransform(False, meta.mean, meta.std, out_channels=3, size=meta.img_size).to(dev)
-    out = [net(tf(faces[i : i + batch_size].to(dev))).float().cpu() for i in range(0, len(faces), batch_size)]
+    out = [
+        flip_embed(net, tf(faces[i : i + batch_size].to(dev)), meta.flip_test).cpu()
+        for i in range(0, len(faces), batch_size)
+    ]
     return torch.cat(out) if out else torch.zeros(0, meta.embedding_dim)
 
 

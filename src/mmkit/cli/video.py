@@ -1,0 +1,215 @@
+"""`mmkit video train|eval|predict|features`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmkit.cli import common as c
+from mmkit.errors import MMKitError
+
+app = typer.Typer(
+    help="Video classification: frame features into LSTM/GRU/NetVLAD/MoE, or CNN+LSTM end to end; YouTube-8M.",
+    no_args_is_help=True,
+)
+
+Weights = Annotated[str, typer.Option("--weights", "-w", help="A video checkpoint (best.pt / last.pt).")]
+
+
+@app.command(epilog="Example: mmkit video train --data motion-clips --model cnn-lstm --epochs 15")
+def train(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            "-d",
+            help="motion-clips, a folder of YouTube-8M TFRecords (or `video features` output), or video folders.",
+        ),
+    ] = "",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", "-m", help="lstm | gru | video-mean | netvlad | moe | cnn-lstm | cnn-gru | cnn-mean"
+        ),
+    ] = "lstm",
+    weights: Annotated[str | None, typer.Option("--weights", "-w", help="Start from a checkpoint.")] = None,
+    level: Annotated[str, typer.Option("--level", help="Records: frame or video level features.")] = "frame",
+    max_frames: Annotated[
+        int, typer.Option("--max-frames", help="Frame-level records: frames padded or sampled to this many.")
+    ] = 300,
+    frames: Annotated[int, typer.Option("--frames", help="Raw videos: frames sampled per video.")] = 16,
+    img_size: Annotated[
+        int | None, typer.Option("--img-size", help="Raw videos: frame size (default 64).")
+    ] = None,
+    val_split: Annotated[
+        float, typer.Option("--val-split", help="Held-out fraction when the data has no validation split.")
+    ] = 0.1,
+    hidden: Annotated[
+        int | None, typer.Option("--hidden", help="Hidden width of the RNN / MLP (default: the model's).")
+    ] = None,
+    layers: Annotated[int | None, typer.Option("--layers", help="RNN layers (1 or 2).")] = None,
+    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Bidirectional RNN.")] = False,
+    model_arg: c.ModelArg = None,
+    epochs: c.Epochs = 10,
+    batch_size: c.BatchSize = 64,
+    lr: c.Lr = 1e-3,
+    optimizer: c.Optimizer = "adamw",
+    weight_decay: c.WeightDecay = 1e-4,
+    momentum: c.Momentum = 0.9,
+    schedule: c.Schedule = "cosine",
+    warmup: c.Warmup = 0.0,
+    step_size: c.StepSize = 30,
+    init: c.Init = None,
+    grad_clip: c.GradClip = 5.0,
+    accumulate: c.Accumulate = 1,
+    precision: c.Precision = "fp32",
+    device: c.Device = "auto",
+    channels_last: c.ChannelsLast = False,
+    compile: c.Compile = False,
+    workers: c.Workers = None,
+    threads: c.Threads = None,
+    seed: c.Seed = 0,
+    patience: c.Patience = None,
+    max_steps: c.MaxSteps = None,
+    name: c.Name = None,
+    project: c.Project = Path("runs"),
+    exist_ok: c.ExistOk = False,
+    resume: c.Resume = False,
+    json: c.Json = False,
+) -> None:
+    """Train a video classifier; writes runs/video/<name>/ (checkpoints, GAP/top-1 per epoch, curves, report)."""
+    from mmkit.engine import TrainConfig, Trainer
+    from mmkit.tasks.video import VideoTask
+
+    opts = dict(locals())
+    if resume:
+        last = c.resume_target(project, "video", name)
+        cfg = TrainConfig.load(last.parent / "config.yaml")
+    else:
+        if not data:
+            raise MMKitError("--data is required (motion-clips, a folder of TFRecords, or video folders)")
+        kwargs = c.model_kwargs(1.0, model_arg)
+        for key, value in (("hidden", hidden), ("layers", layers)):
+            if value is not None:
+                kwargs[key] = value
+        if bidirectional:
+            kwargs["bidirectional"] = True
+        task_args = dict(
+            data=data,
+            model=model,
+            weights=weights,
+            level=level,
+            max_frames=max_frames,
+            frames=frames,
+            img_size=img_size,
+            val_split=val_split,
+            model_kwargs=kwargs,
+        )
+        cfg = c.train_config("video", opts, task_args)
+        last = None
+    res = Trainer(VideoTask(**cfg.task_args), cfg, resume=last).fit()
+    if res.run_dir is not None:
+        c.emit(*c.fit_summary("video", res), json)
+
+
+@app.command("eval", epilog="Example: mmkit video eval --weights runs/video/exp/best.pt --data motion-clips")
+def eval_(
+    weights: Weights,
+    data: Annotated[str, typer.Option("--data", "-d", help="Dataset whose validation split is evaluated.")],
+    batch_size: c.BatchSize = 64,
+    device: c.Device = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json.")] = None,
+    json: c.Json = False,
+) -> None:
+    """GAP@20 (YouTube-8M's metric), Hit@1, PERR, and top-1 for single-label data."""
+    from mmkit.tasks.video import evaluate
+
+    r = evaluate(weights, data, batch_size=batch_size, device=device, out=out)
+    top1 = f"  top-1 {100 * r['top1']:.2f} %" if "top1" in r else ""
+    c.emit(
+        f"video eval: {r['videos']} videos  GAP@20 {r['gap']:.4f}  Hit@1 {r['hit_at_one']:.4f}  "
+        f"PERR {r['perr']:.4f}{top1} -> {r['out_dir']}",
+        r,
+        json,
+    )
+
+
+@app.command(
+    epilog="Example: mmkit video predict --weights runs/video/exp/best.pt clip.mp4 --segment-seconds 5"
+)
+def predict(
+    videos: Annotated[list[Path], typer.Argument(help="Video files.")],
+    weights: Weights,
+    topk: Annotated[int, typer.Option("--topk", "-k", help="Labels per video.")] = 5,
+    segment_seconds: Annotated[
+        float | None, typer.Option("--segment-seconds", help="Also predict each segment of this length.")
+    ] = None,
+    device: c.Device = "auto",
+    json: c.Json = False,
+) -> None:
+    """Labels with scores for each video (and each segment with --segment-seconds)."""
+    from mmkit.tasks.video import predict as run
+
+    results, failures = run(
+        weights, [str(v) for v in videos], topk=topk, segment_seconds=segment_seconds, device=device
+    )
+    if json:
+        c.emit("", {"predictions": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
+    else:
+        for r in results:
+            labels = ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top"])
+            typer.echo(f"{r['path']}: {labels}")
+            for s in r.get("segments", []):
+                seg = ", ".join(f"{t['label']} {t['score']:.2f}" for t in s["top"][:3])
+                typer.echo(f"  {s['start']:.1f}-{s['end']:.1f}s: {seg}")
+        typer.echo(f"video predict: {len(results)} videos")
+    if failures:
+        raise MMKitError(
+            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        )
+
+
+@app.command(epilog="Example: mmkit video features clips/ --backbone efficientnet_lite0 --out feats/")
+def features(
+    videos: Annotated[
+        list[Path],
+        typer.Argument(help="Video files, or folders of class folders (labels from folder names)."),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the TFRecords and vocabulary.csv.")],
+    backbone: Annotated[
+        str, typer.Option("--backbone", help="A registered image model with ImageNet weights (offline).")
+    ] = "efficientnet_lite0",
+    weights: Annotated[str, typer.Option("--weights", help="Its weights (a name or a file).")] = "imagenet",
+    fps: Annotated[float, typer.Option("--fps", help="Frames sampled per second (YouTube-8M: 1).")] = 1.0,
+    max_frames: Annotated[
+        int, typer.Option("--max-frames", help="At most this many frames per video.")
+    ] = 300,
+    val_split: Annotated[
+        float, typer.Option("--val-split", help="Fraction of videos written to validate*.tfrecord.")
+    ] = 0.2,
+    batch_size: c.BatchSize = 64,
+    device: c.Device = "auto",
+    json: c.Json = False,
+) -> None:
+    """Per-frame CNN features of each video, written as YouTube-8M frame-level records (train/validate shards)."""
+    from mmkit.tasks.video_features import extract
+
+    r = extract(
+        [str(v) for v in videos],
+        out,
+        backbone=backbone,
+        weights=weights,
+        fps=fps,
+        max_frames=max_frames,
+        val_split=val_split,
+        batch_size=batch_size,
+        device=device,
+    )
+    c.emit(
+        f"video features: {r['videos']} videos, {r['frames']} frames, {r['dim']}-d {backbone} features"
+        f" ({r['skipped']} skipped) -> {out}",
+        r,
+        json,
+    )

@@ -1,0 +1,239 @@
+"""Video data for the video task: one place that turns a data spec into train/val datasets of (x, n, y).
+
+    d = load_video_data("motion-clips", kind="clips", frames=16, img_size=64)
+    x, n, y = d.train[0]   # clips: uint8 [T, 3, S, S]; features: float32 [T, D] (or [D] at video level)
+
+``n`` is the number of valid frames (the rest of ``x`` is padding), ``y`` a class index (single-label data) or a
+multi-hot float vector (multi-label). Specs:
+- ``motion-clips``: synthetic moving digits and shapes labelled by their motion (`mmkit.data.synthetic_videos`),
+  1,800 train and 360 test clips of 16 frames at 64 px, in memory (about 15 s to draw);
+- a folder (or files) of YouTube-8M TFRecords: ``train*.tfrecord`` and ``validate*.tfrecord`` (else a seeded
+  ``val_split`` of the records), classes from ``vocabulary.csv`` (``index,name``) when present, else from the labels;
+  a ``features.json`` beside them (written by ``mmkit video features``) says how the features were made;
+- video files in one folder per class (``train/`` + ``val/`` or ``test/``, or one tree split by ``val_split``) or a
+  CSV of ``path,label[,label...]``, decoded to ``frames`` frames of ``img_size`` px.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from mmkit.errors import MMKitError
+
+log = logging.getLogger(__name__)
+
+BUILTIN_CLIPS = "motion-clips"
+_CLIPS_TRAIN, _CLIPS_TEST = 1800, 360
+_RECORD_GLOBS = ("*.tfrecord", "*.tfrecords", "*.tfr")
+
+
+@dataclass
+class VideoData:
+    train: Dataset
+    val: Dataset | None
+    classes: list[str]
+    kind: str  # "clips" or "features"
+    multi_label: bool
+    source: str
+    feature_dim: int | None = None
+    extractor: dict[str, Any] | None = None
+    workers: int = 0  # DataLoader workers that suit this data by default
+    collate: Any = None
+
+    def summary(self) -> str:
+        what = f"{self.feature_dim}-d frame features" if self.kind == "features" else "raw clips"
+        labels = "multi-label" if self.multi_label else "single-label"
+        n_val = len(self.val) if self.val is not None else 0
+        return f"{self.source}: {len(self.train)} train / {n_val} val videos, {len(self.classes)} classes ({labels}), {what}"
+
+
+class _Clips(Dataset):
+    """In-memory clips uint8 [N, T, 3, S, S] with class indices."""
+
+    def __init__(self, clips: torch.Tensor, labels: torch.Tensor) -> None:
+        self.clips, self.labels = clips, labels
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int):
+        return self.clips[i], self.clips.shape[1], self.labels[i]
+
+
+class _FromFolder(Dataset):
+    """(frames, T, label) from a VideoFolderDataset; None for a video that fails at access."""
+
+    def __init__(self, ds) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        item = self.ds[i]
+        if item is None:
+            return None
+        frames, label = item
+        return frames, frames.shape[0], label
+
+
+class _SingleLabel(Dataset):
+    """Multi-hot records whose videos carry exactly one label, as class indices (softmax training)."""
+
+    def __init__(self, ds: Dataset) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int):
+        x, n, y = self.ds[i]
+        return x, n, int(y.argmax())
+
+
+def load_video_data(
+    spec: str,
+    *,
+    kind: str,
+    level: str = "frame",
+    max_frames: int = 300,
+    frames: int = 16,
+    img_size: int | None = 64,
+    val_split: float = 0.1,
+    seed: int = 0,
+) -> VideoData:
+    """Resolve a data spec (see the module docstring). `kind` is what the model takes: "clips" or "features"."""
+    if spec == BUILTIN_CLIPS:
+        return _builtin_clips(frames, img_size or 64)
+    path = Path(spec)
+    if not path.exists():
+        raise MMKitError(
+            f"{path}: no such dataset (give {BUILTIN_CLIPS}, a folder of TFRecords, or video folders)"
+        )
+    records = _record_files(path)
+    if records:
+        return _records(path, records, level, max_frames, val_split, seed)
+    if kind == "features":
+        raise MMKitError(
+            f"{path}: no TFRecord files; for videos, extract features first (mmkit video features) "
+            "or train a clip model (cnn-lstm, cnn-gru, cnn-mean)"
+        )
+    return _video_files(path, frames, img_size or 64, val_split, seed)
+
+
+def _builtin_clips(frames: int, size: int) -> VideoData:
+    from mmkit.data.synthetic_videos import motion_clips
+
+    tr, ytr, classes = motion_clips(_CLIPS_TRAIN, frames=frames, size=size, seed=0, split="train")
+    te, yte, _ = motion_clips(_CLIPS_TEST, frames=frames, size=size, seed=0, split="test")
+    return VideoData(
+        _Clips(torch.as_tensor(tr), torch.as_tensor(ytr)),
+        _Clips(torch.as_tensor(te), torch.as_tensor(yte)),
+        list(classes),
+        "clips",
+        False,
+        BUILTIN_CLIPS,
+    )
+
+
+def _record_files(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path] if path.suffix in (".tfrecord", ".tfrecords", ".tfr") else []
+    return sorted({f for g in _RECORD_GLOBS for f in path.glob(g)})
+
+
+def _vocabulary(folder: Path) -> list[str] | None:
+    vocab = folder / "vocabulary.csv"
+    if not vocab.is_file():
+        return None
+    names: dict[int, str] = {}
+    with vocab.open(newline="") as f:
+        for lineno, row in enumerate(csv.reader(f), 1):
+            if not row or (lineno == 1 and not row[0].strip().isdigit()):
+                continue  # blank line or header
+            try:
+                names[int(row[0])] = row[1] if len(row) > 1 and row[1] else str(row[0])
+            except ValueError as e:
+                raise MMKitError(f"{vocab}:{lineno}: expected 'index,name', got {','.join(row)!r}") from e
+    if not names:
+        raise MMKitError(f"{vocab}: no classes")
+    return [names.get(i, str(i)) for i in range(max(names) + 1)]
+
+
+def _records(
+    root: Path, files: list[Path], level: str, max_frames: int, val_split: float, seed: int
+) -> VideoData:
+    from mmkit.data.formats.youtube8m import YouTube8MDataset, read_records
+
+    folder = root if root.is_dir() else root.parent
+    extractor = None
+    if (folder / "features.json").is_file():
+        try:
+            extractor = json.loads((folder / "features.json").read_text())
+        except json.JSONDecodeError as e:
+            raise MMKitError(f"{folder / 'features.json'}: not valid JSON ({e.msg}, line {e.lineno})") from e
+    classes = _vocabulary(folder)
+    if classes is None:  # no vocabulary: every label seen
+        top = max((max(r["labels"], default=-1) for r in read_records(files, level=level)), default=-1)
+        if top < 0:
+            raise MMKitError(f"{folder}: records carry no labels")
+        classes = [str(i) for i in range(top + 1)]
+    train_files = [f for f in files if f.name.startswith("train")]
+    val_files = [f for f in files if f.name.startswith(("validate", "val", "test"))]
+    kw = dict(level=level, num_classes=len(classes), max_frames=max_frames)
+    if train_files and val_files:
+        train: Dataset = YouTube8MDataset(train_files, **kw)
+        val: Dataset | None = YouTube8MDataset(val_files, **kw)
+        dim = train.feature_dim
+    else:
+        full = YouTube8MDataset(files, **kw)
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(full), generator=g).tolist()
+        n_val = round(len(full) * val_split)
+        train, val = Subset(full, order[n_val:]), Subset(full, order[:n_val])
+        dim = full.feature_dim
+    single = bool(extractor and extractor.get("single_label"))
+    if single:
+        train, val = _SingleLabel(train), (_SingleLabel(val) if val is not None else None)
+    return VideoData(train, val, classes, "features", not single, str(root), dim, extractor, workers=1)
+
+
+def _video_files(path: Path, frames: int, size: int, val_split: float, seed: int) -> VideoData:
+    from mmkit.data.classification import collate_skip_none
+    from mmkit.data.formats.video import VideoFolderDataset
+
+    splits = {s: path / s for s in ("train", "val", "test")} if path.is_dir() else {}
+    if path.is_dir() and splits["train"].is_dir():
+        train = VideoFolderDataset(splits["train"], num_frames=frames, size=size)
+        held = splits["val"] if splits["val"].is_dir() else splits["test"]
+        val = (
+            VideoFolderDataset(held, num_frames=frames, size=size, classes=train.classes)
+            if held.is_dir()
+            else None
+        )
+        tr_ds, va_ds = _FromFolder(train), (_FromFolder(val) if val is not None else None)
+    else:
+        full = VideoFolderDataset(path, num_frames=frames, size=size)
+        train = full
+        g = torch.Generator().manual_seed(seed)
+        order = torch.randperm(len(full), generator=g).tolist()
+        n_val = round(len(full) * val_split)
+        tr_ds, va_ds = Subset(_FromFolder(full), order[n_val:]), Subset(_FromFolder(full), order[:n_val])
+    return VideoData(
+        tr_ds,
+        va_ds,
+        list(train.classes),
+        "clips",
+        bool(train.multi_label),
+        str(path),
+        workers=2,
+        collate=collate_skip_none,
+    )

@@ -1,0 +1,512 @@
+"""Video classifiers: temporal models over per-frame features, and small end-to-end CNN + RNN models for raw clips.
+
+    model = get_model("lstm", num_classes=3862)            # frame features, D = 1152 (1024 rgb + 128 audio)
+    logits = model(x, lengths)                             # x [B, T, D] float, lengths [B] int64 -> [B, C]
+    model = get_model("moe", num_classes=3862)
+    logits = model(video_features)                         # a video-level input [B, D] is one frame (T = 1)
+    clip_model = get_model("cnn-lstm", num_classes=10)     # in_chans = 3 image channels
+    logits = clip_model(frames, lengths)                   # frames [B, T, 3, H, W], H, W ~ 32..112
+
+Conventions shared by every model here:
+- `in_chans` of the registry builder is reused as the FEATURE WIDTH D of the frame features for the
+  feature models ("video-mean", "lstm", "gru", "netvlad", "moe"; default 1152, the YouTube-8M rgb + audio
+  features); for the end-to-end models ("cnn-lstm", "cnn-gru") it is the number of image channels (3).
+  The registry's `default_input_size` is the default maximum number of frames (300, as in YouTube-8M) for the
+  feature models, and the frame side in pixels (64) for the end-to-end models.
+- `lengths` [B] (int64, any device) counts the valid frames of each video; frames at or past the length are
+  padding: they are zeroed on entry and masked everywhere (pooling, cluster assignment and its BatchNorm
+  statistics, packed RNN sequences, the frame CNN only sees valid frames), so they never change the output,
+  in eval or in train mode. `lengths=None` means every frame is valid; a length of 0 counts as 1, a length
+  past T as T.
+- Every model returns LOGITS [B, C], so one `BCEWithLogitsLoss` (multi-label, YouTube-8M) or `CrossEntropyLoss`
+  (single-label) serves them all. The mixture of experts of the YouTube-8M starter code
+  (`video_level_models.MoeModel`) outputs probabilities p; `MoE` here returns their log-odds log(p / (1 - p)),
+  computed stably in log space and clamped to ±30, so `sigmoid(logits)` is the starter code's p.
+- Each model has `num_classes`, a final module named `classifier` (a Linear, or `MoE` whose one Linear is the
+  model's last), and `reset_classifier(num_classes)` for transfer learning through `get_model`.
+
+Models (Miech et al. 2017, "Learnable pooling with context gating", for NetVLAD and context gating; the starter
+code, github.com/google/youtube-8m, for MoE and the LSTM baseline):
+  video-mean  masked mean / max / mean+max pooling, then an MLP (hidden 1024, ReLU, dropout)
+  lstm, gru   1-2 layer (bi)directional RNN over packed sequences; the last valid hidden state of the last layer
+              (both directions) or the mean of its outputs over the valid frames, then dropout and a linear layer
+  netvlad     NetVLAD pooling (soft assignment to K clusters, residuals, intra- and L2-normalisation), a hidden
+              FC with BatchNorm, context gating, then an MoE (default) or linear classifier
+  moe         masked mean pooling, then the starter code's MoE classifier
+  cnn-lstm,   a small 2D CNN applied to every valid frame (frames batched as one B·T batch), then lstm / gru
+  cnn-gru
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from mmkit.errors import MMKitError
+from mmkit.models.registry import register_model
+
+YT8M_FEATURES = 1152  # 1024 rgb (Inception, PCA-whitened) + 128 audio (VGGish) per frame / per video
+MAX_FRAMES = 300  # YouTube-8M keeps at most 300 one-second frames per video
+LOGIT_CLAMP = 30.0  # |log-odds| bound of the MoE output (sigmoid(30) is 1 - 1e-13)
+
+__all__ = [
+    "MAX_FRAMES",
+    "YT8M_FEATURES",
+    "CNNRecurrent",
+    "ContextGating",
+    "FrameCNN",
+    "MoE",
+    "MoEClassifier",
+    "NetVLAD",
+    "NetVLADClassifier",
+    "PoolingClassifier",
+    "RecurrentClassifier",
+    "frame_mask",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+def frame_mask(lengths: Tensor, max_frames: int) -> Tensor:
+    """Boolean [B, T] mask of the valid frames (t < length)."""
+    return torch.arange(max_frames, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+def _frames(x: Tensor, lengths: Tensor | None, width: int, name: str) -> tuple[Tensor, Tensor, Tensor]:
+    """Frame features as [B, T, D] with the padding zeroed, lengths clamped to [1, T] (int64, on x's device),
+    and the [B, T] mask of valid frames. A video-level input [B, D] is one frame."""
+    if x.ndim == 2:
+        x = x.unsqueeze(1)
+    if x.ndim != 3 or x.shape[-1] != width:
+        raise MMKitError(
+            f"{name}: input of shape {tuple(x.shape)} does not fit; it needs [B, T, {width}] frame features or "
+            f"[B, {width}] video features (the feature width is the model's in_chans)"
+        )
+    lengths, mask = _lengths_mask(lengths, x.shape[0], x.shape[1], x.device, name)
+    return x.masked_fill(~mask.unsqueeze(2), 0), lengths, mask
+
+
+def _lengths_mask(
+    lengths: Tensor | None, b: int, t: int, device: torch.device, name: str
+) -> tuple[Tensor, Tensor]:
+    """Lengths clamped to [1, T] (int64 on `device`; all T when None) and the [B, T] mask of valid frames."""
+    if lengths is None:
+        lengths = torch.full((b,), t, dtype=torch.int64, device=device)
+    else:
+        lengths = torch.as_tensor(lengths).to(device, torch.int64).reshape(-1)
+        if lengths.shape[0] != b:
+            raise MMKitError(f"{name}: lengths has {lengths.shape[0]} entries for a batch of {b} videos")
+        lengths = lengths.clamp(1, t)
+    return lengths, frame_mask(lengths, t)
+
+
+def _masked_pool(x: Tensor, lengths: Tensor, mask: Tensor, pool: str) -> Tensor:
+    """Mean, max or [mean, max] of the valid frames of x [B, T, D] (padding already zeroed)."""
+    parts = []
+    if pool in ("mean", "meanmax"):
+        parts.append(x.sum(1) / lengths.unsqueeze(1).to(x.dtype))
+    if pool in ("max", "meanmax"):
+        parts.append(x.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(1))
+    return torch.cat(parts, 1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Heads
+
+
+class MoE(nn.Module):
+    """The YouTube-8M starter code's mixture of logistic experts, returning log-odds.
+
+    For every class c: a softmax gate over E experts and a dummy expert that always says "absent", and E sigmoid
+    experts; p_c = Σ_e gate_ce · σ(expert_ce). One Linear computes all C·(E+1) gate and C·E expert activations
+    (laid out [C, 2E+1] per video), so the registry's head handling (transfer to a new class count,
+    `freeze_backbone`) sees the whole head as one layer; unlike the starter code the gate part therefore has a
+    bias too (zero-initialised).
+    Returns log(p / (1 - p)) = logsumexp_e(log gate_e + log σ(a_e)) − logsumexp(log gate_dummy,
+    log gate_e + log σ(−a_e)), clamped to ±LOGIT_CLAMP: `sigmoid` of the output is p."""
+
+    def __init__(self, in_features: int, num_classes: int, experts: int = 2) -> None:
+        super().__init__()
+        if experts < 1:
+            raise MMKitError(f"moe: experts must be >= 1, got {experts}")
+        self.num_classes, self.experts = num_classes, experts
+        self.proj = nn.Linear(in_features, num_classes * (2 * experts + 1))
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        e = self.experts
+        z = self.proj(x).float().view(x.shape[0], self.num_classes, 2 * e + 1)
+        gates = z[..., : e + 1].log_softmax(-1)  # [B, C, E + 1], the dummy last
+        act = z[..., e + 1 :]  # [B, C, E]
+        log_p = torch.logsumexp(gates[..., :e] + F.logsigmoid(act), -1)
+        log_not_p = torch.logsumexp(torch.cat([gates[..., e:], gates[..., :e] + F.logsigmoid(-act)], -1), -1)
+        return (log_p - log_not_p).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
+
+
+class ContextGating(nn.Module):
+    """Context gating (Miech et al. 2017): y = x ⊙ σ(BN(W x))."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, dim, bias=False)
+        self.bn = nn.BatchNorm1d(dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * torch.sigmoid(self.bn(self.fc(x)))
+
+
+def _head(kind: str, in_features: int, num_classes: int, experts: int) -> nn.Module:
+    if kind == "linear":
+        return nn.Linear(in_features, num_classes)
+    if kind == "moe":
+        return MoE(in_features, num_classes, experts)
+    raise MMKitError(f"head must be 'linear' or 'moe', got {kind!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pooling models: video-mean, moe
+
+
+class PoolingClassifier(nn.Module):
+    """Masked mean / max / mean+max pooling of the frames, then an MLP (hidden, ReLU, dropout) — the video-level
+    baseline. `hidden=0` makes it a linear (logistic) classifier on the pooled features."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_features: int = YT8M_FEATURES,
+        *,
+        pool: str = "mean",
+        hidden: int = 1024,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if pool not in ("mean", "max", "meanmax"):
+            raise MMKitError(f"video-mean: pool must be 'mean', 'max' or 'meanmax', got {pool!r}")
+        self.num_classes, self.in_features, self.pool = num_classes, in_features, pool
+        pooled = in_features * (2 if pool == "meanmax" else 1)
+        self.mlp = (
+            nn.Sequential(nn.Linear(pooled, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
+            if hidden > 0
+            else nn.Identity()
+        )
+        self.classifier = nn.Linear(hidden if hidden > 0 else pooled, num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.classifier.in_features, num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        x, lengths, mask = _frames(x, lengths, self.in_features, "video-mean")
+        return self.classifier(self.mlp(_masked_pool(x, lengths, mask, self.pool)))
+
+
+class MoEClassifier(nn.Module):
+    """The starter code's video-level MoE model: masked mean pooling (a no-op on video-level input), optional
+    dropout of the pooled features (0 in the starter code), then MoE."""
+
+    def __init__(
+        self, num_classes: int, in_features: int = YT8M_FEATURES, *, experts: int = 2, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.num_classes, self.in_features = num_classes, in_features
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = MoE(in_features, num_classes, experts)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = MoE(self.in_features, num_classes, self.classifier.experts)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        x, lengths, mask = _frames(x, lengths, self.in_features, "moe")
+        return self.classifier(self.dropout(_masked_pool(x, lengths, mask, "mean")))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Recurrent models: lstm, gru
+
+
+class RecurrentClassifier(nn.Module):
+    """An LSTM or GRU over the valid frames (packed sequences), read out as the last valid hidden state of the
+    last layer (forward state at t = length − 1 and, when bidirectional, backward state at t = 0, concatenated)
+    or as the mean of the last layer's outputs over the valid frames; then dropout and a linear classifier."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_features: int = YT8M_FEATURES,
+        *,
+        cell: str = "lstm",
+        hidden: int = 512,
+        layers: int = 1,
+        bidirectional: bool = False,
+        readout: str = "last",
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if cell not in ("lstm", "gru"):
+            raise MMKitError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if readout not in ("last", "mean"):
+            raise MMKitError(f"{cell}: readout must be 'last' or 'mean', got {readout!r}")
+        if layers < 1:
+            raise MMKitError(f"{cell}: layers must be >= 1, got {layers}")
+        self.num_classes, self.in_features, self.cell, self.readout = num_classes, in_features, cell, readout
+        self.directions = 2 if bidirectional else 1
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.rnn = rnn(
+            in_features,
+            hidden,
+            num_layers=layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout if layers > 1 else 0.0,
+        )
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden * self.directions, num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = nn.Linear(self.classifier.in_features, num_classes)
+
+    def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The video representation [B, hidden · directions] before the classifier."""
+        x, lengths, _ = _frames(x, lengths, self.in_features, self.cell)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed)
+        if self.readout == "last":
+            h = state[0] if self.cell == "lstm" else state  # [layers · directions, B, H], in input order
+            return torch.cat(list(h[-self.directions :]), dim=1)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # zeros past the length
+        return out.sum(1) / lengths.unsqueeze(1).to(out.dtype)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        return self.classifier(self.dropout(self.encode(x, lengths)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# NetVLAD
+
+
+class NetVLAD(nn.Module):
+    """NetVLAD pooling (Arandjelović et al. 2016) as in Miech et al. 2017: a soft assignment of every valid frame
+    to K clusters (linear, BatchNorm over the valid frames only, softmax), the assignment-weighted sum of the
+    residuals to learned centres, intra-normalisation (L2 per cluster), then L2 normalisation of the
+    flattened [K · D] descriptor."""
+
+    def __init__(self, dim: int, clusters: int = 64) -> None:
+        super().__init__()
+        self.dim, self.clusters = dim, clusters
+        self.assign = nn.Linear(dim, clusters, bias=False)
+        self.assign_bn = nn.BatchNorm1d(clusters)
+        self.centers = nn.Parameter(torch.randn(clusters, dim) / math.sqrt(dim))
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x [B, T, D] (padding zeroed), mask [B, T] -> [B, K · D]."""
+        valid = self.assign_bn(self.assign(x[mask]))  # [N_valid, K]: BatchNorm statistics of real frames only
+        logits = valid.new_zeros(*mask.shape, self.clusters)
+        logits[mask] = valid
+        a = logits.softmax(-1) * mask.unsqueeze(2).to(valid.dtype)  # [B, T, K], zero on padding
+        vlad = torch.einsum("btk,btd->bkd", a, x.to(a.dtype)) - a.sum(1).unsqueeze(2) * self.centers
+        vlad = F.normalize(vlad, dim=2)  # intra-normalisation
+        return F.normalize(vlad.flatten(1), dim=1)
+
+
+class NetVLADClassifier(nn.Module):
+    """NetVLAD → hidden FC (no bias) + BatchNorm (+ ReLU if `relu`) → context gating → dropout → MoE or linear.
+
+    The YouTube-8M 2017 winning configuration used K = 256 clusters, hidden 1024, no ReLU, gating and an MoE;
+    the default here is K = 64. Its extra context gating on the MoE's probabilities is not included."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_features: int = YT8M_FEATURES,
+        *,
+        clusters: int = 64,
+        hidden: int = 1024,
+        relu: bool = False,
+        gating: bool = True,
+        head: str = "moe",
+        experts: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.num_classes, self.in_features, self.head_kind, self.experts = (
+            num_classes,
+            in_features,
+            head,
+            experts,
+        )
+        self.pool = NetVLAD(in_features, clusters)
+        self.hidden = nn.Sequential(
+            nn.Linear(clusters * in_features, hidden, bias=False),
+            nn.BatchNorm1d(hidden),
+            nn.ReLU(inplace=True) if relu else nn.Identity(),
+        )
+        self.gating = ContextGating(hidden) if gating else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = _head(head, hidden, num_classes, experts)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = _head(self.head_kind, self.hidden[0].out_features, num_classes, self.experts)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        x, _, mask = _frames(x, lengths, self.in_features, "netvlad")
+        return self.classifier(self.dropout(self.gating(self.hidden(self.pool(x, mask)))))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End-to-end CNN + RNN for small clips
+
+
+class FrameCNN(nn.Module):
+    """A small 2D CNN for one frame: four 3×3 conv-BN-ReLU stages (widths w, 2w, 4w, feat; the first three followed
+    by 2×2 max-pooling), then global average pooling -> [N, feat]. For frames of about 32..112 px."""
+
+    def __init__(self, in_chans: int = 3, width: int = 32, feat: int = 128) -> None:
+        super().__init__()
+        chans = [in_chans, width, 2 * width, 4 * width, feat]
+        layers: list[nn.Module] = []
+        for i in range(4):
+            layers += [
+                nn.Conv2d(chans[i], chans[i + 1], 3, padding=1, bias=False),
+                nn.BatchNorm2d(chans[i + 1]),
+                nn.ReLU(inplace=True),
+            ]
+            if i < 3:
+                layers.append(nn.MaxPool2d(2))
+        self.features = nn.Sequential(*layers)
+        self.out_features = feat
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.features(x).mean((2, 3))
+
+
+class CNNRecurrent(nn.Module):
+    """End-to-end clip classifier: `FrameCNN` on every valid frame (shared weights; the valid frames of the whole
+    batch go through the CNN as one batch, padding frames are skipped), then `RecurrentClassifier` (cell "lstm" or
+    "gru"), or for cell "mean" a `PoolingClassifier` over the frames: the baseline that cannot see order.
+
+    Input: frames [B, T, C, H, W], float (already normalised from uint8; a uint8 tensor is scaled to 0..1)."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_chans: int = 3,
+        *,
+        cell: str = "lstm",
+        width: int = 32,
+        feat: int = 128,
+        hidden: int = 256,
+        layers: int = 1,
+        bidirectional: bool = False,
+        readout: str = "last",
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        self.num_classes, self.in_chans, self.name = num_classes, in_chans, f"cnn-{cell}"
+        self.cnn = FrameCNN(in_chans, width, feat)
+        self.rnn: nn.Module
+        if cell == "mean":  # the order-blind baseline: the same CNN, frames averaged
+            self.rnn = PoolingClassifier(num_classes, feat, pool="mean", hidden=hidden, dropout=dropout)
+        else:
+            self.rnn = RecurrentClassifier(
+                num_classes,
+                feat,
+                cell=cell,
+                hidden=hidden,
+                layers=layers,
+                bidirectional=bidirectional,
+                readout=readout,
+                dropout=dropout,
+            )
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.rnn.reset_classifier(num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        if x.ndim != 5 or x.shape[2] != self.in_chans:
+            raise MMKitError(
+                f"{self.name}: input of shape {tuple(x.shape)} does not fit; it needs frames [B, T, "
+                f"{self.in_chans}, H, W]"
+            )
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        b, t = x.shape[:2]
+        lengths, mask = _lengths_mask(lengths, b, t, x.device, self.name)
+        valid = self.cnn(x[mask])  # [N_valid, feat]
+        feats = valid.new_zeros(b, t, valid.shape[1])
+        feats[mask] = valid
+        return self.rnn(feats, lengths)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry
+
+
+def _register_features(name: str, description: str):
+    return register_model(
+        name,
+        task="video",
+        family="video",
+        description=description,
+        default_input_size=MAX_FRAMES,
+        in_chans=YT8M_FEATURES,
+    )
+
+
+@_register_features("video-mean", "masked mean/max pooling of frame features + MLP (video-level baseline)")
+def video_mean(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return PoolingClassifier(num_classes, in_chans, **kwargs)
+
+
+@_register_features("lstm", "LSTM over frame features (packed), last hidden state or mean readout")
+def lstm(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return RecurrentClassifier(num_classes, in_chans, cell="lstm", **kwargs)
+
+
+@_register_features("gru", "GRU over frame features (packed), last hidden state or mean readout")
+def gru(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return RecurrentClassifier(num_classes, in_chans, cell="gru", **kwargs)
+
+
+@_register_features("netvlad", "NetVLAD pooling + context gating + MoE (YouTube-8M 2017 winner)")
+def netvlad(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return NetVLADClassifier(num_classes, in_chans, **kwargs)
+
+
+@_register_features("moe", "mean-pooled features + mixture of logistic experts (YouTube-8M starter)")
+def moe(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return MoEClassifier(num_classes, in_chans, **kwargs)
+
+
+def _register_clips(name: str, description: str):
+    return register_model(name, task="video", family="video", description=description, default_input_size=64)
+
+
+@_register_clips("cnn-lstm", "small frame CNN + LSTM, end to end on raw clips of 32..112 px")
+def cnn_lstm(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return CNNRecurrent(num_classes, in_chans, cell="lstm", **kwargs)
+
+
+@_register_clips("cnn-gru", "small frame CNN + GRU, end to end on raw clips of 32..112 px")
+def cnn_gru(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return CNNRecurrent(num_classes, in_chans, cell="gru", **kwargs)
+
+
+@_register_clips(
+    "cnn-mean", "small frame CNN + frame-mean pooling + MLP: the order-blind baseline on raw clips"
+)
+def cnn_mean(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    for rnn_only in ("layers", "bidirectional", "readout"):
+        if rnn_only in kwargs:
+            raise MMKitError(f"cnn-mean: option {rnn_only} is for cnn-lstm / cnn-gru only")
+    return CNNRecurrent(num_classes, in_chans, cell="mean", **kwargs)
