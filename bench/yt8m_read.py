@@ -7,7 +7,8 @@ audio bytes per frame, random uint8), then measures records/s over that file (re
 - ``YouTube8MDataset`` items (features padded to ``--frames``, multi-hot labels): one process, and through a
   ``DataLoader`` (batches of 32) in the main process and with ``--threads`` worker processes. A batch is
   32 × 300 × 1152 float32 = 44 MB of fresh memory: on a VM where first-touch page faults are slow, collating
-  costs more than reading (``THP_MEM_ALLOC_ENABLE=1`` lets torch's allocator use huge pages);
+  costs more than reading (``THP_MEM_ALLOC_ENABLE=1`` lets torch's allocator use huge pages); the video task
+  therefore batches uint8 items (``dequantize=False``, 11 MB a batch) and dequantizes each batch whole, also timed;
 - TensorFlow: ``TFRecordDataset`` → ``map(parse_single_sequence_example + decode_raw + dequantize,
   num_parallel_calls=threads)`` → prefetch, as the starter code's frame reader does, with inter/intra-op threads
   set to ``--threads``. TensorFlow is never imported here: that half runs in a subprocess with ``--tf-python``
@@ -36,7 +37,13 @@ import numpy as np
 import torch
 from common import base_parser, environment, print_table, set_threads, write_result
 
-from mmkit.data.formats.youtube8m import YouTube8MDataset, dequantize_features, read_records, write_records
+from mmkit.data.formats.youtube8m import (
+    YouTube8MDataset,
+    dequantize_batch,
+    dequantize_features,
+    read_records,
+    write_records,
+)
 
 DEFAULT_TF_PYTHON = Path(__file__).resolve().parent / ".venv-tf" / "bin" / "python"
 RGB, AUDIO = 1024, 128
@@ -137,6 +144,13 @@ def measure_ours(path: Path, frames: int, threads: int, repeats: int) -> dict[st
         dl = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=workers)
         return sum(len(b[1]) for b in dl)
 
+    # what the video task uses: uint8 items, each batch dequantized whole (float32 like the rows above)
+    ds_q = YouTube8MDataset(path, "frame", num_classes=3862, max_frames=frames, dequantize=False)
+
+    def loader_q(workers: int) -> int:
+        dl = torch.utils.data.DataLoader(ds_q, batch_size=32, num_workers=workers)
+        return sum(len(dequantize_batch(b[0])) for b in dl)
+
     return {
         "read_records (CRC checked)": best_rate(lambda: sum(1 for _ in read_records(path, "frame")), repeats),
         "read_records (verify_crc=False)": best_rate(
@@ -146,6 +160,12 @@ def measure_ours(path: Path, frames: int, threads: int, repeats: int) -> dict[st
         "YouTube8MDataset + DataLoader, batches of 32 (in process)": best_rate(lambda: loader(0), repeats),
         f"YouTube8MDataset + DataLoader, batches of 32 ({threads} workers)": best_rate(
             lambda: loader(threads), repeats
+        ),
+        "uint8 items + DataLoader, batches of 32 dequantized whole (in process)": best_rate(
+            lambda: loader_q(0), repeats
+        ),
+        f"uint8 items + DataLoader, batches of 32 dequantized whole ({threads} workers)": best_rate(
+            lambda: loader_q(threads), repeats
         ),
     }
 

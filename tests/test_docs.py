@@ -145,8 +145,11 @@ def check_command(args: list[str]) -> str:
     if isinstance(data, str) and data and "/" not in data and not Path(data).suffix:
         from mmkit.data import is_builtin
         from mmkit.data.detection import DETECTION_BUILTINS
+        from mmkit.data.faces import BUILTIN_FACES, BUILTIN_FACES_LARGE
+        from mmkit.data.videos import BUILTIN_CLIPS
 
-        known_data = is_builtin(data) or data in DETECTION_BUILTINS
+        others = (*DETECTION_BUILTINS, BUILTIN_FACES, BUILTIN_FACES_LARGE, BUILTIN_CLIPS)
+        known_data = is_builtin(data) or data in others
         assert known_data, f"--data {data}: not a builtin dataset (and not a path)"
     return " ".join(path)
 
@@ -205,7 +208,12 @@ def test_every_command_line_parses(page: Path):
 def test_the_course_commands_are_documented():
     """The pages show what modules 1 to 3 promise (so a page cannot go quiet and still pass)."""
     covered = {}
-    for name in ("01-fundamentals.md", "02-cnn-classification.md", "03-object-detection.md"):
+    for name in (
+        "01-fundamentals.md",
+        "02-cnn-classification.md",
+        "03-object-detection.md",
+        "03-face-recognition.md",
+    ):
         page = ROOT / "docs" / "tutorials" / name
         covered[name] = {check_command(args) for _, _, args in documented_commands(page)}
     assert {"data list", "classify train", "classify eval", "classify predict"} <= covered[
@@ -228,6 +236,18 @@ def test_the_course_commands_are_documented():
         "detect export",
     }
     assert detection <= covered["03-object-detection.md"], detection - covered["03-object-detection.md"]
+    faces = {
+        "face detect",
+        "data synth identities",
+        "face train",
+        "face eval",
+        "face enroll",
+        "face identify",
+        "face verify",
+        "face list",
+        "face remove",
+    }
+    assert faces <= covered["03-face-recognition.md"], faces - covered["03-face-recognition.md"]
     lines = " ".join(t for _, t, _ in documented_commands(ROOT / "docs/tutorials/03-object-detection.md"))
     for flag in (
         "--format coco",

@@ -216,7 +216,9 @@ def enroll(
 
     r = run(db, name, [str(p) for p in images], weights=weights, model=model, aligned=aligned, device=device)
     c.emit(
-        f"face enroll: {r['enrolled']} faces of {r['name']} ({r['faces_of_person']} in all) -> {db}", r, json
+        f"face enroll: {r['enrolled']} face{'s' if r['enrolled'] != 1 else ''} of {r['name']} ({r['faces_of_person']} in all) -> {db}",
+        r,
+        json,
     )
 
 

@@ -4,10 +4,12 @@
     x, n, y = d.train[0]   # clips: uint8 [T, 3, S, S]; features: float32 [T, D] (or [D] at video level)
 
 ``n`` is the number of valid frames (the rest of ``x`` is padding), ``y`` a class index (single-label data) or a
-multi-hot float vector (multi-label). Specs:
+multi-hot float vector (multi-label). Frame-level records come as uint8 (quantized) features: `prepare_features`
+dequantizes a batch on the training device. Specs:
 - ``motion-clips``: synthetic moving digits and shapes labelled by their motion (`mmkit.data.synthetic_videos`),
   1,800 train and 360 test clips of 16 frames at 64 px, in memory (about 15 s to draw);
-- a folder (or files) of YouTube-8M TFRecords: ``train*.tfrecord`` and ``validate*.tfrecord`` (else a seeded
+- a folder (or a file) of YouTube-8M TFRecords, also in its sub-folders (the real data's layout and
+  ``mmkit data synth yt8m``'s): ``train*.tfrecord`` and ``validate*.tfrecord`` (else a seeded
   ``val_split`` of the records), classes from ``vocabulary.csv`` (``index,name``) when present, else from the labels;
   a ``features.json`` beside them (written by ``mmkit video features``) says how the features were made;
 - video files in one folder per class (``train/`` + ``val/`` or ``test/``, or one tree split by ``val_split``) or a
@@ -147,7 +149,7 @@ def _builtin_clips(frames: int, size: int) -> VideoData:
 def _record_files(path: Path) -> list[Path]:
     if path.is_file():
         return [path] if path.suffix in (".tfrecord", ".tfrecords", ".tfr") else []
-    return sorted({f for g in _RECORD_GLOBS for f in path.glob(g)})
+    return sorted({f for g in _RECORD_GLOBS for pattern in (g, f"*/{g}") for f in path.glob(pattern)})
 
 
 def _vocabulary(folder: Path) -> list[str] | None:
@@ -188,7 +190,8 @@ def _records(
         classes = [str(i) for i in range(top + 1)]
     train_files = [f for f in files if f.name.startswith("train")]
     val_files = [f for f in files if f.name.startswith(("validate", "val", "test"))]
-    kw = dict(level=level, num_classes=len(classes), max_frames=max_frames)
+    # frame level: uint8 batches, dequantized by the task on its device (`prepare_features`)
+    kw = dict(level=level, num_classes=len(classes), max_frames=max_frames, dequantize=level == "video")
     if train_files and val_files:
         train: Dataset = YouTube8MDataset(train_files, **kw)
         val: Dataset | None = YouTube8MDataset(val_files, **kw)
@@ -237,3 +240,10 @@ def _video_files(path: Path, frames: int, size: int, val_split: float, seed: int
         workers=2,
         collate=collate_skip_none,
     )
+
+
+def prepare_features(x: torch.Tensor) -> torch.Tensor:
+    """A batch as the model takes it: quantized uint8 frame features dequantized to float; anything else as is."""
+    from mmkit.data.formats.youtube8m import dequantize_batch
+
+    return dequantize_batch(x) if x.dtype == torch.uint8 and x.dim() == 3 else x

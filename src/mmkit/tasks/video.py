@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from mmkit.data.videos import VideoData, load_video_data
+from mmkit.data.videos import VideoData, load_video_data, prepare_features
 from mmkit.engine import Runtime, Task, load_checkpoint, select_device
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
@@ -159,7 +159,7 @@ class VideoTask(Task):
 
     def loss(self, model, batch):
         x, n, y = batch
-        logits = model(x, n)
+        logits = model(prepare_features(x), n)
         loss = self._criterion(logits, y)
         if self.multi_label:
             hit = y.gather(1, logits.argmax(1, keepdim=True)).float().mean()
@@ -197,7 +197,7 @@ def run_meter(model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: in
             continue
         x, n, y = rt.move(batch)
         with rt.autocast():
-            logits = model(x, n)
+            logits = model(prepare_features(x), n)
         meter.update(logits.float(), y, criterion(logits, y) * len(y))
     if rt.distributed:
         meter.load_states(rt.gather_objects(meter.state()))

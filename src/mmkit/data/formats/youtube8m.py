@@ -384,6 +384,11 @@ def dequantize_features(q: np.ndarray) -> np.ndarray:
     return x
 
 
+def dequantize_batch(q: torch.Tensor) -> torch.Tensor:
+    """uint8 tensor (any shape, any device) -> float32 with `dequantize_features`' formula."""
+    return q.float().mul_(float(QUANT_SCALE)).add_(float(QUANT_BIAS))
+
+
 def quantize_features(x: Any) -> np.ndarray:
     """float -> uint8, the inverse of `dequantize_features` (nearest level, clipped to [0, 255])."""
     y = np.asarray(x, dtype=np.float32) - QUANT_BIAS  # float32 throughout: 15x faster than float64
@@ -524,6 +529,9 @@ class YouTube8MDataset(Dataset):
     max_frames evenly spaced frames, "random" max_frames random frames in time order; both repeat frames of
     shorter videos) or ``[D_rgb + D_audio]`` at video level (num_frames 1), and multi-hot float32 labels
     ``[num_classes]``. ``num_frames`` counts the rows that hold frames (the rest are zero padding).
+    With ``dequantize=False`` frame-level features stay uint8 (dequantize whole batches with
+    `dequantize_batch`, e.g. on the GPU): batching 1.2 MB per video instead of 4.6 MB is what keeps a DataLoader
+    ahead of tf.data.
     """
 
     def __init__(
@@ -535,6 +543,7 @@ class YouTube8MDataset(Dataset):
         sample: str = "pad",
         *,
         verify_crc: bool = True,
+        dequantize: bool = True,
     ) -> None:
         _check_level(level)
         if sample not in SAMPLING:
@@ -542,7 +551,7 @@ class YouTube8MDataset(Dataset):
         if num_classes < 1 or max_frames < 1:
             raise ValueError("num_classes and max_frames must be positive")
         self.level, self.num_classes, self.max_frames, self.sample = level, num_classes, max_frames, sample
-        self.verify_crc = verify_crc
+        self.verify_crc, self.dequantize = verify_crc, dequantize
         self.files = expand_paths(paths)
         # numpy, not a list of tuples: compact, and DataLoader workers do not copy it by touching refcounts
         offsets = [np.asarray(index_records(p), dtype=np.int64) for p in self.files]
@@ -602,6 +611,11 @@ class YouTube8MDataset(Dataset):
         n = len(idx)
         if self.sample != "pad":
             rgb, audio = rgb[idx], audio[idx]
+        if not self.dequantize:  # uint8 frames, zero-padded: a quarter of the bytes to batch and move
+            q = np.zeros((self.max_frames, self.feature_dim), np.uint8)
+            q[:n, :d_rgb] = rgb[:n]
+            q[:n, d_rgb:] = audio[:n]
+            return torch.from_numpy(q), n, labels
         out = np.empty((self.max_frames, self.feature_dim), np.float32)
         out[:n, :d_rgb] = rgb[:n]  # cast-copy the bytes, then dequantize in place
         out[:n, d_rgb:] = audio[:n]

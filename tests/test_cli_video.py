@@ -1,0 +1,118 @@
+"""Video classification end to end through the `mmkit` command: YouTube-8M-format records, synthetic motion videos
+on disk (end-to-end CNN + RNN), features extracted from video files, predictions per video and per segment."""
+
+import json
+
+import pytest
+
+from mmkit.cli import app
+from mmkit.cli.common import run_cli
+from mmkit.engine import load_checkpoint
+
+
+def mmkit(capsys, *args) -> tuple[int, str, str]:
+    code = run_cli(app, [str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def yt8m(tmp_path_factory):
+    root = tmp_path_factory.mktemp("yt8m") / "records"
+    args = ["data", "synth", "yt8m", "--out", root, "--videos", "200", "--classes", "6", "--frames", "12"]
+    assert run_cli(app, [str(a) for a in [*args, "--rgb-dim", "32", "--audio-dim", "8"]]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def motion_videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("videos") / "motion"
+    args = ["data", "synth", "videos", "--out", root, "--n", "45", "--frames", "8", "--size", "32"]
+    assert run_cli(app, [str(a) for a in args]) == 0
+    return root
+
+
+def test_lstm_on_yt8m_records_learns_and_evaluates(yt8m, capsys, tmp_path):
+    code, out, _ = mmkit(
+        capsys, "video", "train", "--data", yt8m, "--model", "lstm", "--hidden", "32", "--max-frames", "12",
+        "--epochs", "6", "--batch-size", "16", "--lr", "1e-2", "--project", tmp_path, "--name", "l", "--json",
+    )  # fmt: skip
+    assert code == 0
+    fit = json.loads(out)
+    assert fit["best_metric"] == "val/gap"
+    run = tmp_path / "video" / "l"
+    ck = load_checkpoint(run / "best.pt")
+    assert ck["meta"]["multi_label"] is True and ck["meta"]["feature_dim"] == 40
+    code, out, _ = mmkit(capsys, "video", "eval", "--weights", run / "best.pt", "--data", yt8m, "--json")
+    r = json.loads(out)
+    assert code == 0 and r["videos"] == 40
+    assert r["gap"] == pytest.approx(fit["best_value"], abs=1e-4)
+    assert r["gap"] > 0.5  # six learnable classes: far above chance after a few epochs
+
+
+def test_clip_model_on_video_files_and_segment_predictions(motion_videos, capsys, tmp_path):
+    code, out, _ = mmkit(
+        capsys, "video", "train", "--data", motion_videos, "--model", "cnn-gru", "--frames", "8",
+        "--img-size", "32", "--model-arg", "width=8", "--epochs", "1", "--batch-size", "9",
+        "--project", tmp_path, "--name", "c", "--workers", "0", "--json",
+    )  # fmt: skip
+    assert code == 0
+    assert json.loads(out)["best_metric"] == "val/top1"
+    weights = tmp_path / "video" / "c" / "best.pt"
+    clip = sorted((motion_videos / "test" / "left").glob("*.mp4"))[0]
+    code, out, _ = mmkit(
+        capsys, "video", "predict", "--weights", weights, clip, "--segment-seconds", "0.5", "--json"
+    )
+    assert code == 0
+    pred = json.loads(out)["predictions"][0]
+    assert len(pred["top"]) == 5 and abs(sum(t["score"] for t in pred["top"]) - 1) < 0.2
+    assert [s["start"] for s in pred["segments"]] == [0.0, 0.5]  # 8 frames at 8 fps: two half-second segments
+
+
+def test_features_from_video_files_then_lstm_and_predict(motion_videos, capsys, tmp_path):
+    feats = tmp_path / "feats"
+    code, out, _ = mmkit(
+        capsys, "video", "features", motion_videos / "train", "--out", feats, "--fps", "4", "--json"
+    )
+    r = json.loads(out)
+    assert code == 0 and r["videos"] == 45 and r["classes"] == 9 and r["dim"] == 1280
+    assert (feats / "vocabulary.csv").is_file() and json.loads((feats / "features.json").read_text())[
+        "fps"
+    ] == 4
+    code, out, _ = mmkit(
+        capsys, "video", "train", "--data", feats, "--model", "gru", "--hidden", "16", "--epochs", "1",
+        "--batch-size", "8", "--project", tmp_path, "--name", "f", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["best_metric"] == "val/top1"
+    clip = sorted((motion_videos / "test" / "up").glob("*.mp4"))[0]
+    code, out, _ = mmkit(
+        capsys, "video", "predict", "--weights", tmp_path / "video" / "f" / "best.pt", clip, "--json"
+    )
+    assert code == 0 and json.loads(out)["predictions"][0]["top"][0]["label"] in {
+        "left", "right", "up", "down", "rotate-cw", "rotate-ccw", "grow", "shrink", "bounce",
+    }  # fmt: skip
+
+
+def test_bad_video_inputs_are_one_line_errors(motion_videos, yt8m, capsys, tmp_path):
+    clip = sorted((motion_videos / "test" / "left").glob("*.mp4"))[0]
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(clip.read_bytes()[:200])
+    code, _, _ = mmkit(
+        capsys, "video", "train", "--data", motion_videos, "--model", "cnn-mean", "--frames", "8",
+        "--img-size", "32", "--model-arg", "width=8", "--epochs", "1", "--max-steps", "1", "--batch-size", "9",
+        "--project", tmp_path, "--name", "m", "--workers", "0",
+    )  # fmt: skip
+    assert code == 0
+    code, _, err = mmkit(capsys, "video", "predict", "--weights", tmp_path / "video" / "m" / "best.pt", cut)
+    assert code == 2 and "cut.mp4" in err
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    good = sorted((yt8m / "train").glob("*.tfrecord"))[0].read_bytes()
+    (bad / "train0000.tfrecord").write_bytes(good[:-10])  # a truncated last record
+    (bad / "validate0000.tfrecord").write_bytes(good)
+    code, _, err = mmkit(capsys, "video", "train", "--data", bad, "--model", "lstm", "--project", tmp_path)
+    assert code == 2 and "train0000.tfrecord" in err and "byte" in err
+    code, _, err = mmkit(
+        capsys, "video", "train", "--data", motion_videos, "--model", "lstm", "--project", tmp_path
+    )
+    assert code == 2 and "video features" in err
