@@ -35,7 +35,7 @@ def motion_videos(tmp_path_factory):
 def test_lstm_on_yt8m_records_learns_and_evaluates(yt8m, capsys, tmp_path):
     code, out, _ = mmkit(
         capsys, "video", "train", "--data", yt8m, "--model", "lstm", "--hidden", "32", "--max-frames", "12",
-        "--epochs", "6", "--batch-size", "16", "--lr", "1e-2", "--project", tmp_path, "--name", "l", "--json",
+        "--epochs", "4", "--batch-size", "16", "--lr", "1e-2", "--project", tmp_path, "--name", "l", "--json",
     )  # fmt: skip
     assert code == 0
     fit = json.loads(out)
@@ -61,21 +61,37 @@ def test_clip_model_on_video_files_and_segment_predictions(motion_videos, capsys
     weights = tmp_path / "video" / "c" / "best.pt"
     clip = sorted((motion_videos / "test" / "left").glob("*.mp4"))[0]
     code, out, _ = mmkit(
-        capsys, "video", "predict", "--weights", weights, clip, "--segment-seconds", "0.5", "--json"
+        capsys,
+        "video",
+        "predict",
+        "--weights",
+        weights,
+        clip,
+        "--segment-seconds",
+        "0.5",
+        "--topk",
+        "9",
+        "--json",
     )
     assert code == 0
     pred = json.loads(out)["predictions"][0]
-    assert len(pred["top"]) == 5 and abs(sum(t["score"] for t in pred["top"]) - 1) < 0.2
+    assert len(pred["top"]) == 9 and abs(sum(t["score"] for t in pred["top"]) - 1) < 1e-3  # softmax over 9
     assert [s["start"] for s in pred["segments"]] == [0.0, 0.5]  # 8 frames at 8 fps: two half-second segments
 
 
 def test_features_from_video_files_then_lstm_and_predict(motion_videos, capsys, tmp_path):
+    import shutil
+
+    small = tmp_path / "small"  # 3 classes x 3 clips: features at 224 px cost ~0.1 s a frame here
+    for cls in ("left", "up", "grow"):
+        (small / cls).mkdir(parents=True)
+        for clip in sorted((motion_videos / "train" / cls).glob("*.mp4"))[:3]:
+            shutil.copy(clip, small / cls / clip.name)
     feats = tmp_path / "feats"
-    code, out, _ = mmkit(
-        capsys, "video", "features", motion_videos / "train", "--out", feats, "--fps", "4", "--json"
-    )
+    code, out, _ = mmkit(capsys, "video", "features", small, "--out", feats, "--fps", "4", "--json")
     r = json.loads(out)
-    assert code == 0 and r["videos"] == 45 and r["classes"] == 9 and r["dim"] == 1280
+    assert code == 0 and r["videos"] == 9 and r["classes"] == 3 and r["dim"] == 1280
+    assert r["frames"] == 9 * 4  # 1 s clips at 4 fps
     assert (feats / "vocabulary.csv").is_file() and json.loads((feats / "features.json").read_text())[
         "fps"
     ] == 4
@@ -88,9 +104,7 @@ def test_features_from_video_files_then_lstm_and_predict(motion_videos, capsys, 
     code, out, _ = mmkit(
         capsys, "video", "predict", "--weights", tmp_path / "video" / "f" / "best.pt", clip, "--json"
     )
-    assert code == 0 and json.loads(out)["predictions"][0]["top"][0]["label"] in {
-        "left", "right", "up", "down", "rotate-cw", "rotate-ccw", "grow", "shrink", "bounce",
-    }  # fmt: skip
+    assert code == 0 and json.loads(out)["predictions"][0]["top"][0]["label"] in {"left", "up", "grow"}
 
 
 def test_bad_video_inputs_are_one_line_errors(motion_videos, yt8m, capsys, tmp_path):

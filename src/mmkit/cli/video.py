@@ -90,7 +90,7 @@ def train(
     else:
         if not data:
             raise MMKitError("--data is required (motion-clips, a folder of TFRecords, or video folders)")
-        kwargs = c.model_kwargs(1.0, model_arg)
+        kwargs = c.model_kwargs(1.0, model_arg) or {}
         for key, value in (("hidden", hidden), ("layers", layers)):
             if value is not None:
                 kwargs[key] = value

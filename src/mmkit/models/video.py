@@ -368,9 +368,11 @@ class NetVLADClassifier(nn.Module):
 
 class FrameCNN(nn.Module):
     """A small 2D CNN for one frame: four 3×3 conv-BN-ReLU stages (widths w, 2w, 4w, feat; the first three followed
-    by 2×2 max-pooling), then global average pooling -> [N, feat]. For frames of about 32..112 px."""
+    by 2×2 max-pooling), then average pooling to a `grid`×`grid` map, flattened and projected to `feat` (ReLU) ->
+    [N, feat]. For frames of about 32..112 px. Global average pooling (`grid=1`) would make the feature blind to
+    where things are, and motion is a change of where; a coarse grid keeps it."""
 
-    def __init__(self, in_chans: int = 3, width: int = 32, feat: int = 128) -> None:
+    def __init__(self, in_chans: int = 3, width: int = 32, feat: int = 128, grid: int = 4) -> None:
         super().__init__()
         chans = [in_chans, width, 2 * width, 4 * width, feat]
         layers: list[nn.Module] = []
@@ -383,10 +385,17 @@ class FrameCNN(nn.Module):
             if i < 3:
                 layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
+        self.grid = grid
+        self.pool = nn.AdaptiveAvgPool2d(grid)
+        self.project = (
+            nn.Sequential(nn.Linear(feat * grid * grid, feat), nn.ReLU(inplace=True))
+            if grid > 1
+            else nn.Identity()
+        )
         self.out_features = feat
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.features(x).mean((2, 3))
+        return self.project(self.pool(self.features(x)).flatten(1))
 
 
 class CNNRecurrent(nn.Module):
@@ -404,6 +413,7 @@ class CNNRecurrent(nn.Module):
         cell: str = "lstm",
         width: int = 32,
         feat: int = 128,
+        grid: int = 4,
         hidden: int = 256,
         layers: int = 1,
         bidirectional: bool = False,
@@ -412,7 +422,7 @@ class CNNRecurrent(nn.Module):
     ) -> None:
         super().__init__()
         self.num_classes, self.in_chans, self.name = num_classes, in_chans, f"cnn-{cell}"
-        self.cnn = FrameCNN(in_chans, width, feat)
+        self.cnn = FrameCNN(in_chans, width, feat, grid)
         self.rnn: nn.Module
         if cell == "mean":  # the order-blind baseline: the same CNN, frames averaged
             self.rnn = PoolingClassifier(num_classes, feat, pool="mean", hidden=hidden, dropout=dropout)
