@@ -33,6 +33,7 @@ VARIANTS = [
     ("video-mean", {"hidden": 0, "pool": "max"}),
     ("netvlad", {"clusters": 4, "hidden": 32, "head": "linear", "relu": True, "gating": False}),
     ("cnn-gru", {"width": 8, "feat": 16, "hidden": 16, "layers": 2, "bidirectional": True}),
+    ("cnn-lstm", {"width": 8, "feat": 16, "hidden": 16, "diff": True, "grid": 2}),
 ]
 ALL = [(n, kw) for n, kw in {**FEATURE_MODELS, **CLIP_MODELS}.items()] + VARIANTS
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for n, kw in ALL]

@@ -414,6 +414,7 @@ class CNNRecurrent(nn.Module):
         width: int = 32,
         feat: int = 128,
         grid: int = 4,
+        diff: bool = False,
         hidden: int = 256,
         layers: int = 1,
         bidirectional: bool = False,
@@ -422,7 +423,8 @@ class CNNRecurrent(nn.Module):
     ) -> None:
         super().__init__()
         self.num_classes, self.in_chans, self.name = num_classes, in_chans, f"cnn-{cell}"
-        self.cnn = FrameCNN(in_chans, width, feat, grid)
+        self.diff = diff  # each frame also sees its difference from the previous one (TSN's "RGB diff")
+        self.cnn = FrameCNN(in_chans * (2 if diff else 1), width, feat, grid)
         self.rnn: nn.Module
         if cell == "mean":  # the order-blind baseline: the same CNN, frames averaged
             self.rnn = PoolingClassifier(num_classes, feat, pool="mean", hidden=hidden, dropout=dropout)
@@ -452,6 +454,8 @@ class CNNRecurrent(nn.Module):
             x = x.float() / 255.0
         b, t = x.shape[:2]
         lengths, mask = _lengths_mask(lengths, b, t, x.device, self.name)
+        if self.diff:  # [x_t, x_t - x_(t-1)], the first frame's difference zero
+            x = torch.cat([x, x - torch.cat([x[:, :1], x[:, :-1]], 1)], 2)
         valid = self.cnn(x[mask])  # [N_valid, feat]
         feats = valid.new_zeros(b, t, valid.shape[1])
         feats[mask] = valid
