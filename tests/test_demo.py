@@ -34,4 +34,6 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     assert "Faces: MTCNN, FaceNet" in html and "data:image/jpeg;base64" in html
     # the video part: a CNN + LSTM trained on motion clips, evaluated on the held-out clips
     assert 0.0 <= r["results"]["motion-clips"]["top1"] <= 100.0
-    assert (tmp_path / "video" / "motion-clips" / "best.pt").is_file() and "CNN + LSTM on motion clips" in html
+    assert (
+        tmp_path / "video" / "motion-clips" / "best.pt"
+    ).is_file() and "CNN + LSTM on motion clips" in html
