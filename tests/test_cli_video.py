@@ -130,3 +130,30 @@ def test_bad_video_inputs_are_one_line_errors(motion_videos, yt8m, capsys, tmp_p
         capsys, "video", "train", "--data", motion_videos, "--model", "lstm", "--project", tmp_path
     )
     assert code == 2 and "video features" in err
+
+
+def test_youtube8m_vocabulary_header_and_unlabelled_test_shards(tmp_path):
+    import numpy as np
+
+    from mmkit.data.formats.youtube8m import write_records
+    from mmkit.data.videos import load_video_data
+
+    def recs(n, labelled=True):
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            yield {
+                "id": f"v{i}",
+                "labels": [i % 3] if labelled else [],
+                "rgb": rng.uniform(-1, 1, (4, 8)).astype(np.float32),
+                "audio": rng.uniform(-1, 1, (4, 2)).astype(np.float32),
+            }
+
+    write_records(tmp_path / "train0000.tfrecord", recs(9), level="frame")
+    write_records(tmp_path / "validate0000.tfrecord", recs(3), level="frame")
+    write_records(tmp_path / "test0000.tfrecord", recs(5, labelled=False), level="frame")
+    (tmp_path / "vocabulary.csv").write_text(
+        "Index,TrainVideoCount,KnowledgeGraphId,Name,WikiUrl\n0,900,/m/1,Game,u\n1,800,/m/2,Car,u\n2,700,/m/3,Dance,u\n"
+    )
+    d = load_video_data(str(tmp_path), kind="features", max_frames=4)
+    assert d.classes == ["Game", "Car", "Dance"]  # the Name column, not the counts
+    assert (len(d.train), len(d.val), d.feature_dim) == (9, 3, 10)  # test*.tfrecord (unlabelled) left out

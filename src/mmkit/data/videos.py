@@ -153,17 +153,26 @@ def _record_files(path: Path) -> list[Path]:
 
 
 def _vocabulary(folder: Path) -> list[str] | None:
+    """Class names by index from vocabulary.csv: ``index,name`` rows, or the real YouTube-8M file, whose header
+    names its columns (``Index,TrainVideoCount,KnowledgeGraphId,Name,...``): then the ``Index`` and ``Name`` ones."""
     vocab = folder / "vocabulary.csv"
     if not vocab.is_file():
         return None
     names: dict[int, str] = {}
+    col_index, col_name = 0, 1
     with vocab.open(newline="") as f:
         for lineno, row in enumerate(csv.reader(f), 1):
-            if not row or (lineno == 1 and not row[0].strip().isdigit()):
-                continue  # blank line or header
+            if not row:
+                continue
+            if lineno == 1 and not row[0].strip().isdigit():  # a header: find the columns by name
+                header = [h.strip().lower() for h in row]
+                col_index = header.index("index") if "index" in header else 0
+                col_name = header.index("name") if "name" in header else 1
+                continue
             try:
-                names[int(row[0])] = row[1] if len(row) > 1 and row[1] else str(row[0])
-            except ValueError as e:
+                name = row[col_name] if len(row) > col_name and row[col_name] else str(row[col_index])
+                names[int(row[col_index])] = name
+            except (ValueError, IndexError) as e:
                 raise MMKitError(f"{vocab}:{lineno}: expected 'index,name', got {','.join(row)!r}") from e
     if not names:
         raise MMKitError(f"{vocab}: no classes")
@@ -188,8 +197,12 @@ def _records(
         if top < 0:
             raise MMKitError(f"{folder}: records carry no labels")
         classes = [str(i) for i in range(top + 1)]
+    unlabelled = [f for f in files if f.name.startswith("test")]  # YouTube-8M's test partition has no labels
+    if unlabelled:
+        log.info("%s: %d test*.tfrecord file(s) left out (unlabelled in YouTube-8M)", root, len(unlabelled))
+        files = [f for f in files if f not in unlabelled]
     train_files = [f for f in files if f.name.startswith("train")]
-    val_files = [f for f in files if f.name.startswith(("validate", "val", "test"))]
+    val_files = [f for f in files if f.name.startswith(("validate", "val"))]
     # frame level: uint8 batches, dequantized by the task on its device (`prepare_features`)
     kw = dict(level=level, num_classes=len(classes), max_frames=max_frames, dequantize=level == "video")
     if train_files and val_files:

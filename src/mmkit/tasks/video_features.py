@@ -7,8 +7,8 @@ user's own videos and the benchmark alike.
 Frames are sampled at `fps` (YouTube-8M: 1 per second), resized to the backbone's input size and normalized as its
 weights expect; the feature is the input of the backbone's classifier (the pooled pre-logits). YouTube-8M stores
 features quantized to 8 bits over [-2, 2] after PCA and whitening; here each frame feature is L2-normalized and
-scaled to an RMS of 0.5 per component (`scale_features`) before the same quantization, which keeps them well inside
-the range. features.json records all of this, so `mmkit video predict` redoes it on new videos.
+scaled to an RMS of 0.5 per component (`scale_features`) before the same quantization; post-ReLU features use only
+the upper half of that range, and about 1 % of values (the largest) are clipped at 2. features.json records all of this, so `mmkit video predict` redoes it on new videos.
 """
 
 from __future__ import annotations
