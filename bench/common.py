@@ -7,6 +7,7 @@ script still works never overwrites a real measurement.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -214,3 +215,23 @@ def timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) 
         sync(device)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
+
+
+def recipe_overrides(recipe_type: type, items: Sequence[str]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` items as a dict of the dataclass's fields, values parsed as YAML (1e-3, true, null)."""
+    import dataclasses
+
+    import yaml
+
+    names = {f.name for f in dataclasses.fields(recipe_type)}
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in names:
+            raise SystemExit(f"--set {item}: FIELD must be one of {', '.join(sorted(names))}")
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML reads 3e-3 (no dot) as a string
+            with contextlib.suppress(ValueError):
+                parsed = float(parsed)
+        overrides[key] = parsed
+    return overrides

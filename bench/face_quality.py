@@ -17,12 +17,21 @@ import csv
 import logging
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from common import base_parser, environment, load_average, print_table, set_threads, timed, write_result
+from common import (
+    base_parser,
+    environment,
+    load_average,
+    print_table,
+    recipe_overrides,
+    set_threads,
+    timed,
+    write_result,
+)
 
 from mmkit.engine import TrainConfig, Trainer
 from mmkit.models import get_model
@@ -136,15 +145,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     set_threads(args.threads)
 
-    import yaml
-
-    names = {f.name for f in fields(Recipe)}
-    overrides: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise SystemExit(f"--set {item}: FIELD must be one of {', '.join(sorted(names))}")
-        overrides[key] = yaml.safe_load(value)
+    overrides = recipe_overrides(Recipe, args.set)
     recipe = replace(Recipe(), **{**(QUICK if args.quick else {}), **overrides})
     device = torch.device(args.device)
     env = environment(device, args.threads if device.type == "cpu" else None)

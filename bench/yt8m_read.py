@@ -38,12 +38,12 @@ import torch
 from common import base_parser, environment, print_table, set_threads, write_result
 
 from mmkit.data.formats.youtube8m import (
-    YouTube8MDataset,
     dequantize_batch,
     dequantize_features,
     read_records,
     write_records,
 )
+from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset
 
 DEFAULT_TF_PYTHON = Path(__file__).resolve().parent / ".venv-tf" / "bin" / "python"
 RGB, AUDIO = 1024, 128

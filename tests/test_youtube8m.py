@@ -13,7 +13,6 @@ from mmkit.cli.common import run_cli
 from mmkit.data.formats.youtube8m import (
     QUANT_BIAS,
     QUANT_SCALE,
-    YouTube8MDataset,
     count_records,
     dequantize_features,
     encode_frame,
@@ -24,6 +23,7 @@ from mmkit.data.formats.youtube8m import (
     read_records,
     write_records,
 )
+from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset
 from mmkit.data.synthetic_yt8m import write_synthetic_yt8m
 from mmkit.errors import MMKitError
 

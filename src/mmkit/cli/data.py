@@ -136,7 +136,7 @@ def synth_identities(
 ) -> None:
     """Stylised synthetic faces, one random parameter vector per identity; pose, lighting, background and
     occlusion vary per image. Writes train/ and test/ (disjoint identities) and an LFW pairs.txt for test/."""
-    from mmkit.data.synthetic_faces import make_identities
+    from mmkit.data.synthetic_faces_disk import make_identities
 
     s = make_identities(
         out,

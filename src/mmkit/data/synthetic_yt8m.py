@@ -19,7 +19,7 @@ Usage::
     from mmkit.data.synthetic_yt8m import write_synthetic_yt8m
 
     summary = write_synthetic_yt8m(Path("yt8m"), level="frame", videos=2000, classes=20, frames=60, seed=0)
-    ds = YouTube8MDataset("yt8m/train", "frame", num_classes=20, max_frames=60)  # formats.youtube8m
+    ds = YouTube8MDataset("yt8m/train", "frame", num_classes=20, max_frames=60)  # formats.youtube8m_dataset
 """
 
 from __future__ import annotations

@@ -182,7 +182,8 @@ def _vocabulary(folder: Path) -> list[str] | None:
 def _records(
     root: Path, files: list[Path], level: str, max_frames: int, val_split: float, seed: int
 ) -> VideoData:
-    from mmkit.data.formats.youtube8m import YouTube8MDataset, read_records
+    from mmkit.data.formats.youtube8m import read_records
+    from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset
 
     folder = root if root.is_dir() else root.parent
     extractor = None

@@ -1,0 +1,137 @@
+"""A torch Dataset over YouTube-8M TFRecord files (the format itself: `mmkit.data.formats.youtube8m`).
+
+ds = YouTube8MDataset("yt8m/train", "frame", num_classes=3862, max_frames=300)
+features, num_frames, labels = ds[0]
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mmkit.data.formats.youtube8m import (
+    QUANT_BIAS,
+    QUANT_SCALE,
+    SAMPLING,
+    PathSpec,
+    _check_level,
+    _open,
+    _parse,
+    _read_header,
+    _read_payload,
+    expand_paths,
+    index_records,
+)
+from mmkit.errors import MMKitError
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Dataset
+
+
+class YouTube8MDataset(Dataset):
+    """Map-style dataset over TFRecord files: record offsets are indexed once, records read on access.
+
+    Item ``i`` is ``(features, num_frames, labels)``: float32 features ``[max_frames, D_rgb + D_audio]`` at
+    frame level (``sample``: "pad" keeps the first max_frames frames and pads with zeros, "uniform" picks
+    max_frames evenly spaced frames, "random" max_frames random frames in time order; both repeat frames of
+    shorter videos) or ``[D_rgb + D_audio]`` at video level (num_frames 1), and multi-hot float32 labels
+    ``[num_classes]``. ``num_frames`` counts the rows that hold frames (the rest are zero padding).
+    With ``dequantize=False`` frame-level features stay uint8 (dequantize whole batches with
+    `dequantize_batch`, e.g. on the GPU): batching 1.2 MB per video instead of 4.6 MB is what keeps a DataLoader
+    ahead of tf.data.
+    """
+
+    def __init__(
+        self,
+        paths: PathSpec,
+        level: str,
+        num_classes: int,
+        max_frames: int = 300,
+        sample: str = "pad",
+        *,
+        verify_crc: bool = True,
+        dequantize: bool = True,
+    ) -> None:
+        _check_level(level)
+        if sample not in SAMPLING:
+            raise ValueError(f"sample must be one of {SAMPLING}, got {sample!r}")
+        if num_classes < 1 or max_frames < 1:
+            raise ValueError("num_classes and max_frames must be positive")
+        self.level, self.num_classes, self.max_frames, self.sample = level, num_classes, max_frames, sample
+        self.verify_crc, self.dequantize = verify_crc, dequantize
+        self.files = expand_paths(paths)
+        # numpy, not a list of tuples: compact, and DataLoader workers do not copy it by touching refcounts
+        offsets = [np.asarray(index_records(p), dtype=np.int64) for p in self.files]
+        self.file_of = np.concatenate([np.full(len(o), k, np.int32) for k, o in enumerate(offsets)])
+        self.offset_of = np.concatenate(offsets)
+        self.rgb_dim = self.audio_dim = 0
+        if len(self.offset_of):
+            first = self.record(0, dequantize=False)
+            self.rgb_dim, self.audio_dim = first["rgb"].shape[-1], first["audio"].shape[-1]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.rgb_dim + self.audio_dim
+
+    def __len__(self) -> int:
+        return len(self.offset_of)
+
+    def record(self, i: int, dequantize: bool = True) -> dict[str, Any]:
+        """The parsed record ``i`` (as `read_records` yields it; uint8 frames with ``dequantize=False``)."""
+        path, offset = self.files[self.file_of[i]], int(self.offset_of[i])
+        with _open(path) as f:
+            f.seek(offset)
+            length = _read_header(f, path, offset, os.fstat(f.fileno()).st_size)
+            if length is None:
+                raise MMKitError(f"{path}: record at byte {offset}: missing (file changed since indexing?)")
+            payload = _read_payload(f, path, offset, length, self.verify_crc)
+        return _parse(payload, self.level, path, offset, dequantize)
+
+    def _frame_indices(self, n: int) -> np.ndarray:
+        m = self.max_frames
+        if self.sample == "pad" or n == 0:
+            return np.arange(min(n, m))
+        if self.sample == "uniform":
+            return ((np.arange(m) + 0.5) * (n / m)).astype(np.int64)
+        if n >= m:
+            return np.sort(torch.randperm(n)[:m].numpy())
+        return np.sort(np.concatenate([np.arange(n), torch.randint(0, n, (m - n,)).numpy()]))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        rec = self.record(i, dequantize=False)
+        where = f"{self.files[self.file_of[i]]}: record at byte {self.offset_of[i]}"
+        rgb, audio = rec["rgb"], rec["audio"]
+        d_rgb, d_audio = rgb.shape[-1], audio.shape[-1]
+        if (self.level == "video" or len(rgb)) and (d_rgb, d_audio) != (self.rgb_dim, self.audio_dim):
+            raise MMKitError(
+                f"{where}: feature widths {d_rgb}+{d_audio}, "
+                f"expected {self.rgb_dim}+{self.audio_dim} as in the first record"
+            )
+        labels = torch.zeros(self.num_classes)
+        bad = [c for c in rec["labels"] if not 0 <= c < self.num_classes]
+        if bad:
+            raise MMKitError(f"{where}: label {bad[0]} outside [0, {self.num_classes})")
+        labels[rec["labels"]] = 1.0
+        if self.level == "video":
+            return torch.from_numpy(np.concatenate([rgb, audio])), 1, labels
+        idx = self._frame_indices(len(rgb))
+        n = len(idx)
+        if self.sample != "pad":
+            rgb, audio = rgb[idx], audio[idx]
+        if not self.dequantize:  # uint8 frames, zero-padded: a quarter of the bytes to batch and move
+            q = np.zeros((self.max_frames, self.feature_dim), np.uint8)
+            q[:n, :d_rgb] = rgb[:n]
+            q[:n, d_rgb:] = audio[:n]
+            return torch.from_numpy(q), n, labels
+        out = np.empty((self.max_frames, self.feature_dim), np.float32)
+        out[:n, :d_rgb] = rgb[:n]  # cast-copy the bytes, then dequantize in place
+        out[:n, d_rgb:] = audio[:n]
+        frames = out[:n]
+        frames *= QUANT_SCALE
+        frames += QUANT_BIAS
+        out[n:] = 0.0
+        return torch.from_numpy(out), n, labels
