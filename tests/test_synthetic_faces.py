@@ -20,7 +20,7 @@ from mmkit.data.synthetic_faces import (
     render_identity_image,
     sample_nuisance,
 )
-from mmkit.data.synthetic_faces_disk import make_identities  # noqa: I001
+from mmkit.data.synthetic_faces_disk import make_identities
 from mmkit.errors import MMKitError
 
 SMALL = {"n_identities": 12, "images_per_identity": 3, "size": 32, "test_fraction": 0.34}
