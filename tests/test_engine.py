@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from _toy import ToyTask
@@ -161,6 +162,18 @@ def test_checkpoint_files_are_checked(tmp_path):
     )
     assert torch.equal(load_checkpoint(good)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_random_bytes_are_never_a_crash(tmp_path):
+    # random bytes that start like a pickle reach deep into the unpickler (stack errors, bad opcodes, ...);
+    # every one of them must come back as one MMKitError naming the file
+    rng = np.random.default_rng(0)
+    junk = tmp_path / "junk.pt"
+    for i in range(300):
+        body = rng.integers(0, 256, size=int(rng.integers(1, 512)), dtype=np.uint8).tobytes()
+        junk.write_bytes((b"\x80\x02" if i % 2 else b"") + body)
+        with pytest.raises(MMKitError, match="junk.pt"):
+            load_checkpoint(junk)
 
 
 def test_ddp_two_processes_agree_with_one(tmp_path):

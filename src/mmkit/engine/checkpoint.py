@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +45,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe or corrupt pickle"
         raise MMKitError(f"{path}: refused to load, not a safe checkpoint ({first[:160]})") from e
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
-        raise MMKitError(f"{path}: not a PyTorch checkpoint ({str(e).splitlines()[0][:160]})") from e
+    except Exception as e:  # zip errors, EOF, bad magic, unpickler stack errors on random bytes, ...
+        text = str(e).strip()
+        reason = f"{type(e).__name__}: {text.splitlines()[0][:160]}" if text else type(e).__name__
+        raise MMKitError(f"{path}: not a PyTorch checkpoint ({reason})") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise MMKitError(
             f"{path}: not an mmkit checkpoint (a plain state_dict can be given to --weights instead)"
