@@ -43,7 +43,7 @@ from mmkit.data.formats.youtube8m import (
     read_records,
     write_records,
 )
-from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset
+from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset, collate
 
 DEFAULT_TF_PYTHON = Path(__file__).resolve().parent / ".venv-tf" / "bin" / "python"
 RGB, AUDIO = 1024, 128
@@ -141,14 +141,14 @@ def measure_ours(path: Path, frames: int, threads: int, repeats: int) -> dict[st
         return len(ds)
 
     def loader(workers: int) -> int:
-        dl = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=workers)
+        dl = torch.utils.data.DataLoader(ds, batch_size=32, num_workers=workers, collate_fn=collate)
         return sum(len(b[1]) for b in dl)
 
     # what the video task uses: uint8 items, each batch dequantized whole (float32 like the rows above)
     ds_q = YouTube8MDataset(path, "frame", num_classes=3862, max_frames=frames, dequantize=False)
 
     def loader_q(workers: int) -> int:
-        dl = torch.utils.data.DataLoader(ds_q, batch_size=32, num_workers=workers)
+        dl = torch.utils.data.DataLoader(ds_q, batch_size=32, num_workers=workers, collate_fn=collate)
         return sum(len(dequantize_batch(b[0])) for b in dl)
 
     return {

@@ -23,7 +23,7 @@ from mmkit.data.formats.youtube8m import (
     read_records,
     write_records,
 )
-from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset
+from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset, collate
 from mmkit.data.synthetic_yt8m import write_synthetic_yt8m
 from mmkit.errors import MMKitError
 
@@ -277,6 +277,37 @@ def test_dataset_padding_sampling_and_labels(tmp_path):
     assert batch[0].shape == (3, 8, 6) and batch[1].tolist() == [3, 8, 8] and batch[2].shape == (3, 5)
     with pytest.raises(MMKitError, match="label 4 outside"):
         YouTube8MDataset(path, "frame", num_classes=4)[0]
+
+
+def _stacked(ds, indices):
+    items = [ds[i] for i in indices]
+    return (
+        torch.stack([x for x, _, _ in items]),
+        [n for _, n, _ in items],
+        torch.stack([y for _, _, y in items]),
+    )
+
+
+def test_whole_batches_equal_items_stacked(tmp_path):
+    write_synthetic_yt8m(tmp_path / "s", level="frame", classes=6, videos=40, seed=3, rgb_dim=16, audio_dim=4)
+    files = sorted((tmp_path / "s").rglob("train*.tfrecord"))
+    for dequantize in (True, False):
+        ds = YouTube8MDataset(files, "frame", num_classes=6, max_frames=80, dequantize=dequantize)
+        sub = torch.utils.data.Subset(ds, [5, 0, 7, 3, 9])
+        for data, idx in ((ds, [0, 1, 2, 3]), (sub, [0, 1, 2, 3, 4])):
+            loader = torch.utils.data.DataLoader(data, batch_size=len(idx), collate_fn=collate)
+            x, n, y = next(iter(loader))
+            want_x, want_n, want_y = _stacked(data, idx)
+            assert x.dtype == want_x.dtype and torch.equal(x, want_x)
+            assert n.tolist() == want_n and torch.equal(y, want_y)
+            # from a worker process (the batch built in shared memory)
+            loader = torch.utils.data.DataLoader(data, batch_size=len(idx), collate_fn=collate, num_workers=1)
+            xw, nw, yw = next(iter(loader))
+            assert torch.equal(xw, want_x) and nw.tolist() == want_n and torch.equal(yw, want_y)
+            # another collate_fn still sees ordinary items
+            x2, _, _ = next(iter(torch.utils.data.DataLoader(data, batch_size=len(idx))))
+            assert torch.equal(x2, want_x)
+    assert bool((n < 80).any()) and bool((x[n < 80][:, -1] == 0).all())  # padding rows are zero
 
 
 def test_video_level_dataset(tmp_path):

@@ -100,6 +100,21 @@ class _SingleLabel(Dataset):
         x, n, y = self.ds[i]
         return x, n, int(y.argmax())
 
+    def __getitems__(self, indices: list[int]):
+        from mmkit.data.formats.youtube8m_dataset import PrebuiltBatch
+
+        items = (
+            self.ds.__getitems__(indices)
+            if hasattr(self.ds, "__getitems__")
+            else [self.ds[i] for i in indices]
+        )
+        if not isinstance(items, PrebuiltBatch):
+            return [(x, n, int(y.argmax())) for x, n, y in items]
+        x, n, y = items.collated
+        batch = PrebuiltBatch((x[k], int(n[k]), int(y[k].argmax())) for k in range(len(x)))
+        batch.collated = (x, n, y.argmax(1))
+        return batch
+
 
 def load_video_data(
     spec: str,
@@ -183,7 +198,7 @@ def _records(
     root: Path, files: list[Path], level: str, max_frames: int, val_split: float, seed: int
 ) -> VideoData:
     from mmkit.data.formats.youtube8m import read_records
-    from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset
+    from mmkit.data.formats.youtube8m_dataset import YouTube8MDataset, collate
 
     folder = root if root.is_dir() else root.parent
     extractor = None
@@ -220,7 +235,9 @@ def _records(
     single = bool(extractor and extractor.get("single_label"))
     if single:
         train, val = _SingleLabel(train), (_SingleLabel(val) if val is not None else None)
-    return VideoData(train, val, classes, "features", not single, str(root), dim, extractor, workers=1)
+    return VideoData(
+        train, val, classes, "features", not single, str(root), dim, extractor, workers=1, collate=collate
+    )
 
 
 def _video_files(path: Path, frames: int, size: int, val_split: float, seed: int) -> VideoData:
