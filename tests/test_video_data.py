@@ -23,7 +23,15 @@ from mmkit.data.formats.video import (
     read_frames,
     write_video,
 )
-from mmkit.data.synthetic_videos import MOTIONS, clip_spec, motion_clips, render_clips, write_videos
+from mmkit.data.synthetic_videos import (
+    MOTIONS,
+    clip_spec,
+    motion_clips,
+    motion_label_maps,
+    render_clips,
+    write_videos,
+)
+from mmkit.data.videos import _Clips
 from mmkit.errors import MMKitError
 
 
@@ -282,40 +290,63 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return (a & b).sum() / max(1, (a | b).sum())
 
 
+def _assert_motion(clip: torch.Tensor, motion: str, turn: float) -> None:
+    """The object in a clean clip moves as ``motion`` says (``turn``: how far a rotation turns in two frames)."""
+    frames, size = clip.shape[0], clip.shape[-1]
+    masks = _object_masks(clip)
+    area = masks.sum(axis=(1, 2)).astype(float)
+    assert area.min() > 20
+    ys, xs = np.mgrid[:size, :size]
+    cx, cy = (masks * xs).sum(axis=(1, 2)) / area, (masks * ys).sum(axis=(1, 2)) / area
+    dx, dy = cx[-1] - cx[0], cy[-1] - cy[0]
+    if motion in ("left", "right", "up", "down"):
+        along, across = (dx, dy) if motion in ("left", "right") else (dy, dx)
+        assert abs(along) > 0.2 * size and abs(across) < 3, (motion, dx, dy)
+        assert (along > 0) == (motion in ("right", "down"))
+    elif motion in ("grow", "shrink"):
+        ratio = area[-1] / area[0]
+        assert (ratio > 2) if motion == "grow" else (ratio < 0.5), (motion, ratio)
+        assert np.ptp(cx) < 3 and np.ptp(cy) < 3
+    elif motion == "bounce":
+        assert np.ptp(cx) < 3 and np.ptp(cy) > 0.15 * size
+        steps = np.sign(np.diff(cy)[np.abs(np.diff(cy)) > 0.5])
+        assert (steps > 0).any() and (steps < 0).any()  # goes down and up again
+    else:  # rotation: stays in place; each frame matches the one two frames earlier turned the right way
+        assert np.ptp(cx) < 3 and np.ptp(cy) < 3 and area.max() < 1.5 * area.min()
+        score = sum(
+            _iou(_rotated(masks[t], turn), masks[t + 2]) - _iou(_rotated(masks[t], -turn), masks[t + 2])
+            for t in range(frames - 2)
+        )
+        assert (score > 0) == (motion == "rotate-cw"), (motion, score)
+
+
+def _turns(n: int, frames: int, size: int) -> list[float]:
+    specs = [clip_spec(2, "train", i, frames, size, max_distractors=0, textured=0.0) for i in range(n)]
+    return [abs(float(s.objects[-1].angle[2] - s.objects[-1].angle[0])) for s in specs]
+
+
 def test_motion_is_the_label():
     frames, size, n = 16, 64, 45  # 5 clips per class, one object each on a plain background
     clips, labels, classes = motion_clips(n, frames, size, seed=2, max_distractors=0, textured=0.0)
-    for index, (clip, label) in enumerate(zip(clips, labels.tolist(), strict=True)):
-        masks = _object_masks(clip)
-        area = masks.sum(axis=(1, 2)).astype(float)
-        assert area.min() > 20
-        ys, xs = np.mgrid[:size, :size]
-        cx, cy = (masks * xs).sum(axis=(1, 2)) / area, (masks * ys).sum(axis=(1, 2)) / area
-        dx, dy = cx[-1] - cx[0], cy[-1] - cy[0]
-        motion = classes[label]
-        if motion in ("left", "right", "up", "down"):
-            along, across = (dx, dy) if motion in ("left", "right") else (dy, dx)
-            assert abs(along) > 0.2 * size and abs(across) < 3, (motion, dx, dy)
-            assert (along > 0) == (motion in ("right", "down"))
-        elif motion in ("grow", "shrink"):
-            ratio = area[-1] / area[0]
-            assert (ratio > 2) if motion == "grow" else (ratio < 0.5), (motion, ratio)
-            assert np.ptp(cx) < 3 and np.ptp(cy) < 3
-        elif motion == "bounce":
-            assert np.ptp(cx) < 3 and np.ptp(cy) > 0.15 * size
-            steps = np.sign(np.diff(cy)[np.abs(np.diff(cy)) > 0.5])
-            assert (steps > 0).any() and (steps < 0).any()  # goes down and up again
-        else:  # rotation: stays in place; each frame matches the one two frames earlier turned the right way
-            assert np.ptp(cx) < 3 and np.ptp(cy) < 3 and area.max() < 1.5 * area.min()
-            angle = (
-                clip_spec(2, "train", index, frames, size, max_distractors=0, textured=0.0).objects[-1].angle
-            )
-            turn = abs(float(angle[2] - angle[0]))  # how far it turns in two frames; the test finds which way
-            score = sum(
-                _iou(_rotated(masks[t], turn), masks[t + 2]) - _iou(_rotated(masks[t], -turn), masks[t + 2])
-                for t in range(frames - 2)
-            )
-            assert (score > 0) == (motion == "rotate-cw"), (motion, score)
+    for clip, label, turn in zip(clips, labels.tolist(), _turns(n, frames, size), strict=True):
+        _assert_motion(clip, classes[label], turn)
+
+
+def test_mirrored_and_reversed_clips_keep_a_true_label():
+    frames, size, n = 16, 64, 45
+    clips, labels, classes = motion_clips(n, frames, size, seed=2, max_distractors=0, textured=0.0)
+    ds = _Clips(torch.as_tensor(clips), torch.as_tensor(labels), motion_label_maps(classes))
+    torch.manual_seed(0)
+    changed = 0
+    for _ in range(2):
+        for i, turn in enumerate(_turns(n, frames, size)):
+            x, t, y = ds[i]
+            assert t == frames and x.shape == clips[i].shape
+            _assert_motion(x, classes[y], turn)
+            changed += y != int(labels[i])
+    assert changed > n // 2  # flips that change the label did happen
+    plain = _Clips(torch.as_tensor(clips), torch.as_tensor(labels))
+    assert all(torch.equal(plain[i][0], torch.as_tensor(clips[i])) for i in range(5))
 
 
 def test_cli_synth_videos(tmp_path, capsys):

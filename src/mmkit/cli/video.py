@@ -51,6 +51,13 @@ def train(
     ] = None,
     layers: Annotated[int | None, typer.Option("--layers", help="RNN layers (1 or 2).")] = None,
     bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Bidirectional RNN.")] = False,
+    augment: Annotated[
+        bool,
+        typer.Option(
+            "--augment/--no-augment",
+            help="motion-clips: mirror and reverse training clips at random, with the labels that follow.",
+        ),
+    ] = True,
     model_arg: c.ModelArg = None,
     epochs: c.Epochs = 10,
     batch_size: c.BatchSize = 64,
@@ -106,6 +113,7 @@ def train(
             img_size=img_size,
             val_split=val_split,
             model_kwargs=kwargs,
+            augment=augment,
         )
         cfg = c.train_config("video", opts, task_args)
         last = None

@@ -53,6 +53,14 @@ MOTIONS: tuple[str, ...] = (
     "bounce",
 )
 SHAPES = ("square", "triangle", "bar", "ell")
+
+# What each motion becomes when a clip is mirrored left-right ("hflip", last axis), upside down ("vflip") or played
+# backwards ("reverse"): label-aware augmentation (`motion_label_maps`).
+_SWAPS = {
+    "hflip": (("left", "right"), ("rotate-cw", "rotate-ccw")),
+    "vflip": (("up", "down"), ("rotate-cw", "rotate-ccw")),
+    "reverse": (("left", "right"), ("up", "down"), ("rotate-cw", "rotate-ccw"), ("grow", "shrink")),
+}
 SPLITS = {"train": 0, "test": 1}
 _DIGIT_POOL = {"train": "train", "test": "val"}  # mmkit.data.synthetic's disjoint MNIST pools
 _SPRITE = 28  # sprites are 28x28 alpha maps (MNIST's size); the object fills about the central 20 px
@@ -83,6 +91,18 @@ class ClipSpec:
     label: int
     objects: list[MovingObject] = field(default_factory=list)
     background: np.ndarray | None = None
+
+
+def motion_label_maps(classes: list[str] | tuple[str, ...] = MOTIONS) -> dict[str, list[int]]:
+    """For "hflip", "vflip" and "reverse": the label index each class index becomes under that transform."""
+    index = {c: i for i, c in enumerate(classes)}
+    maps = {}
+    for name, pairs in _SWAPS.items():
+        to = list(range(len(classes)))
+        for a, b in pairs:
+            to[index[a]], to[index[b]] = index[b], index[a]
+        maps[name] = to
+    return maps
 
 
 @cache

@@ -58,16 +58,28 @@ class VideoData:
 
 
 class _Clips(Dataset):
-    """In-memory clips uint8 [N, T, 3, S, S] with class indices."""
+    """In-memory clips uint8 [N, T, 3, S, S] with class indices.
 
-    def __init__(self, clips: torch.Tensor, labels: torch.Tensor) -> None:
-        self.clips, self.labels = clips, labels
+    With ``label_maps`` (see `mmkit.data.synthetic_videos.motion_label_maps`) each access mirrors the clip
+    left-right, upside down and plays it backwards, each with probability 1/2, and maps the label accordingly:
+    eight versions of every clip, since a motion's label follows these transforms exactly."""
+
+    def __init__(
+        self, clips: torch.Tensor, labels: torch.Tensor, label_maps: dict[str, list[int]] | None = None
+    ) -> None:
+        self.clips, self.labels, self.label_maps = clips, labels, label_maps
 
     def __len__(self) -> int:
         return len(self.clips)
 
     def __getitem__(self, i: int):
-        return self.clips[i], self.clips.shape[1], self.labels[i]
+        x, y = self.clips[i], int(self.labels[i])
+        if self.label_maps:
+            flips = (torch.rand(3) < 0.5).tolist()
+            for flip, (name, dim) in zip(flips, (("hflip", -1), ("vflip", -2), ("reverse", 0)), strict=True):
+                if flip:
+                    x, y = x.flip(dim), self.label_maps[name][y]
+        return x, self.clips.shape[1], y
 
 
 class _FromFolder(Dataset):
@@ -126,10 +138,13 @@ def load_video_data(
     img_size: int | None = 64,
     val_split: float = 0.1,
     seed: int = 0,
+    augment: bool = True,
 ) -> VideoData:
-    """Resolve a data spec (see the module docstring). `kind` is what the model takes: "clips" or "features"."""
+    """Resolve a data spec (see the module docstring). `kind` is what the model takes: "clips" or "features".
+
+    ``augment``: motion-clips' training clips are mirrored and reversed at random, labels mapped to match."""
     if spec == BUILTIN_CLIPS:
-        return _builtin_clips(frames, img_size or 64)
+        return _builtin_clips(frames, img_size or 64, augment)
     path = Path(spec)
     if not path.exists():
         raise MMKitError(
@@ -146,13 +161,14 @@ def load_video_data(
     return _video_files(path, frames, img_size or 64, val_split, seed)
 
 
-def _builtin_clips(frames: int, size: int) -> VideoData:
-    from mmkit.data.synthetic_videos import motion_clips
+def _builtin_clips(frames: int, size: int, augment: bool) -> VideoData:
+    from mmkit.data.synthetic_videos import motion_clips, motion_label_maps
 
     tr, ytr, classes = motion_clips(_CLIPS_TRAIN, frames=frames, size=size, seed=0, split="train")
     te, yte, _ = motion_clips(_CLIPS_TEST, frames=frames, size=size, seed=0, split="test")
+    maps = motion_label_maps(list(classes)) if augment else None
     return VideoData(
-        _Clips(torch.as_tensor(tr), torch.as_tensor(ytr)),
+        _Clips(torch.as_tensor(tr), torch.as_tensor(ytr), maps),
         _Clips(torch.as_tensor(te), torch.as_tensor(yte)),
         list(classes),
         "clips",

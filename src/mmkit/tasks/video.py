@@ -74,12 +74,13 @@ class VideoTask(Task):
         img_size: int | None = None,
         val_split: float = 0.1,
         model_kwargs: dict[str, Any] | None = None,
+        augment: bool = True,
     ) -> None:
         if level not in ("frame", "video"):
             raise MMKitError(f"--level {level}: choose frame or video")
         self.data_spec, self.model_name, self.weights = str(data), model, weights
         self.level, self.max_frames, self.frames, self.img_size = level, max_frames, frames, img_size
-        self.val_split = val_split
+        self.val_split, self.augment = val_split, augment
         self.model_kwargs = dict(model_kwargs or {})
         self.last_eval: dict[str, float] | None = None
 
@@ -98,6 +99,7 @@ class VideoTask(Task):
             img_size=img,
             val_split=self.val_split,
             seed=cfg.seed,
+            augment=self.augment,
         )
         d = self.data
         if clips != (d.kind == "clips"):
