@@ -49,7 +49,9 @@ class Recipe:
     batch_size: int = 32
     lr: float = 3e-3
     mean_lr: float = 1e-3  # the frame-mean baseline: at 3e-3 its CNN died (all ReLUs off by epoch 4)
-    augment: bool = True  # training clips mirrored / upside down / reversed at random, labels mapped
+    augment: bool = (
+        False  # training clips mirrored / upside down / reversed at random, labels mapped (86.7 % vs 91.9 %)
+    )
     optimizer: str = "adamw"
     weight_decay: float = 1e-4
     schedule: str = "cosine"

@@ -7,7 +7,8 @@
 multi-hot float vector (multi-label). Frame-level records come as uint8 (quantized) features: `prepare_features`
 dequantizes a batch on the training device. Specs:
 - ``motion-clips``: synthetic moving digits and shapes labelled by their motion (`mmkit.data.synthetic_videos`),
-  1,800 train and 360 test clips of 16 frames at 64 px, in memory (about 15 s to draw);
+  1,800 train and 360 test clips of 16 frames at 64 px, in memory (about 15 s to draw); ``motion-clips-large``:
+  5,400 training clips, the same test clips;
 - a folder (or a file) of YouTube-8M TFRecords, also in its sub-folders (the real data's layout and
   ``mmkit data synth yt8m``'s): ``train*.tfrecord`` and ``validate*.tfrecord`` (else a seeded
   ``val_split`` of the records), classes from ``vocabulary.csv`` (``index,name``) when present, else from the labels;
@@ -33,7 +34,9 @@ from mmkit.errors import MMKitError
 log = logging.getLogger(__name__)
 
 BUILTIN_CLIPS = "motion-clips"
-_CLIPS_TRAIN, _CLIPS_TEST = 1800, 360
+# training clips per builtin name; both share the same 360 test clips
+_CLIPS_TRAIN = {BUILTIN_CLIPS: 1800, "motion-clips-large": 5400}
+_CLIPS_TEST = 360
 _RECORD_GLOBS = ("*.tfrecord", "*.tfrecords", "*.tfr")
 
 
@@ -138,13 +141,13 @@ def load_video_data(
     img_size: int | None = 64,
     val_split: float = 0.1,
     seed: int = 0,
-    augment: bool = True,
+    augment: bool = False,
 ) -> VideoData:
     """Resolve a data spec (see the module docstring). `kind` is what the model takes: "clips" or "features".
 
     ``augment``: motion-clips' training clips are mirrored and reversed at random, labels mapped to match."""
-    if spec == BUILTIN_CLIPS:
-        return _builtin_clips(frames, img_size or 64, augment)
+    if spec in _CLIPS_TRAIN:
+        return _builtin_clips(spec, frames, img_size or 64, augment)
     path = Path(spec)
     if not path.exists():
         raise MMKitError(
@@ -161,10 +164,10 @@ def load_video_data(
     return _video_files(path, frames, img_size or 64, val_split, seed)
 
 
-def _builtin_clips(frames: int, size: int, augment: bool) -> VideoData:
+def _builtin_clips(name: str, frames: int, size: int, augment: bool) -> VideoData:
     from mmkit.data.synthetic_videos import motion_clips, motion_label_maps
 
-    tr, ytr, classes = motion_clips(_CLIPS_TRAIN, frames=frames, size=size, seed=0, split="train")
+    tr, ytr, classes = motion_clips(_CLIPS_TRAIN[name], frames=frames, size=size, seed=0, split="train")
     te, yte, _ = motion_clips(_CLIPS_TEST, frames=frames, size=size, seed=0, split="test")
     maps = motion_label_maps(list(classes)) if augment else None
     return VideoData(
@@ -173,7 +176,7 @@ def _builtin_clips(frames: int, size: int, augment: bool) -> VideoData:
         list(classes),
         "clips",
         False,
-        BUILTIN_CLIPS,
+        name,
     )
 
 

@@ -74,7 +74,7 @@ class VideoTask(Task):
         img_size: int | None = None,
         val_split: float = 0.1,
         model_kwargs: dict[str, Any] | None = None,
-        augment: bool = True,
+        augment: bool = False,
     ) -> None:
         if level not in ("frame", "video"):
             raise MMKitError(f"--level {level}: choose frame or video")
