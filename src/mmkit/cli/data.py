@@ -16,6 +16,7 @@ app = typer.Typer(help="Datasets: builtin sets, readers, sample grids.", no_args
 def list_(json: c.Json = False) -> None:
     """Builtin datasets and whether they are available on this machine."""
     from mmkit.data.builtin import DatasetInfo, list_datasets
+    from mmkit.data.captions import CAPTION_BUILTINS
     from mmkit.data.detection import DETECTION_BUILTINS
     from mmkit.data.synthetic import DETECTION_CLASSES
 
@@ -24,12 +25,21 @@ def list_(json: c.Json = False) -> None:
         DatasetInfo(name, desc, "detect", len(DETECTION_CLASSES), "2,000 + 300 scenes, 256 px", True)
         for name, desc in DETECTION_BUILTINS.items()
     ]
+    caption_sizes = {
+        "caption-scenes": "3,000 + 300 + 300, 64 px",
+        "caption-scenes-large": "20,000 + 300 + 300, 64 px",
+    }
+    infos += [
+        DatasetInfo(name, desc, "caption", 0, caption_sizes[name], True)
+        for name, desc in CAPTION_BUILTINS.items()
+    ]
     if json:
         c.emit("", {"datasets": [vars(i) for i in infos]}, True)
         return
     for i in infos:
         state = "available" if i.available else f"missing: {i.reason}"
-        typer.echo(f"{i.name:<14} {i.task:<9} {i.num_classes:>4} classes  {i.size:<28} {state}")
+        classes = f"{i.num_classes:>4} classes" if i.num_classes else "   - classes"  # captions: a vocabulary
+        typer.echo(f"{i.name:<14} {i.task:<9} {classes}  {i.size:<28} {state}")
     typer.echo(f"{sum(i.available for i in infos)}/{len(infos)} builtin datasets available")
 
 
@@ -109,6 +119,31 @@ def synth_detection(
     c.emit(
         f"synth detection: {n} train + {max(1, n // 10)} val scenes ({format}) -> {r}",
         {"out": str(out), "format": format, "n": n, "path": str(r)},
+        json,
+    )
+
+
+@synth.command("captions", epilog="Example: mmkit data synth captions --out scenes/ --n 3000 --img-size 64")
+def synth_captions(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder.")],
+    n: Annotated[int, typer.Option("--n", help="Training scenes (val and test get n // 10 each).")] = 3000,
+    seed: c.Seed = 0,
+    img_size: Annotated[int, typer.Option("--img-size", help="Scene size in pixels (>= 32).")] = 64,
+    json: c.Json = False,
+) -> None:
+    """Colored MNIST digits and shapes in a row or a column, each scene with 5 reference captions (COCO
+    captions JSON) and a paragraph (paragraphs_<split>.json); images/*.png."""
+    from mmkit.data.synthetic_captions import write_synthetic_captions
+    from mmkit.errors import MMKitError
+
+    if n < 1 or img_size < 32:
+        raise MMKitError(f"--n must be >= 1 and --img-size >= 32, got {n} and {img_size}")
+    r = write_synthetic_captions(out, n=n, seed=seed, img_size=img_size)
+    n_eval = max(1, n // 10)
+    c.emit(
+        f"synth captions: {n} train + {n_eval} val + {n_eval} test scenes ({img_size} px, 5 captions and a "
+        f"paragraph each) -> {r}",
+        {"out": str(r), "train": n, "val": n_eval, "test": n_eval, "img_size": img_size},
         json,
     )
 

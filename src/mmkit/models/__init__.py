@@ -16,7 +16,17 @@ from mmkit.models.registry import (
 )
 from mmkit.models.weights import load_state_dict_file
 
-_FAMILIES = ("classifiers", "yolov3", "localizer", "facenet", "video", "captioner")
+_FAMILIES = (
+    "classifiers",
+    "yolov3",
+    "localizer",
+    "facenet",
+    "video",
+    "captioner",
+    "gans",
+    "translation",
+    "restoration",
+)
 
 for _family in _FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")
