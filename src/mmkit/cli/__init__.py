@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 
-from mmkit.cli import caption, classify, data, demo, detect, face, models, video
+from mmkit.cli import caption, classify, data, demo, detect, face, generate, models, video
 from mmkit.cli.common import run_cli
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app.add_typer(detect.app, name="detect")
 app.add_typer(face.app, name="face")
 app.add_typer(video.app, name="video")
 app.add_typer(caption.app, name="caption")
+app.add_typer(generate.app, name="generate")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.command("demo")(demo.demo)

@@ -1,0 +1,241 @@
+"""`mmkit generate train|sample|translate|upscale|restore|eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmkit.cli import common as c
+from mmkit.errors import MMKitError
+
+app = typer.Typer(
+    help="Generation: GAN, DCGAN, WGAN-GP, cGAN, AC-GAN; pix2pix, CycleGAN; LapSRN super-resolution; RED-Net.",
+    no_args_is_help=True,
+)
+
+Weights = Annotated[str, typer.Option("--weights", "-w", help="A generate checkpoint (best.pt / last.pt).")]
+Images = Annotated[list[Path], typer.Argument(help="Image files.")]
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Folder for the output images.")]
+
+
+@app.command(epilog="Example: mmkit generate train --model dcgan --data fashion-mnist --epochs 10")
+def train(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            "-d",
+            help="fashion-mnist | mnist5k | digits | photo-edges | photo-colorize | photo-denoise | photo-deblur | "
+            "photo-sr | digits-fashion | day-tinted, or a folder (images; A|B or A/ B/ pairs; trainA/ trainB/).",
+        ),
+    ] = "",
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            "-m",
+            help="gan | dcgan | wgan-gp | cgan | acgan | pix2pix | cyclegan | lapsrn | rednet",
+        ),
+    ] = "dcgan",
+    weights: Annotated[str | None, typer.Option("--weights", "-w", help="Start from a checkpoint.")] = None,
+    img_size: Annotated[
+        int | None,
+        typer.Option("--img-size", help="Resize builtin images / crop size of photo sets / folders."),
+    ] = None,
+    latent_dim: Annotated[int, typer.Option("--latent-dim", help="GANs: noise dimensions.")] = 100,
+    n_critic: Annotated[
+        int, typer.Option("--n-critic", help="WGAN-GP: critic steps per generator step.")
+    ] = 5,
+    lambda_l1: Annotated[float, typer.Option("--lambda-l1", help="pix2pix: weight of the L1 loss.")] = 100.0,
+    lambda_cycle: Annotated[
+        float, typer.Option("--lambda-cycle", help="CycleGAN: cycle loss weight.")
+    ] = 10.0,
+    model_arg: c.ModelArg = None,
+    epochs: c.Epochs = 10,
+    batch_size: c.BatchSize = 64,
+    lr: c.Lr = 2e-4,
+    optimizer: c.Optimizer = "adamw",
+    weight_decay: c.WeightDecay = 0.0,
+    momentum: c.Momentum = 0.9,
+    schedule: c.Schedule = "constant",
+    warmup: c.Warmup = 0.0,
+    step_size: c.StepSize = 30,
+    init: c.Init = None,
+    grad_clip: c.GradClip = 0.0,
+    accumulate: c.Accumulate = 1,
+    precision: c.Precision = "fp32",
+    device: c.Device = "auto",
+    channels_last: c.ChannelsLast = False,
+    compile: c.Compile = False,
+    workers: c.Workers = None,
+    threads: c.Threads = None,
+    seed: c.Seed = 0,
+    patience: c.Patience = None,
+    max_steps: c.MaxSteps = None,
+    name: c.Name = None,
+    project: c.Project = Path("runs"),
+    exist_ok: c.ExistOk = False,
+    resume: c.Resume = False,
+    json: c.Json = False,
+) -> None:
+    """Train a generator; writes runs/generate/<name>/ (checkpoints, losses, sample grids every epoch, report).
+
+    GANs, pix2pix and CycleGAN use Adam with their papers' betas (the --optimizer option applies to LapSRN and
+    RED-Net)."""
+    from mmkit.engine import TrainConfig, Trainer
+    from mmkit.tasks.generate import GenerateTask
+
+    opts = dict(locals())
+    if resume:
+        last = c.resume_target(project, "generate", name)
+        cfg = TrainConfig.load(last.parent / "config.yaml")
+    else:
+        if not data:
+            raise MMKitError("--data is required (fashion-mnist, photo-sr, ..., or a folder)")
+        task_args = dict(
+            data=data,
+            model=model,
+            weights=weights,
+            img_size=img_size,
+            latent_dim=latent_dim,
+            n_critic=n_critic,
+            lambda_l1=lambda_l1,
+            lambda_cycle=lambda_cycle,
+            model_kwargs=c.model_kwargs(1.0, model_arg) or {},
+        )
+        cfg = c.train_config("generate", opts, task_args)
+        last = None
+    res = Trainer(GenerateTask(**cfg.task_args), cfg, resume=last).fit()
+    if res.run_dir is not None:
+        c.emit(*c.fit_summary("generate", res), json)
+
+
+@app.command(
+    epilog="Example: mmkit generate sample --weights runs/generate/exp/best.pt --n 64 --out grid.png"
+)
+def sample(
+    weights: Weights,
+    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 64,
+    label: Annotated[
+        int | None, typer.Option("--label", help="Conditional models: the class to draw.")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The grid PNG.")] = Path("samples.png"),
+    seed: c.Seed = 0,
+    device: c.Device = "auto",
+    json: c.Json = False,
+) -> None:
+    """A grid of samples from a GAN (one class with --label; every class in turn without it)."""
+    from mmkit.tasks.generate_apply import sample as run
+
+    r = run(weights, n=n, label=label, out=out, seed=seed, device=device)
+    c.emit(f"generate sample: {n} images -> {r['out']}", r, json)
+
+
+def _apply(weights, images, out, expect, verb, device, json) -> None:
+    from mmkit.tasks.generate_apply import apply
+
+    results, failures = apply(
+        weights, [str(p) for p in images], out_dir=out, expect=expect, verb=verb, device=device
+    )
+    if json:
+        c.emit("", {"images": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
+    else:
+        for r in results:
+            typer.echo(f"{r['image']} ({r['size_in'][1]}x{r['size_in'][0]}) -> {r['out']}")
+        typer.echo(f"generate {verb}: {len(results)} images -> {out}")
+    if failures:
+        raise MMKitError(
+            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
+        )
+
+
+@app.command(
+    epilog="Example: mmkit generate translate --weights runs/generate/p2p/best.pt edges.png --out out/"
+)
+def translate(
+    images: Images,
+    weights: Weights,
+    out: OutDir = Path("translated"),
+    device: c.Device = "auto",
+    json: c.Json = False,
+) -> None:
+    """Translate images with a pix2pix or CycleGAN (A → B) model."""
+    _apply(weights, images, out, ("pix2pix", "cyclegan"), "translate", device, json)
+
+
+@app.command(epilog="Example: mmkit generate upscale --weights runs/generate/sr/best.pt small.png --scale 4")
+def upscale(
+    images: Images,
+    weights: Weights,
+    scale: Annotated[
+        int | None, typer.Option("--scale", help="Check: the model's scale (2, 4 or 8).")
+    ] = None,
+    out: OutDir = Path("upscaled"),
+    device: c.Device = "auto",
+    json: c.Json = False,
+) -> None:
+    """Super-resolve images with a LapSRN model (its training scale)."""
+    if scale is not None:
+        from mmkit.tasks.generate_apply import load_generator
+
+        _, meta = load_generator(weights)
+        trained = meta.img_size // (meta.size_a or meta.img_size)
+        if trained != scale:
+            raise MMKitError(f"--scale {scale}: {weights} upscales x{trained}")
+    _apply(weights, images, out, ("lapsrn",), "upscale", device, json)
+
+
+@app.command(
+    epilog="Example: mmkit generate restore --weights runs/generate/dn/best.pt noisy.png --out clean/"
+)
+def restore(
+    images: Images,
+    weights: Weights,
+    out: OutDir = Path("restored"),
+    device: c.Device = "auto",
+    json: c.Json = False,
+) -> None:
+    """Denoise or deblur images with a RED-Net model."""
+    _apply(weights, images, out, ("rednet",), "restore", device, json)
+
+
+@app.command("eval", epilog="Example: mmkit generate eval --weights runs/generate/exp/best.pt --json")
+def eval_(
+    weights: Weights,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", "-d", help="Real data to compare with (default: the training data)."),
+    ] = None,
+    features: Annotated[
+        str,
+        typer.Option(
+            "--features",
+            help="FID/KID features: auto (a smallcnn trained on the data, cached), inception, or a classifier "
+            "checkpoint.",
+        ),
+    ] = "auto",
+    n: Annotated[int, typer.Option("--n", help="GANs: samples (and real test images) compared.")] = 10000,
+    batch_size: c.BatchSize = 256,
+    device: c.Device = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json.")] = None,
+    json: c.Json = False,
+) -> None:
+    """GANs: FID, KID, IS (and label accuracy for conditional models); others: PSNR and SSIM against a baseline."""
+    from mmkit.tasks.generate_apply import evaluate
+
+    r = evaluate(weights, data=data, features=features, n=n, batch_size=batch_size, device=device, out=out)
+    if "fid" in r:
+        extra = f"  IS {r['inception_score']:.2f}" if "inception_score" in r else ""
+        extra += f"  label accuracy {100 * r['label_accuracy']:.1f} %" if "label_accuracy" in r else ""
+        line = (
+            f"generate eval: {r['samples']} samples  FID {r['fid']:.3f}  KID {r['kid']:.4f}{extra}"
+            f"  (features: {r['feature_network']})"
+        )
+    else:
+        base = f"  ({r['baseline']}: {r['baseline_psnr']:.2f} dB)" if "baseline" in r else ""
+        line = (
+            f"generate eval: {r['images']} test images  PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}{base}"
+        )
+    c.emit(f"{line} -> {r['out_dir']}", r, json)
