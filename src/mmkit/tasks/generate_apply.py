@@ -177,7 +177,8 @@ def feature_network(spec: str, features: str = "auto", device="cpu"):
             task="classify", name=spec, project=str(_cache_dir().parent), epochs=FEATURE_NET_EPOCHS,
             batch_size=128, lr=2e-3, device=str(device), exist_ok=True,
         )  # fmt: skip
-        fit = Trainer(ClassifyTask(spec, "smallcnn", augment="none"), cfg, progress=False).fit()
+        with torch.enable_grad():  # callers may be under no_grad
+            fit = Trainer(ClassifyTask(spec, "smallcnn", augment="none"), cfg, progress=False).fit()
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         os.replace(fit.run_dir / "best.pt", ckpt)
     net, meta = load_classifier(ckpt, device=device)
@@ -217,8 +218,7 @@ def evaluate(
 def _evaluate_gan(net, meta, d, spec, features, n, batch_size, dev) -> dict[str, Any]:
     from mmkit.metrics.generation import fid_from_features, inception_score, kid
 
-    with torch.enable_grad():  # the default feature network may have to be trained first
-        fx = feature_network(spec, features, dev)
+    fx = feature_network(spec, features, dev)
     real = torch.stack([d.test[i][0] for i in range(min(n, len(d.test)))])
     n = len(real)
     f_real, _ = fx(to_signed(real))
