@@ -18,12 +18,33 @@ def list_(json: c.Json = False) -> None:
     from mmkit.data.builtin import DatasetInfo, list_datasets
     from mmkit.data.captions import CAPTION_BUILTINS
     from mmkit.data.detection import DETECTION_BUILTINS
+    from mmkit.data.generation import BUILTINS as GENERATION_BUILTINS
     from mmkit.data.synthetic import DETECTION_CLASSES
+    from mmkit.data.synthetic_videos import MOTIONS
 
     infos = list_datasets()
+    scenes = {
+        "digit-scenes": "2,000 + 300 scenes, 256 px",
+        "digit-scenes-large": "24,000 + 300 scenes, 256 px",
+    }
     infos += [
-        DatasetInfo(name, desc, "detect", len(DETECTION_CLASSES), "2,000 + 300 scenes, 256 px", True)
+        DatasetInfo(name, desc, "detect", len(DETECTION_CLASSES), scenes[name], True)
         for name, desc in DETECTION_BUILTINS.items()
+    ]
+    infos += [
+        DatasetInfo("synthetic-faces", "synthetic identities (open set), LFW-style pairs", "face", 0,
+                    "240 + 60 people, 64 px", True),
+        DatasetInfo("synthetic-faces-large", "synthetic-faces with 1,000 training people", "face", 0,
+                    "1,000 + 60 people, 64 px", True),
+        DatasetInfo("motion-clips", "moving digits and shapes labelled by their motion", "video", len(MOTIONS),
+                    "1,800 + 360 clips, 16 frames", True),
+        DatasetInfo("motion-clips-large", "motion-clips with 5,400 training clips", "video", len(MOTIONS),
+                    "5,400 + 360 clips, 16 frames", True),
+    ]  # fmt: skip
+    infos += [
+        DatasetInfo(name, desc, "generate", 0, kind, True)
+        for name, (kind, desc) in GENERATION_BUILTINS.items()
+        if kind != "images"  # the image sets are the classification builtins above
     ]
     caption_sizes = {
         "caption-scenes": "3,000 + 300 + 300, 64 px",
@@ -39,7 +60,7 @@ def list_(json: c.Json = False) -> None:
     for i in infos:
         state = "available" if i.available else f"missing: {i.reason}"
         classes = f"{i.num_classes:>4} classes" if i.num_classes else "   - classes"  # captions: a vocabulary
-        typer.echo(f"{i.name:<14} {i.task:<9} {classes}  {i.size:<28} {state}")
+        typer.echo(f"{i.name:<21} {i.task:<9} {classes}  {i.size:<30} {state}")
     typer.echo(f"{sum(i.available for i in infos)}/{len(infos)} builtin datasets available")
 
 
