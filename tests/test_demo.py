@@ -37,3 +37,7 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     assert (
         tmp_path / "video" / "motion-clips" / "best.pt"
     ).is_file() and "CNN + LSTM on motion clips" in html
+    # captioning and generation
+    cap = r["results"]["captions"]
+    assert 0.0 <= cap["BLEU-4"] <= 1.0 and (tmp_path / "captions" / "scene0.caption.png").is_file()
+    assert (tmp_path / "generated_digits.png").is_file() and "conditional DCGAN" in html

@@ -4,7 +4,8 @@ Trains a classifier on `digits` (and on Fashion-MNIST when its files are install
 test split, names real photos with the ImageNet EfficientNet-Lite0, trains YOLOv3-tiny on `digit-scenes` for a few
 minutes, evaluates it (COCO mAP) and draws its boxes on held-out scenes, finds faces in a real photo (MTCNN), trains a
 face embedding on synthetic identities and identifies held-out people from a gallery, trains a CNN + LSTM on
-synthetic motion clips, and writes runs/demo/report.html.
+synthetic motion clips, captions synthetic scenes with an attention model, draws digits with a conditional DCGAN,
+and writes runs/demo/report.html.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from mmkit.engine import TrainConfig, Trainer
 from mmkit.report import Section
 from mmkit.tasks import classify, detect, face, face_apply, video
+from mmkit.tasks.demo_more import caption_part, generate_part
 
 log = logging.getLogger(__name__)
 
@@ -167,12 +169,18 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, device: str 
     log.info("demo: video (CNN + LSTM on synthetic motion clips)")
     section, results["motion-clips"] = video_part(out, quick=quick, device=device)
     sections.append(section)
+    log.info("demo: captioning (Show-Attend-and-Tell on synthetic scenes)")
+    section, results["captions"] = caption_part(out, quick=quick, device=device)
+    sections.append(section)
+    log.info("demo: generation (a conditional DCGAN on MNIST digits)")
+    section, results["generation"] = generate_part(out, quick=quick, device=device)
+    sections.append(section)
     report = write_report(
         out / "report.html",
         "mmkit demo",
         sections,
         subtitle="classification on embedded data, ImageNet predictions on real photos, detection on digit scenes, "
-        "faces, video",
+        "faces, video, captioning, generation",
     )
     return DemoResult(out, report, results)
 

@@ -83,7 +83,8 @@ def sample(
     z = torch.randn(n, net.latent_dim, generator=torch.Generator().manual_seed(seed)).to(dev)
     images = to_uint8(net.sample(n, labels, z=z).cpu())
     names = [meta.classes[i] for i in labels.tolist()] if labels is not None else None
-    path = save_image_grid(images, Path(out), labels=names, nrow=min(8, n), title=f"{meta.model} samples")
+    nrow = len(meta.classes) if meta.conditional and label is None else min(8, n)  # a column per class
+    path = save_image_grid(images, Path(out), labels=names, nrow=nrow, title=f"{meta.model} samples")
     return {"weights": str(weights), "n": n, "label": label, "out": str(path)}
 
 
