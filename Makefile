@@ -11,7 +11,7 @@ else
 TORCH_PIN := torch==2.9.1 torchvision==0.24.1
 endif
 
-.PHONY: demo test lint format install data clean
+.PHONY: demo test lint format install data browser clean
 
 install: $(STAMP)
 
@@ -33,10 +33,19 @@ data:
 	  echo "note: could not install dataset-fashion-mnist; the fashion-mnist dataset stays unavailable"; \
 	else echo "note: fashion-mnist needs Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist)"; fi
 
+# The page test drives Debian's chromium through chromium-driver (Selenium, no browser download); it skips without them.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1)) || \
+	  echo "note: could not install chromium; the page test will be skipped"; \
+	else echo "note: the page test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"; fi
+
 demo: install data
 	$(VENV)/bin/mmkit demo
 
-test: install data
+test: install data browser
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(PY) -m pytest -q

@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 
-from mmkit.cli import caption, classify, data, demo, detect, face, generate, models, video
+from mmkit.cli import analyze, caption, classify, data, demo, detect, face, generate, models, serve, video
 from mmkit.cli.common import run_cli
 
 app = typer.Typer(
@@ -34,6 +34,8 @@ app.add_typer(generate.app, name="generate")
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.command("demo")(demo.demo)
+app.command("analyze")(analyze.analyze)
+app.command("serve")(serve.serve)
 
 
 @app.callback()

@@ -1,0 +1,421 @@
+"""`mmkit serve`'s REST API through FastAPI's TestClient: every endpoint on real photos (and a small clip), the
+answers equal to the task APIs', and bad uploads refused with a 4xx while the server keeps serving."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from mmkit.engine.checkpoint import FORMAT, VERSION, save_checkpoint  # noqa: E402
+from mmkit.serve import ServeConfig, create_app  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Fixtures: photos, a clip, and small untrained checkpoints of every other task (the server must pass their answers
+# through unchanged, which the tests check against each task's own `predict`)
+
+
+def _checkpoint(path: Path, task: str, meta, net: torch.nn.Module) -> str:
+    state = {
+        "format": FORMAT,
+        "version": VERSION,
+        "task": task,
+        "model": net.state_dict(),
+        "meta": asdict(meta),
+    }
+    return str(save_checkpoint(state, path))
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory) -> dict[str, Path]:
+    import skimage.data
+
+    from mmkit.data.formats.video import write_video
+
+    d = tmp_path_factory.mktemp("media")
+    Image.fromarray(skimage.data.coffee()).save(d / "coffee.jpg", quality=92)
+    Image.fromarray(skimage.data.astronaut()).save(d / "astronaut.png")
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 255, (16, 3, 48, 64), dtype=torch.uint8, generator=g)
+    write_video(d / "clip.mp4", frames, fps=8)
+    return {p.stem: p for p in d.iterdir()}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> dict[str, str]:
+    from mmkit.data.formats.captions import Vocabulary
+    from mmkit.models import get_model
+    from mmkit.tasks.caption import CaptionMeta
+    from mmkit.tasks.detect import DetectorMeta
+    from mmkit.tasks.face import FaceMeta
+    from mmkit.tasks.video import VideoMeta
+
+    d = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    det = DetectorMeta("yolov3-tiny", 2, 128, ["circle", "square"])
+    vocab = Vocabulary(["a", "red", "circle", "on", "blue", "square", "."])
+    cap_kw = {"encoder": "smallcnn", "embed_dim": 32, "hidden_dim": 32}
+    cap = CaptionMeta("show-tell", vocab.to_dict(), 32, [0.5] * 3, [0.5] * 3, model_kwargs=cap_kw)
+    vid = VideoMeta("cnn-mean", 3, ["left", "right", "still"], "clips", False, img_size=32, frames=4)
+    vid.model_kwargs = {"width": 8}
+    face = FaceMeta("facenet-light", 128, 64, [0.5] * 3, [0.5] * 3, threshold=0.5)
+    return {
+        "detector": _checkpoint(d / "det.pt", "detect", det, get_model("yolov3-tiny", 2)),
+        "captioner": _checkpoint(d / "cap.pt", "caption", cap, get_model("show-tell", len(vocab), **cap_kw)),
+        "video": _checkpoint(d / "vid.pt", "video", vid, get_model("cnn-mean", 3, in_chans=3, width=8)),
+        "face": _checkpoint(d / "face.pt", "face", face, get_model("facenet-light", 0)),
+        "db": str(d / "faces.db"),
+    }
+
+
+@pytest.fixture(scope="module")
+def client(weights) -> TestClient:
+    torch.set_num_threads(2)
+    config = ServeConfig(
+        detector=weights["detector"],
+        captioner=weights["captioner"],
+        video=weights["video"],
+        face_weights=weights["face"],
+        face_db=weights["db"],
+        device="cpu",
+    )
+    return TestClient(create_app(config))
+
+
+def post(client: TestClient, path: str, name: str, data: bytes, **kw):
+    return client.post(path, files={"file": (name, data, "application/octet-stream")}, **kw)
+
+
+def still_serving(client: TestClient, media) -> None:
+    r = post(client, "/classify", "coffee.jpg", media["coffee"].read_bytes())
+    assert r.status_code == 200 and r.json()["top"][0]["label"] == "espresso"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Endpoints
+
+
+def test_classify_names_the_coffee_photo(client, media):
+    r = post(client, "/classify", "coffee.jpg", media["coffee"].read_bytes(), params={"topk": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["file"], body["width"], body["height"]) == ("coffee.jpg", 600, 400)
+    probs = [t["prob"] for t in body["top"]]
+    assert body["top"][0]["label"] == "espresso" and len(probs) == 3
+    assert probs == sorted(probs, reverse=True) and probs[0] > 0.5 and sum(probs) <= 1 + 1e-5
+
+
+def test_faces_detect_finds_the_astronaut_only(client, media):
+    r = post(client, "/faces/detect", "astronaut.png", media["astronaut"].read_bytes())
+    assert r.status_code == 200
+    faces = r.json()["faces"]
+    assert len(faces) == 1 and faces[0]["score"] > 0.95 and len(faces[0]["landmarks"]) == 5
+    x1, y1, x2, y2 = faces[0]["box"]
+    assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+    assert all(x1 <= x <= x2 and y1 <= y <= y2 for x, y in faces[0]["landmarks"])
+    assert post(client, "/faces/detect", "coffee.jpg", media["coffee"].read_bytes()).json()["faces"] == []
+
+
+def test_enroll_then_identify_names_the_face(client, media):
+    png = media["astronaut"].read_bytes()
+    before = post(client, "/faces/identify", "astronaut.png", png).json()["faces"]
+    assert [(f["name"], f["distance"]) for f in before] == [("unknown", None)]  # empty gallery
+    r = client.post("/faces/enroll", files={"file": ("a.png", png)}, data={"name": "  Eileen Collins "})
+    assert r.status_code == 200, r.text
+    assert r.json()["name"] == "Eileen Collins" and r.json()["faces_of_person"] == 1
+    after = post(client, "/faces/identify", "astronaut.png", png).json()["faces"]
+    assert len(after) == 1 and after[0]["name"] == "Eileen Collins" and after[0]["distance"] < 1e-3
+    assert after[0]["box"] == before[0]["box"]
+    assert client.get("/faces/people").json()["people"] == [{"name": "Eileen Collins", "faces": 1}]
+    # no face, or no name: nothing enrolled, a clear 422
+    r = client.post(
+        "/faces/enroll", files={"file": ("c.jpg", media["coffee"].read_bytes())}, data={"name": "x"}
+    )
+    assert r.status_code == 422 and "no face found" in r.json()["detail"]
+    r = client.post("/faces/enroll", files={"file": ("a.png", png)}, data={"name": " "})
+    assert r.status_code == 422 and "name" in r.json()["detail"]
+    assert client.get("/faces/people").json()["people"] == [{"name": "Eileen Collins", "faces": 1}]
+
+
+def test_detect_caption_video_answer_as_the_task_apis_do(client, media, weights):
+    from mmkit.tasks import caption, detect, video
+
+    coffee = media["coffee"]
+    r = post(client, "/detect", "coffee.jpg", coffee.read_bytes(), params={"conf": 0.01})
+    assert r.status_code == 200
+    want, _ = detect.predict(weights["detector"], [coffee], conf=0.01, device="cpu")
+    assert r.json()["detections"] == want[0]["detections"]
+    assert all(0 <= d["box"][0] <= d["box"][2] <= 600 for d in r.json()["detections"])
+
+    r = post(client, "/caption", "coffee.jpg", coffee.read_bytes(), params={"beam": 2})
+    want, _ = caption.predict(weights["captioner"], [str(coffee)], beam=2, device="cpu")
+    assert r.status_code == 200 and r.json()["caption"] == want[0]["caption"]
+    assert r.json()["score"] == want[0]["score"]
+
+    r = post(client, "/video", "clip.mp4", media["clip"].read_bytes(), params={"segment_seconds": 1})
+    assert r.status_code == 200, r.text
+    want, _ = video.predict(weights["video"], [str(media["clip"])], segment_seconds=1, device="cpu")
+    body = r.json()
+    assert body["top"] == want[0]["top"] and body["segments"] == want[0]["segments"]
+    assert (body["width"], body["height"], body["fps"], body["duration"]) == (64, 48, 8.0, 2.0)
+    assert [s["start"] for s in body["segments"]] == [0.0, 1.0]
+
+
+def test_models_lists_what_is_loaded(client):
+    m = client.get("/models").json()
+    assert all(v["configured"] and v["loaded"] for v in m["models"].values())
+    assert m["models"]["classifier"]["classes"] == 1000 and m["models"]["detector"]["classes"] == [
+        "circle",
+        "square",
+    ]
+    assert m["limits"] == {"max_upload_mb": 20.0, "max_pixels": 40_000_000}
+
+
+def test_a_model_not_configured_is_409_naming_the_option(media):
+    c = TestClient(create_app(ServeConfig(classifier=None, faces=False, device="cpu")))
+    jpg = media["coffee"].read_bytes()
+    for path, option in [
+        ("/classify", "--classifier"),
+        ("/detect", "--detector"),
+        ("/caption", "--captioner"),
+        ("/faces/detect", "MTCNN"),
+        ("/faces/identify", "--face-db"),
+    ]:
+        r = post(c, path, "coffee.jpg", jpg)
+        assert r.status_code == 409 and option in r.json()["detail"], (path, r.text)
+    r = post(c, "/video", "clip.mp4", media["clip"].read_bytes())
+    assert r.status_code == 409 and "--video" in r.json()["detail"]
+    assert c.get("/models").json()["models"]["detector"] == {
+        "configured": False,
+        "loaded": False,
+        "option": "--detector",
+        "endpoint": "/detect",
+        "weights": None,
+    }
+
+
+def test_docs_openapi_health_and_page(client):
+    assert client.get("/health").json()["status"] == "ok"
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in (
+        "/classify",
+        "/detect",
+        "/faces/detect",
+        "/faces/identify",
+        "/faces/enroll",
+        "/caption",
+        "/video",
+    ):
+        assert "post" in paths[p], p
+    assert "/analyze" in paths and "/models" in paths
+    page = client.get("/")
+    assert page.status_code == 200 and "<canvas" in page.text.replace('el("canvas"', "<canvas")
+    assert 'id="file"' in page.text and "default-src 'self'" in page.headers["content-security-policy"]
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bad uploads
+
+
+def _png_with_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares width×height (its data is a few bytes): a decompression bomb's shape."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = lambda kind, data: (  # noqa: E731
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    )
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(client, media):
+    jpg = media["coffee"].read_bytes()
+    bomb = io.BytesIO()
+    Image.new("1", (8000, 8000)).save(bomb, "PNG")  # 64 MP, decodes to 64 MB, a 10 kB file
+    assert len(bomb.getvalue()) < 100_000
+    cases = [
+        ("notes.jpg", b"just some text, named like a photo\n" * 10, "/classify", 415, "judged by content"),
+        ("clip.mp4", media["clip"].read_bytes(), "/classify", 415, "takes an image"),
+        ("coffee.mp4", jpg, "/video", 415, "takes a video"),
+        ("bomb.png", bomb.getvalue(), "/classify", 413, "8000×8000 = 64.0 MP, over the limit of 40 MP"),
+        ("huge.png", _png_with_size(100_000, 100_000), "/faces/detect", 413, "over the limit of 40 MP"),
+        ("cut.jpg", jpg[: len(jpg) // 2], "/classify", 400, "truncated"),
+        ("cut.mp4", media["clip"].read_bytes()[:600], "/video", 400, "cut.mp4"),
+        ("empty.png", b"", "/caption", 400, "empty"),
+        ("bad.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "/classify", 400, "bad.png"),
+    ]
+    for name, data, path, status, words in cases:
+        r = post(client, path, name, data)
+        assert r.status_code == status, (name, r.status_code, r.text)
+        detail = r.json()["detail"]
+        assert isinstance(detail, str) and name in detail and words in detail, (name, detail)
+        assert "/tmp" not in detail  # server paths are not shown
+    still_serving(client, media)
+
+
+def test_upload_size_limit_before_and_while_reading(media):
+    c = TestClient(
+        create_app(ServeConfig(classifier="imagenet", faces=False, max_upload_mb=0.05, device="cpu"))
+    )
+    png, jpg = media["astronaut"].read_bytes(), media["coffee"].read_bytes()
+    assert len(png) > 200_000 and 60_000 < len(jpg) < 110_000
+    r = post(c, "/classify", "astronaut.png", png)  # Content-Length over the limit: refused unread
+    assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+    r = post(c, "/classify", "coffee.jpg", jpg)  # the body fits the form's allowance, the file does not
+    assert r.status_code == 413 and r.json()["detail"].startswith("coffee.jpg: 0.1 MB, over the upload limit")
+
+    def chunks():  # no Content-Length: counted as it streams in
+        yield b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+        for i in range(0, len(png), 16384):
+            yield png[i : i + 16384]
+        yield b"\r\n--xyz--\r\n"
+
+    r = c.post("/classify", content=chunks(), headers={"content-type": "multipart/form-data; boundary=xyz"})
+    assert r.status_code == 413 and "over the limit" in r.json()["detail"]
+    small = io.BytesIO()
+    Image.open(media["coffee"]).resize((120, 80)).save(small, "JPEG")
+    r = post(c, "/classify", "small.jpg", small.getvalue())
+    assert r.status_code == 200 and r.json()["width"] == 120
+
+
+def test_file_names_are_shown_never_used_as_paths(client, media, monkeypatch):
+    for name, shown in [("../../etc/passwd", "passwd"), ("..\\..\\boot.ini", "boot.ini"), ("/", "upload")]:
+        r = post(client, "/classify", name, media["coffee"].read_bytes())
+        assert r.status_code == 200 and r.json()["file"] == shown
+    hub = client.app.state.hub
+    seen = []
+    real = hub.video
+
+    def spy(path, *a, **kw):
+        seen.append(Path(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(hub, "video", spy)
+    r = post(client, "/video", "../../../x/evil name.mp4", media["clip"].read_bytes())
+    assert r.status_code == 200 and r.json()["file"] == "evil name.mp4"
+    assert seen[0].name == "upload.mp4" and seen[0].parent.name.startswith("mmkit-serve-")
+    assert not seen[0].exists()  # the temporary folder is gone with the request
+
+
+def test_display_names_and_sniffing():
+    from mmkit.serve.uploads import display_name, sniff
+
+    assert display_name("a/b\\c\x00d\n.jpg") == "cd.jpg"
+    assert display_name("..") == display_name(None) == display_name("   ") == "upload"
+    assert len(display_name("x" * 500)) == 100
+    assert sniff(b"RIFF\0\0\0\0WEBPVP8 ") == ("image", "webp") and sniff(b"RIFF\0\0\0\0AVI LIST") == (
+        "video",
+        "avi",
+    )
+    assert sniff(b"\0\0\0\x18ftypmp42") == ("video", "mp4") and sniff(b"\x1a\x45\xdf\xa3\x01") == (
+        "video",
+        "webm",
+    )
+    assert sniff(b"GIF89a\x01\0") == ("image", "gif") and sniff(b"<svg xmlns=") is None
+
+
+def test_bad_query_and_missing_field_are_422_with_one_line(client, media):
+    r = post(client, "/classify", "coffee.jpg", media["coffee"].read_bytes(), params={"topk": 0})
+    assert r.status_code == 422 and r.json()["detail"].startswith("topk:")
+    r = client.post("/classify", data={"nothing": "here"})
+    assert r.status_code == 422 and r.json()["detail"].startswith("file: missing")
+    still_serving(client, media)
+
+
+def test_analyze_runs_every_model_over_the_uploads(weights, media, tmp_path):
+    pytest.importorskip(
+        "mmkit.tasks.analyze", reason="mmkit.tasks.analyze (mmkit analyze) is not in this tree yet"
+    )
+    config = ServeConfig(
+        face_weights=weights["face"], face_db=str(tmp_path / "g.db"), video=weights["video"], device="cpu"
+    )
+    client = TestClient(create_app(config))
+    png = media["astronaut"].read_bytes()
+    assert (
+        client.post("/faces/enroll", files={"file": ("a.png", png)}, data={"name": "Eileen"}).status_code
+        == 200
+    )
+    files = [
+        ("files", ("my coffee.jpg", media["coffee"].read_bytes())),
+        ("files", ("../astronaut.png", png)),
+        ("files", ("clip.mp4", media["clip"].read_bytes())),
+    ]
+    r = client.post("/analyze", files=files)
+    assert r.status_code == 200, r.text
+    doc = r.json()
+    recs = {f["path"]: f for f in doc["files"]}
+    assert set(recs) == {"my coffee.jpg", "astronaut.png", "clip.mp4"} and doc["errors"] == []
+    assert doc["inputs"] == ["my coffee.jpg", "astronaut.png", "clip.mp4"]
+    assert recs["my coffee.jpg"]["imagenet"][0]["label"] == "espresso"
+    assert [f["name"] for f in recs["astronaut.png"]["faces"]] == ["Eileen"]
+    assert recs["clip.mp4"]["kind"] == "video" and recs["clip.mp4"]["video_labels"]
+    assert "mmkit-analyze-" not in r.text  # the uploads' server-side paths are not shown
+    r = client.post("/analyze", files=[("files", ("a.jpg", b"not an image"))])
+    assert r.status_code == 415 and "a.jpg" in r.json()["detail"]
+    assert client.get("/health").status_code == 200
+
+
+def test_concurrent_requests_share_the_models(client, media):
+    from concurrent.futures import ThreadPoolExecutor
+
+    jpg, png = media["coffee"].read_bytes(), media["astronaut"].read_bytes()
+
+    def one(i: int):
+        if i % 2:
+            return post(client, "/faces/detect", "a.png", png).json()["faces"][0]["box"]
+        return post(client, "/classify", "c.jpg", jpg).json()["top"][0]["label"]
+
+    with ThreadPoolExecutor(6) as pool:
+        out = list(pool.map(one, range(12)))
+    assert out[0::2] == ["espresso"] * 6 and all(b == out[1] for b in out[1::2])
+    assert np.isfinite(np.array(out[1])).all()
+
+
+def test_cli_refuses_bad_options_before_listening(capsys, tmp_path, monkeypatch):
+    import uvicorn
+
+    from mmkit.cli import app
+    from mmkit.cli.common import run_cli
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: pytest.fail("must not start listening"))
+    code = run_cli(
+        app, ["serve", "--classifier", "", "--detector", str(tmp_path / "missing.pt"), "--device", "cpu"]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == f"error: {tmp_path / 'missing.pt'}: no such checkpoint file"
+    code = run_cli(app, ["serve", "--face-db", str(tmp_path / "f.db"), "--device", "cpu"])
+    assert code == 2 and "--face-weights and --face-db go together" in capsys.readouterr().err
+
+
+def test_cli_starts_uvicorn_on_loopback_with_the_models(capsys, monkeypatch):
+    import uvicorn
+
+    from mmkit.cli import app
+    from mmkit.cli.common import run_cli
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda a, **kw: seen.update(app=a, **kw))
+    assert run_cli(app, ["serve", "--port", "8123", "--device", "cpu", "--max-upload-mb", "5"]) == 0
+    assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
+    c = TestClient(seen["app"])
+    m = c.get("/models").json()
+    assert m["models"]["classifier"]["loaded"] and m["models"]["faces"]["loaded"]
+    assert m["limits"]["max_upload_mb"] == 5.0 and not m["models"]["detector"]["configured"]
