@@ -41,3 +41,10 @@ def test_quick_demo_writes_the_report(tmp_path, capsys):
     cap = r["results"]["captions"]
     assert 0.0 <= cap["BLEU-4"] <= 1.0 and (tmp_path / "captions" / "scene0.caption.png").is_file()
     assert (tmp_path / "generated_digits.png").is_file() and "conditional DCGAN" in html
+    # analyze: the real photos and a clip, with everything the demo trained
+    a = r["results"]["analyze"]
+    assert a["files"] >= 5 and a["errors"] == 0
+    doc = json.loads((tmp_path / "analyze" / "analysis.json").read_text())
+    coffee = next(f for f in doc["files"] if f["path"].endswith("coffee.png"))
+    assert coffee["imagenet"][0]["label"] == "espresso" and "caption" in coffee
+    assert "Analyze: every model" in html

@@ -5,7 +5,7 @@ test split, names real photos with the ImageNet EfficientNet-Lite0, trains YOLOv
 minutes, evaluates it (COCO mAP) and draws its boxes on held-out scenes, finds faces in a real photo (MTCNN), trains a
 face embedding on synthetic identities and identifies held-out people from a gallery, trains a CNN + LSTM on
 synthetic motion clips, captions synthetic scenes with an attention model, draws digits with a conditional DCGAN,
-and writes runs/demo/report.html.
+analyzes real photos and clips with everything it trained (`mmkit analyze`), and writes runs/demo/report.html.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from mmkit.engine import TrainConfig, Trainer
 from mmkit.report import Section
 from mmkit.tasks import classify, detect, face, face_apply, video
-from mmkit.tasks.demo_more import caption_part, generate_part
+from mmkit.tasks.demo_more import analyze_part, caption_part, generate_part
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,9 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, device: str 
     log.info("demo: generation (a conditional DCGAN on MNIST digits)")
     section, results["generation"] = generate_part(out, quick=quick, device=device)
     sections.append(section)
+    log.info("demo: analyze (every model on real photos and clips)")
+    section, results["analyze"] = analyze_part(out, results, quick=quick, device=device)
+    sections.insert(0, section)  # what a user reads first: the models at work on real media
     report = write_report(
         out / "report.html",
         "mmkit demo",
