@@ -210,6 +210,10 @@ def test_docs_openapi_health_and_page(client):
     assert client.get("/health").json()["status"] == "ok"
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "http" not in docs.text.replace(
+        client.base_url.host, ""
+    )  # offline: every asset comes from this server
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     for p in (
         "/classify",

@@ -106,7 +106,10 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         version=__version__,
         description="Multimedia analytics with mmkit models: labels, boxes, faces, captions and video labels. "
         "Upload images and videos as multipart `file`; answers are JSON. The page at / draws the results.",
+        docs_url=None,  # FastAPI's own pages load Swagger UI / ReDoc from a CDN: /docs is served from files here
+        redoc_url=None,
     )
+    _add_offline_docs(app)
     app.state.hub = hub
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
     _add_error_handlers(app)
@@ -301,3 +304,22 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 __all__ = ["ServeConfig", "create_app"]
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the swagger-ui-bundle package's files, so the page works without a network."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title="mmkit API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
