@@ -122,6 +122,14 @@ def test_read_image(tmp_path, photos):
     assert g.shape == (3, 48, 64) and g.dtype == torch.uint8
     assert torch.equal(g[0], g[1]) and torch.equal(g[0], torch.from_numpy(photos["camera"]))
     assert torch.equal(read_image(rgba), torch.from_numpy(photos["coffee"]).permute(2, 0, 1))
+    # a phone photo stored sideways with EXIF orientation 6 ("rotate 90° clockwise to view") comes out upright
+    upright = photos["coffee"]
+    stored = np.ascontiguousarray(np.rot90(upright, k=1))  # what the camera wrote: the view turned 90° ccw
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    phone = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(phone, exif=exif, quality=100)
+    assert read_image(phone).shape == (3, *upright.shape[:2])
     cut = tmp_path / "cut.jpg"
     _truncated_jpeg(cut, photos["rocket"])
     with pytest.raises(MMKitError, match=f"{cut}: cannot read image"):

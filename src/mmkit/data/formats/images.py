@@ -12,7 +12,7 @@ import warnings
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mmkit.errors import MMKitError
 
@@ -37,14 +37,14 @@ def _reason(exc: BaseException) -> str:
 def read_image(path: str | os.PathLike) -> torch.Tensor:
     """Decode an image file to an RGB ``torch.uint8`` tensor of shape [3, H, W].
 
-    Grayscale, palette, CMYK and RGBA images are converted to RGB (alpha is dropped).
-    Raises ``MMKitError("<path>: cannot read image (<reason>)")`` for a corrupt, truncated or non-image file.
+    Grayscale, palette, CMYK and RGBA images are converted to RGB (alpha is dropped); a photo's EXIF orientation is
+    applied, so a phone picture comes out upright. Raises ``MMKitError("<path>: cannot read image (<reason>)")`` for a corrupt, truncated or non-image file.
     """
     path = os.fspath(path)
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = img.convert("RGB")
+            rgb = ImageOps.exif_transpose(img).convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise MMKitError(f"{path}: cannot read image ({_reason(exc)})") from exc
     array = np.asarray(rgb, dtype=np.uint8)
