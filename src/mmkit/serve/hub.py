@@ -319,10 +319,10 @@ class ModelHub:
 
     @torch.inference_mode()
     def caption(self, pixels: torch.Tensor, beam: int = 3) -> dict[str, Any]:
-        from mmkit.tasks.caption import _Square, decode_batch
+        from mmkit.tasks.caption import SquareResize, decode_batch
 
         net, meta, vocab, norm = self.require("captioner")
-        x = norm(_Square(meta.img_size)(pixels)[None].to(self.device))
+        x = norm(SquareResize(meta.img_size)(pixels)[None].to(self.device))
         with self._locks["captioner"]:
             if meta.paragraph:
                 return {"caption": decode_batch(net, meta, vocab, x, beam=beam)[0]}
@@ -332,20 +332,20 @@ class ModelHub:
     @torch.inference_mode()
     def video(self, path: Path, topk: int = 5, segment_seconds: float | None = None) -> dict[str, Any]:
         from mmkit.data.formats.video import read_frames
-        from mmkit.tasks.video import _center_square, _scores, _segments, _top
+        from mmkit.tasks.video import center_square, class_scores, segment_labels, top_labels
 
         net, meta, extractor = self.require("video")
         with self._locks["video"]:
             if meta.kind == "clips":
                 frames, ts = read_frames(path, num_frames=meta.frames, size=meta.img_size)
-                x = _center_square(frames, meta.img_size)
+                x = center_square(frames, meta.img_size)
             else:
                 from mmkit.tasks.video_features import frame_features
 
                 frames, ts = read_frames(path, fps=meta.extractor["fps"])
                 x = frame_features(frames[: meta.max_frames], *extractor)
                 ts = ts[: meta.max_frames]
-            out: dict[str, Any] = {"top": _top(_scores(net, meta, x), meta.classes, topk)}
+            out: dict[str, Any] = {"top": top_labels(class_scores(net, meta, x), meta.classes, topk)}
             if segment_seconds:
-                out["segments"] = _segments(net, meta, str(path), x, ts, segment_seconds, topk)
+                out["segments"] = segment_labels(net, meta, str(path), x, ts, segment_seconds, topk)
         return out

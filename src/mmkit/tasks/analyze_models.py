@@ -95,11 +95,11 @@ def load_models(
         m.info["faces"] = {"detector": "mtcnn", "embedder": None, "gallery": None, "threshold": None}
     if face_db is not None:
         from mmkit.tasks.face import load_embedder
-        from mmkit.tasks.face_apply import _open, _threshold
+        from mmkit.tasks.face_apply import match_threshold, open_gallery
 
         net, meta, fingerprint = load_embedder(face_weights, None, dev)
-        m.threshold = _threshold(meta, face_threshold)
-        m.gallery = _open(face_db, fingerprint, meta.embedding_dim, must_exist=True)
+        m.threshold = match_threshold(meta, face_threshold)
+        m.gallery = open_gallery(face_db, fingerprint, meta.embedding_dim, must_exist=True)
         m.embedder = (net, meta)
         m.info["faces"].update(embedder=str(face_weights), gallery=str(face_db), threshold=m.threshold)
     if detector is not None:

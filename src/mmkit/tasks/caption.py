@@ -57,7 +57,7 @@ class CaptionMeta:
         return self.model not in SENTENCE_MODELS
 
 
-class _Square:
+class SquareResize:
     """The dataset's image transform: uint8 [3, H, W] -> uint8 [3, size, size] (normalized on the batch later)."""
 
     def __init__(self, size: int) -> None:
@@ -134,7 +134,7 @@ class CaptionTask(Task):
             kwargs,  # without encoder_weights: a checkpoint holds the trained encoder itself
         )
         mode = "paragraph" if paragraph else "sentence"
-        tf = _Square(img)
+        tf = SquareResize(img)
         common = dict(transform=tf, max_len=self.max_len, mode=mode, max_sentences=self.max_sentences)
         self.train_ds = CaptionDataset(self.data.train, self.vocab, train=True, **common)
         self.val_items = self.data.val
@@ -318,7 +318,7 @@ def evaluate(
     ds = CaptionDataset(
         items,
         vocab,
-        transform=_Square(meta.img_size),
+        transform=SquareResize(meta.img_size),
         max_len=meta.max_len,
         mode=mode,
         max_sentences=meta.max_sentences,
@@ -364,7 +364,7 @@ def predict(
     the attention map of every word drawn over it. Unreadable images are returned as (path, reason) failures."""
     dev = select_device(device)
     net, meta, vocab = load_captioner(weights, dev)
-    tf = _Square(meta.img_size)
+    tf = SquareResize(meta.img_size)
     norm = BatchTransform(False, meta.mean, meta.std, out_channels=3).to(dev)
     results, failures = [], []
     out_dir = Path(save_dir) if save_dir is not None else None

@@ -114,13 +114,13 @@ def detect(
     return results
 
 
-def _open(db: str | os.PathLike, fingerprint: str, dim: int, *, must_exist: bool) -> Gallery:
+def open_gallery(db: str | os.PathLike, fingerprint: str, dim: int, *, must_exist: bool) -> Gallery:
     if must_exist and not Path(db).is_file():
         raise MMKitError(f"{db}: no such gallery; enroll someone first (mmkit face enroll --db {db} ...)")
     return Gallery(db, model=fingerprint, dim=dim)
 
 
-def _threshold(meta, threshold: float | None) -> float:
+def match_threshold(meta, threshold: float | None) -> float:
     if threshold is not None:
         return threshold
     if meta.threshold is None:
@@ -150,7 +150,7 @@ def enroll(
                 f"{p}: {what} found; enrolling needs exactly one face per image (nothing enrolled)"
             )
     emb = embed(net, meta, torch.stack([faces[0].crop for faces in found]))
-    with _open(db, fingerprint, meta.embedding_dim, must_exist=False) as g:
+    with open_gallery(db, fingerprint, meta.embedding_dim, must_exist=False) as g:
         g.enroll(name, emb, [str(p) for p in paths])
         count = dict(g.people())[name.strip()]
     return {"db": str(db), "name": name.strip(), "enrolled": len(paths), "faces_of_person": count}
@@ -168,9 +168,9 @@ def identify(
 ) -> list[dict[str, Any]]:
     """Every face of every image: its best match in the gallery and the distance, or "unknown" past threshold."""
     net, meta, fingerprint = load_embedder(weights, model, select_device(device))
-    thr = _threshold(meta, threshold)
+    thr = match_threshold(meta, threshold)
     found = find_faces(paths, meta.img_size, aligned=aligned, device=device)
-    with _open(db, fingerprint, meta.embedding_dim, must_exist=True) as g:
+    with open_gallery(db, fingerprint, meta.embedding_dim, must_exist=True) as g:
         results = []
         for p, faces in zip(paths, found, strict=True):
             matches = g.identify(embed(net, meta, torch.stack([f.crop for f in faces])), thr) if faces else []
@@ -203,7 +203,7 @@ def verify(
 ) -> dict[str, Any]:
     """Whether the most confident face of each image is the same person."""
     net, meta, _ = load_embedder(weights, model, select_device(device))
-    thr = _threshold(meta, threshold)
+    thr = match_threshold(meta, threshold)
     found = find_faces([path1, path2], meta.img_size, aligned=aligned, device=device)
     for p, faces in zip((path1, path2), found, strict=True):
         if not faces:

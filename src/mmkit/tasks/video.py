@@ -280,7 +280,7 @@ def evaluate(
     return r
 
 
-def _scores(net: nn.Module, meta: VideoMeta, x: torch.Tensor) -> torch.Tensor:
+def class_scores(net: nn.Module, meta: VideoMeta, x: torch.Tensor) -> torch.Tensor:
     """Class probabilities [C] of one video: x is [T, 3, S, S] uint8 frames or [T, D] features."""
     dev = next(net.parameters()).device
     with torch.no_grad():
@@ -288,7 +288,7 @@ def _scores(net: nn.Module, meta: VideoMeta, x: torch.Tensor) -> torch.Tensor:
     return logits.sigmoid() if meta.multi_label else logits.softmax(0)
 
 
-def _top(p: torch.Tensor, classes: list[str], k: int) -> list[dict[str, Any]]:
+def top_labels(p: torch.Tensor, classes: list[str], k: int) -> list[dict[str, Any]]:
     v, i = p.topk(min(k, len(p)))
     return [
         {"label": classes[j], "score": round(float(s), 4)}
@@ -327,28 +327,31 @@ def predict(
         try:
             if meta.kind == "clips":
                 frames, ts = read_frames(path, num_frames=meta.frames, size=meta.img_size)
-                x = _center_square(frames, meta.img_size)
+                x = center_square(frames, meta.img_size)
             else:
                 frames, ts = read_frames(path, fps=meta.extractor["fps"])
                 x = frame_features(frames[: meta.max_frames], extractor, info)
                 ts = ts[: meta.max_frames]
-            entry: dict[str, Any] = {"path": path, "top": _top(_scores(net, meta, x), meta.classes, topk)}
+            entry: dict[str, Any] = {
+                "path": path,
+                "top": top_labels(class_scores(net, meta, x), meta.classes, topk),
+            }
             if segment_seconds:
-                entry["segments"] = _segments(net, meta, path, x, ts, segment_seconds, topk)
+                entry["segments"] = segment_labels(net, meta, path, x, ts, segment_seconds, topk)
             results.append(entry)
         except MMKitError as e:
             failures.append((path, str(e)))
     return results, failures
 
 
-def _center_square(frames: torch.Tensor, size: int) -> torch.Tensor:
+def center_square(frames: torch.Tensor, size: int) -> torch.Tensor:
     """Frames whose shorter side is `size`, center-cropped to size×size (as the video datasets do)."""
     h, w = frames.shape[-2:]
     top, left = (h - size) // 2, (w - size) // 2
     return frames[..., top : top + size, left : left + size]
 
 
-def _segments(net, meta: VideoMeta, path: str, x, ts, seconds: float, topk: int) -> list[dict[str, Any]]:
+def segment_labels(net, meta: VideoMeta, path: str, x, ts, seconds: float, topk: int) -> list[dict[str, Any]]:
     from mmkit.data.formats.video import probe, read_frames
 
     duration = float(probe(path).duration or (float(ts[-1]) if len(ts) else 0.0))
@@ -357,7 +360,7 @@ def _segments(net, meta: VideoMeta, path: str, x, ts, seconds: float, topk: int)
     if meta.kind == "clips":  # denser frames, then meta.frames of them spread over each segment
         fps = max(1.0, meta.frames / seconds)
         frames, ts = read_frames(path, fps=fps, size=meta.img_size)
-        x = _center_square(frames, meta.img_size)
+        x = center_square(frames, meta.img_size)
     ts = torch.as_tensor(ts, dtype=torch.float64)
     for k in range(n_seg):
         start, end = k * seconds, min((k + 1) * seconds, duration)
@@ -366,6 +369,6 @@ def _segments(net, meta: VideoMeta, path: str, x, ts, seconds: float, topk: int)
             continue
         if meta.kind == "clips" and len(idx) > meta.frames:
             idx = idx[torch.linspace(0, len(idx) - 1, meta.frames).round().long()]
-        p = _scores(net, meta, x[idx])
-        out.append({"start": round(start, 2), "end": round(end, 2), "top": _top(p, meta.classes, topk)})
+        p = class_scores(net, meta, x[idx])
+        out.append({"start": round(start, 2), "end": round(end, 2), "top": top_labels(p, meta.classes, topk)})
     return out
