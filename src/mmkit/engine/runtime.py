@@ -143,9 +143,16 @@ def setup_runtime(device: str = "auto", precision: str = "fp32", channels_last: 
     )
 
 
-def teardown_runtime(rt: Runtime) -> None:
+def teardown_runtime(rt: Runtime, *, clean: bool = True) -> None:
+    """Destroy the process group. After a clean run every rank first waits for the others: a rank that destroys the
+    group while another still talks to it can abort that one in gloo's teardown ("terminate called without an
+    active exception"). After an error no rank waits (the others may never arrive; torchrun stops them)."""
     if rt.distributed and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if clean:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def seed_everything(seed: int) -> None:

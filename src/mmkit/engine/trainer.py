@@ -131,9 +131,12 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         rt = self.rt = setup_runtime(cfg.device, cfg.precision, cfg.channels_last)
         try:
-            return self._fit(rt, resume_state)
-        finally:
-            teardown_runtime(rt)
+            result = self._fit(rt, resume_state)
+        except BaseException:
+            teardown_runtime(rt, clean=False)
+            raise
+        teardown_runtime(rt)
+        return result
 
     def _fit(self, rt: Runtime, resume_state: dict | None) -> FitResult:
         cfg, task = self.cfg, self.task
