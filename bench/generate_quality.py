@@ -133,6 +133,11 @@ def main() -> None:
     p.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field"
     )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other models' results of the last run (e.g. to rerun one)",
+    )
     p.add_argument("--keep-runs", type=Path, help="keep the run directories here (default: a temporary one)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -155,7 +160,16 @@ def main() -> None:
         for model in args.models.split(","):
             results.append(train(model, *settings[model], recipe, args.keep_runs or Path(tmp)))
             print(f"{model}: {results[-1]['eval']} in {results[-1]['train_wall_s']} s", flush=True)
-            report(refs, results, recipe, env, args.quick)
+            report(refs, merged(results, args.quick) if args.merge else results, recipe, env, args.quick)
+
+
+def merged(results: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    """This run's results, after the last run's results for the other models (read now: it may still be running)."""
+    from common import read_result
+
+    last = read_result("generate_quality", quick=quick) or {}
+    mine = {r["model"] for r in results}
+    return [r for r in last.get("results", []) if r["model"] not in mine] + results
 
 
 def report(refs, results, recipe, env, quick) -> None:
