@@ -56,6 +56,8 @@ class Recipe:
     sr_epochs: int = 20
     sr_lr: float = 1e-3
     sr_batch_size: int = 16
+    sr_features: int = 32  # LapSRN's width (the paper: 64 features, depth 10)
+    sr_depth: int = 5
     n_eval: int = 10000
     max_steps_per_epoch: int | None = None
 
@@ -73,7 +75,8 @@ QUICK = {
 def train(
     model: str, data: str, epochs: int, lr: float, batch: int, recipe: Recipe, workdir: Path
 ) -> dict[str, Any]:
-    task = GenerateTask(data, model)
+    kwargs = {"features": recipe.sr_features, "depth": recipe.sr_depth} if model == "lapsrn" else {}
+    task = GenerateTask(data, model, model_kwargs=kwargs)
     cfg = TrainConfig(
         task="generate",
         name=model,
@@ -129,7 +132,7 @@ def references(data: str, n: int) -> dict[str, Any]:
 
 def main() -> None:
     p = base_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--models", default="dcgan,wgan-gp,acgan,lapsrn")
+    p.add_argument("--models", default="dcgan,wgan-gp,acgan,cgan,lapsrn")
     p.add_argument(
         "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field"
     )
@@ -154,6 +157,7 @@ def main() -> None:
         "dcgan": (recipe.data, recipe.gan_epochs, recipe.lr, recipe.batch_size),
         "wgan-gp": (recipe.data, recipe.wgan_epochs, recipe.wgan_lr, recipe.batch_size),
         "acgan": (recipe.data, recipe.acgan_epochs, recipe.lr, recipe.batch_size),
+        "cgan": (recipe.data, recipe.acgan_epochs, recipe.lr, recipe.batch_size),
         "lapsrn": (recipe.sr_data, recipe.sr_epochs, recipe.sr_lr, recipe.sr_batch_size),
     }
     with tempfile.TemporaryDirectory(prefix="mmkit-bench-") as tmp:
