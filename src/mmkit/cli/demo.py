@@ -29,4 +29,10 @@ def demo(
     parts = [
         f"{k} top1 {v['top1']:.2f}%" for k, v in r.results.items() if isinstance(v, dict) and "top1" in v
     ] + [f"{k} mAP@.5 {v['map50']:.3f}" for k, v in r.results.items() if isinstance(v, dict) and "map50" in v]
+    if "faces" in r.results:
+        parts.append(f"faces {r.results['faces']['identified']}/{r.results['faces']['probes']} identified")
+    if "captions" in r.results:
+        parts.append(f"captions BLEU-4 {r.results['captions']['BLEU-4']:.3f}")
+    if "analyze" in r.results:
+        parts.append(f"{r.results['analyze']['files']} real files analyzed")
     c.emit(f"demo: {', '.join(parts)} -> {r.report}", {"report": str(r.report), "results": r.results}, json)
