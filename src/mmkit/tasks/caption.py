@@ -166,15 +166,16 @@ class CaptionTask(Task):
     def collate_fn(self):
         return collate_skip_none
 
-    def _forward_loss(self, model, batch):
+    def _forward_loss(self, model, x, batch):
+        """The loss of a batch whose images ``x`` are already normalized."""
         from mmkit.models.captioner import caption_loss
 
-        x, tokens, n = batch[0], batch[1], (batch[2] if self.meta.paragraph else None)
-        out = model(self.norm(x), tokens) if n is None else model(self.norm(x), tokens, n)
+        tokens, n = batch[1], (batch[2] if self.meta.paragraph else None)
+        out = model(x, tokens) if n is None else model(x, tokens, n)
         return caption_loss(out, tokens, n_sentences=n, attention_weight=self.attention_weight)
 
     def loss(self, model, batch):
-        loss, logs = self._forward_loss(model, batch)
+        loss, logs = self._forward_loss(model, self.norm(batch[0]), batch)
         return loss, {k: v.detach().float() for k, v in logs.items() if torch.is_tensor(v)}
 
     @torch.no_grad()
@@ -187,12 +188,13 @@ class CaptionTask(Task):
             if batch is None:  # every image of the batch was unreadable (already reported)
                 continue
             batch = rt.move(batch)
+            x = self.norm(batch[0])
             with rt.autocast():
-                loss, _ = self._forward_loss(model, batch)
+                loss, _ = self._forward_loss(model, x, batch)
             total += torch.stack(
                 [loss.float() * len(batch[0]), torch.tensor(len(batch[0]), device=rt.device)]
             )
-            texts = decode_batch(model, self.meta, self.vocab, self.norm(batch[0]), beam=1)
+            texts = decode_batch(model, self.meta, self.vocab, x, beam=1)
             hyps.update(zip(batch[-1].tolist(), texts, strict=True))
         rt.all_reduce_([total])
         merged: dict[int, str] = {}

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torchvision.transforms.v2 import functional as TF
 
 from mmkit.data.formats.images import read_image
 from mmkit.data.generation import load_generation_data, resize_crop, to_signed, to_uint8
@@ -97,9 +98,8 @@ def _load_inputs(paths: list[str], channels: int, size: int | None) -> tuple[lis
         except MMKitError as e:
             failures.append((p, str(e)))
             continue
-        if channels == 1:
-            x = (x.float() * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True).round()
-            x = x.clamp(0, 255).to(torch.uint8)
+        if channels == 1:  # as the photo sets make their gray inputs
+            x = TF.rgb_to_grayscale(x)
         if size is not None:
             x = resize_crop(x, size)
         loaded.append((p, x))
