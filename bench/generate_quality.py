@@ -53,7 +53,8 @@ class Recipe:
     lr: float = 2e-4
     wgan_lr: float = 1e-4
     sr_data: str = "photo-sr"
-    sr_epochs: int = 20
+    sr_epochs: int = 4
+    sr_crops: int = 20000  # random training crops per epoch, drawn on access (flipped and rotated)
     sr_lr: float = 1e-3
     sr_batch_size: int = 16
     sr_features: int = 32  # LapSRN's width (the paper: 64 features, depth 10)
@@ -67,6 +68,7 @@ QUICK = {
     "wgan_epochs": 1,
     "acgan_epochs": 1,
     "sr_epochs": 1,
+    "sr_crops": 64,
     "max_steps_per_epoch": 3,
     "n_eval": 500,
 }
@@ -76,7 +78,7 @@ def train(
     model: str, data: str, epochs: int, lr: float, batch: int, recipe: Recipe, workdir: Path
 ) -> dict[str, Any]:
     kwargs = {"features": recipe.sr_features, "depth": recipe.sr_depth} if model == "lapsrn" else {}
-    task = GenerateTask(data, model, model_kwargs=kwargs)
+    task = GenerateTask(data, model, crops=recipe.sr_crops, model_kwargs=kwargs)
     cfg = TrainConfig(
         task="generate",
         name=model,

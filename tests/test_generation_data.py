@@ -70,10 +70,10 @@ def test_photo_pairs_are_aligned():
 
     edges = load_generation_data("photo-edges", "paired", crops=CROPS).train
     for i in range(3):
-        gray = TF.rgb_to_grayscale(edges.b[i])[0].numpy() / 255
-        expected = canny(gray, sigma=1.5)
-        assert torch.equal(edges.a[i, 0] > 0, torch.from_numpy(expected))
-        assert set(edges.a[i].unique().tolist()) <= {0, 255}
+        a, b = edges[i]
+        expected = canny(TF.rgb_to_grayscale(b)[0].numpy() / 255, sigma=1.5)
+        assert torch.equal(a[0] > 0, torch.from_numpy(expected))
+        assert set(a.unique().tolist()) <= {0, 255}
 
     gray = load_generation_data("photo-colorize", "paired", crops=CROPS).test
     assert (gray.a.float() - TF.rgb_to_grayscale(gray.b).float()).abs().max() <= 1
@@ -103,7 +103,8 @@ def test_photo_split_keeps_test_pixels_out_of_training():
     one = load_generation_data("photo-deblur", "paired", crops=CROPS, seed=0)
     same = load_generation_data("photo-deblur", "paired", crops=CROPS, seed=0)
     other = load_generation_data("photo-deblur", "paired", crops=CROPS, seed=1)
-    assert torch.equal(one.train.b, same.train.b) and not torch.equal(one.train.b, other.train.b)
+    items = lambda d: torch.stack([d.train[i][1] for i in range(len(d.train))])  # noqa: E731
+    assert torch.equal(items(one), items(same)) and not torch.equal(items(one), items(other))
     assert torch.equal(one.test.b, other.test.b)  # the test tiles do not depend on the seed
 
 
@@ -239,3 +240,28 @@ def test_unreadable_and_empty_folders(tmp_path, caplog):
     index = [p for p, _ in ds.samples].index(str(path))
     with pytest.raises(MMKitError, match="0.png"):
         ds[index]
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_photo_training_crops_are_drawn_on_access_from_the_train_regions(augment):
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from mmkit.data.photo_pairs import TrainPairs, downscale
+
+    pairs = TrainPairs("sr", 16, n=3, seed=7, augment=augment)
+    regions = [r for _, r, _ in photo_regions()]
+    for i in range(len(pairs)):
+        a, b = pairs[i]
+        again_a, again_b = pairs[i]
+        assert torch.equal(a, again_a) and torch.equal(b, again_b)  # the same item on every read
+        assert torch.equal(a, downscale(b[None], 0)[0])
+        crop = b.permute(1, 2, 0).numpy()
+        views = [crop] if not augment else [np.rot90(c, k) for c in (crop, crop[:, ::-1]) for k in range(4)]
+        found = any(
+            (sliding_window_view(r, crop.shape) == v).all(axis=(-3, -2, -1)).any()
+            for r in regions
+            for v in views
+        )
+        assert found  # a crop of a train region (up to a flip and a rotation when augmented)
+    with pytest.raises(IndexError):
+        pairs[3]

@@ -44,6 +44,12 @@ def train(
         int | None,
         typer.Option("--img-size", help="Resize builtin images / crop size of photo sets / folders."),
     ] = None,
+    crops: Annotated[
+        int,
+        typer.Option(
+            "--crops", min=1, help="Photo sets: training crops per epoch (random, drawn on access)."
+        ),
+    ] = 4000,
     latent_dim: Annotated[int, typer.Option("--latent-dim", help="GANs: noise dimensions.")] = 100,
     n_critic: Annotated[
         int, typer.Option("--n-critic", help="WGAN-GP: critic steps per generator step.")
@@ -99,6 +105,7 @@ def train(
             model=model,
             weights=weights,
             img_size=img_size,
+            crops=crops,
             latent_dim=latent_dim,
             n_critic=n_critic,
             lambda_l1=lambda_l1,

@@ -244,19 +244,19 @@ def _builtin_photo_pairs(name: str, img_size: int | None, seed: int, crops: int)
 
     size = img_size or DEFAULT_PHOTO_SIZE
     task = name.removeprefix("photo-")
-    (train_a, train_b), (test_a, test_b) = photo_pairs(task, size, crops, seed)
+    train, (test_a, test_b) = photo_pairs(task, size, crops, seed)
     return GenerationData(
         "paired",
-        PairedTensors(train_a, train_b),
+        train,
         PairedTensors(test_a, test_b),
         channels=3,
         img_size=size,
         source=name,
-        channels_a=train_a.shape[1],
+        channels_a=test_a.shape[1],
         size_a=size // SR_SCALE if task == "sr" else size,
         aligned_test=True,
-        split=f"train: random crops of the first {1 - TEST_FRACTION:.0%} of each photo (seed {seed}); "
-        f"test: tiles of the last {TEST_FRACTION:.0%}",
+        split=f"train: random crops of the first {1 - TEST_FRACTION:.0%} of each photo, drawn on access (seed "
+        f"{seed}){', flipped and rotated' if train.augment else ''}; test: tiles of the last {TEST_FRACTION:.0%}",
     )
 
 

@@ -3,9 +3,11 @@
 Photos: the colour pictures in ``skimage.data`` that load offline (astronaut, chelsea, coffee, rocket,
 immunohistochemistry, and the left view of stereo_motorcycle). Each photo is split once along its longer side: the
 first 75% is the train region and the last 25% the test region. Train items are random ``size``×``size`` crops lying
-wholly in a train region (seeded by ``seed``); test items are the non-overlapping ``size``×``size`` tiles of the test
-regions (the same for every seed). Degradations are computed on each crop alone, so no test pixel is ever seen in
-training. Images are uint8 [C, H, W]; B is the clean RGB crop, A the model's input:
+wholly in a train region, drawn when they are read (item i from the seed (``seed``, i), so nothing is stored and a
+large ``n`` costs no memory); for the restoration sets (denoise, deblur, sr) each crop is also flipped and rotated by
+a random multiple of 90°, as super-resolution training usually does. Test items are the non-overlapping
+``size``×``size`` tiles of the test regions (the same for every seed). Degradations are computed on each crop alone,
+so no test pixel is ever seen in training. Images are uint8 [C, H, W]; B is the clean RGB crop, A the model's input:
 
 - ``edges``: Canny edges (σ 1.5) of the crop's gray level, 1 channel, 0 or 255.
 - ``colorize``: the crop's luminance, 1 channel.
@@ -24,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from mmkit.errors import MMKitError
@@ -72,22 +75,54 @@ def _to_tensor(crops: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()
 
 
-def train_crops(n: int, size: int, seed: int) -> torch.Tensor:
-    """``n`` random size×size crops [n, 3, size, size] from the train regions; photos drawn by their crop area."""
+def _train_regions(size: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """The train regions a size×size crop fits in, and the probability of each (its number of crop positions)."""
     regions = [r for _, r, _ in photo_regions() if min(r.shape[:2]) >= size]
     if not regions:
         raise MMKitError(
             f"photo crops of {size}px do not fit in the photos' train regions; use a smaller size"
         )
     weights = np.array([(r.shape[0] - size + 1) * (r.shape[1] - size + 1) for r in regions], dtype=np.float64)
+    return regions, weights / weights.sum()
+
+
+def _random_crop(regions: list[np.ndarray], p: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    r = regions[rng.choice(len(regions), p=p)]
+    y, x = rng.integers(0, r.shape[0] - size + 1), rng.integers(0, r.shape[1] - size + 1)
+    return r[y : y + size, x : x + size]
+
+
+def train_crops(n: int, size: int, seed: int) -> torch.Tensor:
+    """``n`` random size×size crops [n, 3, size, size] from the train regions; photos drawn by their crop area."""
+    regions, p = _train_regions(size)
     rng = np.random.default_rng(seed)
-    which = rng.choice(len(regions), size=n, p=weights / weights.sum())
-    crops = []
-    for k in which:
-        r = regions[k]
-        y, x = rng.integers(0, r.shape[0] - size + 1), rng.integers(0, r.shape[1] - size + 1)
-        crops.append(r[y : y + size, x : x + size])
-    return _to_tensor(crops)
+    return _to_tensor([_random_crop(regions, p, size, rng) for _ in range(n)])
+
+
+class TrainPairs(Dataset):
+    """``n`` training pairs (A, B) of one of ``DEGRADATIONS``, drawn on access: item i is a random crop of the train
+    regions (seeded by (seed, i), so it is the same every epoch and in every worker), flipped and rotated by a
+    random multiple of 90° when ``augment``, then degraded."""
+
+    def __init__(self, task: str, size: int, n: int, seed: int, augment: bool) -> None:
+        self.regions, self.p = _train_regions(size)
+        self.degrade, self.size, self.n, self.seed, self.augment = DEGRADATIONS[task], size, n, seed, augment
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if not 0 <= index < self.n:
+            raise IndexError(index)
+        rng = np.random.default_rng((self.seed, index))
+        crop = _random_crop(self.regions, self.p, self.size, rng)
+        if self.augment:
+            crop = np.rot90(crop, int(rng.integers(4)))
+            if rng.integers(2):
+                crop = crop[:, ::-1]
+        b = _to_tensor([np.ascontiguousarray(crop)])
+        a = self.degrade(b, int(rng.integers(2**31)))
+        return a[0], b[0]
 
 
 def test_tiles(size: int) -> torch.Tensor:
@@ -149,15 +184,18 @@ DEGRADATIONS: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 }
 
 
+RESTORATION = ("denoise", "deblur", "sr")  # the sets whose training crops are flipped and rotated
+
+
 def photo_pairs(
     task: str, size: int, n_train: int, seed: int
-) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    """((train A, train B), (test A, test B)) for one of ``DEGRADATIONS``; uint8 batches."""
+) -> tuple[TrainPairs, tuple[torch.Tensor, torch.Tensor]]:
+    """(training pairs drawn on access, (test A, test B) uint8 batches) for one of ``DEGRADATIONS``."""
     if task == "sr" and size % SR_SCALE:
         raise MMKitError(f"photo-sr: image size {size} is not a multiple of {SR_SCALE}")
-    degrade = DEGRADATIONS[task]
-    train_b, test_b = train_crops(n_train, size, seed), test_tiles(size)
-    return (degrade(train_b, seed), train_b), (degrade(test_b, _TEST_SEED), test_b)
+    test_b = test_tiles(size)
+    train = TrainPairs(task, size, n_train, seed, augment=task in RESTORATION)
+    return train, (DEGRADATIONS[task](test_b, _TEST_SEED), test_b)
 
 
 def day_tinted(

@@ -23,7 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmkit.data.generation import GenerationData, load_generation_data, to_signed, to_uint8
+from mmkit.data.generation import (
+    DEFAULT_PHOTO_CROPS,
+    GenerationData,
+    load_generation_data,
+    to_signed,
+    to_uint8,
+)
 from mmkit.engine import Runtime, Task
 from mmkit.errors import MMKitError
 from mmkit.models import get_model, get_model_info
@@ -105,6 +111,7 @@ class GenerateTask(Task):
         model: str = "dcgan",
         weights: str | None = None,
         img_size: int | None = None,
+        crops: int = DEFAULT_PHOTO_CROPS,
         latent_dim: int = 100,
         n_critic: int = 5,
         lambda_l1: float = 100.0,
@@ -115,6 +122,7 @@ class GenerateTask(Task):
         if model not in DATA_KIND:
             raise MMKitError(f"--model {model}: not a generation model (one of {', '.join(DATA_KIND)})")
         self.data_spec, self.model_name, self.weights, self.img_size = str(data), model, weights, img_size
+        self.crops = crops
         self.latent_dim, self.n_critic = latent_dim, n_critic
         self.lambda_l1, self.lambda_cycle, self.lambda_identity = lambda_l1, lambda_cycle, lambda_identity
         self.model_kwargs = dict(model_kwargs or {})
@@ -134,7 +142,9 @@ class GenerateTask(Task):
         if info.task != "generate":
             raise MMKitError(f"--model {self.model_name}: a {info.task} model, not a generation model")
         kind = DATA_KIND[self.model_name]
-        self.data: GenerationData = load_generation_data(self.data_spec, kind, self.img_size, seed=cfg.seed)
+        self.data: GenerationData = load_generation_data(
+            self.data_spec, kind, self.img_size, seed=cfg.seed, crops=self.crops
+        )
         d = self.data
         if self.model_name in CONDITIONAL and d.num_classes < 2:
             raise MMKitError(f"{self.data_spec}: has no class labels, which {self.model_name} needs")
@@ -237,9 +247,10 @@ class GenerateTask(Task):
             if wgan:
                 d_loss = gans.wgan_d_loss(m.critic(real, labels), m.critic(fake, labels))
             elif acgan:
-                (adv_r, cls_r), (adv_f, cls_f) = m.discriminator(real), m.discriminator(fake)
+                # The class head learns from real images only: trained on the fakes too (the paper's choice), it
+                # follows whatever the generator draws for a label, and the classes drift from the real ones.
+                (adv_r, cls_r), (adv_f, _) = m.discriminator(real), m.discriminator(fake)
                 d_loss = gans.d_loss(adv_r, adv_f) + gans.aux_class_loss(cls_r, labels)
-                d_loss = d_loss + gans.aux_class_loss(cls_f, labels)
             else:
                 d_loss = gans.d_loss(m.discriminator(real, labels), m.discriminator(fake, labels))
         if wgan:
