@@ -20,6 +20,7 @@ Beam = Annotated[int, typer.Option("--beam", help="Beam width (1: greedy).")]
 
 
 @app.command(epilog="Example: mmkit caption train --data caption-scenes --model show-attend-tell --epochs 10")
+@c.engine_options(grad_clip=5.0)
 def train(
     data: Annotated[
         str,
@@ -54,45 +55,16 @@ def train(
         float, typer.Option("--attention-weight", help="Doubly stochastic regularization (show-attend-tell).")
     ] = 1.0,
     model_arg: c.ModelArg = None,
-    epochs: c.Epochs = 10,
-    batch_size: c.BatchSize = 64,
-    lr: c.Lr = 1e-3,
-    optimizer: c.Optimizer = "adamw",
-    weight_decay: c.WeightDecay = 1e-4,
-    momentum: c.Momentum = 0.9,
-    schedule: c.Schedule = "cosine",
-    warmup: c.Warmup = 0.0,
-    step_size: c.StepSize = 30,
-    init: c.Init = None,
-    grad_clip: c.GradClip = 5.0,
-    accumulate: c.Accumulate = 1,
-    precision: c.Precision = "fp32",
-    device: c.Device = "auto",
-    channels_last: c.ChannelsLast = False,
-    compile: c.Compile = False,
-    workers: c.Workers = None,
-    threads: c.Threads = None,
-    seed: c.Seed = 0,
-    patience: c.Patience = None,
-    max_steps: c.MaxSteps = None,
-    name: c.Name = None,
-    project: c.Project = Path("runs"),
-    exist_ok: c.ExistOk = False,
-    resume: c.Resume = False,
-    json: c.Json = False,
+    *,
+    engine: c.EngineOptions,
 ) -> None:
     """Train a captioner; writes runs/caption/<name>/ (checkpoints, BLEU/CIDEr-D per epoch, curves, report)."""
-    from mmkit.engine import TrainConfig, Trainer
     from mmkit.tasks.caption import CaptionTask
 
-    opts = dict(locals())
-    if resume:
-        last = c.resume_target(project, "caption", name)
-        cfg = TrainConfig.load(last.parent / "config.yaml")
-    else:
+    def task_args() -> dict:
         if not data:
             raise MMKitError("--data is required (caption-scenes, or a captions folder / JSON)")
-        task_args = dict(
+        return dict(
             data=data,
             model=model,
             weights=weights,
@@ -105,11 +77,8 @@ def train(
             attention_weight=attention_weight,
             model_kwargs=c.model_kwargs(1.0, model_arg) or {},
         )
-        cfg = c.train_config("caption", opts, task_args)
-        last = None
-    res = Trainer(CaptionTask(**cfg.task_args), cfg, resume=last).fit()
-    if res.run_dir is not None:
-        c.emit(*c.fit_summary("caption", res), json)
+
+    c.run_train("caption", engine, CaptionTask, task_args)
 
 
 @app.command(

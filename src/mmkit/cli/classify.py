@@ -18,6 +18,7 @@ Model = Annotated[
 
 
 @app.command(epilog="Example: mmkit classify train --data digits --model smallcnn --epochs 10")
+@c.engine_options()
 def train(
     data: Annotated[
         str, typer.Option("--data", "-d", help="Builtin name, ImageFolder tree, CIFAR or IDX folder.")
@@ -50,48 +51,18 @@ def train(
             "allows; flip: flip only (short schedules on small models); none.",
         ),
     ] = "crop-flip",
-    epochs: c.Epochs = 10,
-    batch_size: c.BatchSize = 64,
-    lr: c.Lr = 1e-3,
-    optimizer: c.Optimizer = "adamw",
-    weight_decay: c.WeightDecay = 1e-4,
-    momentum: c.Momentum = 0.9,
-    schedule: c.Schedule = "cosine",
-    warmup: c.Warmup = 0.0,
-    step_size: c.StepSize = 30,
-    init: c.Init = None,
-    grad_clip: c.GradClip = None,
-    accumulate: c.Accumulate = 1,
-    precision: c.Precision = "fp32",
-    device: c.Device = "auto",
-    channels_last: c.ChannelsLast = False,
-    compile: c.Compile = False,
-    workers: c.Workers = None,
-    threads: c.Threads = None,
-    seed: c.Seed = 0,
-    patience: c.Patience = None,
-    max_steps: c.MaxSteps = None,
-    name: c.Name = None,
-    project: c.Project = Path("runs"),
-    exist_ok: c.ExistOk = False,
-    resume: c.Resume = False,
-    json: c.Json = False,
+    *,
+    engine: c.EngineOptions,
 ) -> None:
     """Train a classifier; writes runs/classify/<name>/ (checkpoints, metrics.csv, curves, report.html)."""
-    from mmkit.engine import TrainConfig, Trainer
     from mmkit.tasks.classify import ClassifyTask
 
-    opts = dict(locals())
-    if resume:
-        last = c.resume_target(project, "classify", name)
-        cfg = TrainConfig.load(last.parent / "config.yaml")
-        task_args = cfg.task_args
-    else:
+    def task_args() -> dict:
         if not data:
             raise MMKitError("--data is required (a builtin name such as digits, or a folder)")
-        if init and weights:
+        if engine.init and weights:
             raise MMKitError("--init would overwrite the --weights just loaded: give one of them")
-        task_args = dict(
+        return dict(
             data=data,
             model=model,
             weights=weights,
@@ -102,13 +73,8 @@ def train(
             augment=augment,
             model_kwargs=c.model_kwargs(width, model_arg),
         )
-        cfg = c.train_config("classify", opts, task_args)
-        last = None
-    task = ClassifyTask(**{k: v for k, v in task_args.items()})
-    res = Trainer(task, cfg, resume=last).fit()
-    if res.run_dir is not None:  # rank 0
-        summary, payload = c.fit_summary("classify", res)
-        c.emit(summary, payload, json)
+
+    c.run_train("classify", engine, ClassifyTask, task_args)
 
 
 @app.command("eval", epilog="Example: mmkit classify eval --weights runs/classify/exp/best.pt --data digits")

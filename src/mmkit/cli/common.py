@@ -1,12 +1,16 @@
-"""What every CLI module shares: error reporting, JSON output, logging set-up."""
+"""What every CLI module shares: error reporting, JSON output, logging, the train commands' engine options."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 
@@ -44,15 +48,28 @@ def run_cli(app: typer.Typer, argv: list[str] | None = None) -> int:
     except typer.Exit as e:
         return e.exit_code
     except Exception as e:  # click usage errors come through here with standalone_mode=False
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
+        if isinstance(e, _aborts()):
             return 1
-        if isinstance(e, click.ClickException):
+        if isinstance(e, _usage_errors()):
             e.show()
             return e.exit_code
         raise
     return 0
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """click's ClickException, and the one of the copy of click that typer >= 0.24 carries (typer.BadParameter's
+    base of that name)."""
+    import click
+
+    vendored = [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
+    return (click.ClickException, *vendored)
+
+
+def _aborts() -> tuple[type[BaseException], ...]:
+    import click
+
+    return (click.exceptions.Abort, typer.Abort)
 
 
 def emit(summary: str, payload: dict[str, Any], as_json: bool) -> None:
@@ -192,65 +209,134 @@ def model_kwargs(width: float, items: list[str] | None) -> dict[str, Any] | None
     return out or None
 
 
-ENGINE_KEYS = (
-    "epochs",
-    "batch_size",
-    "lr",
-    "optimizer",
-    "weight_decay",
-    "momentum",
-    "schedule",
-    "warmup",
-    "step_size",
-    "init",
-    "grad_clip",
-    "accumulate",
-    "precision",
-    "device",
-    "channels_last",
-    "compile",
-    "workers",
-    "seed",
-    "patience",
-    "max_steps",
-    "name",
-    "project",
-    "exist_ok",
-)
+@dataclass
+class EngineOptions:
+    """The engine and run options of every `train` command, as `engine_options` adds them.
+
+    The defaults here are the common ones; a command overrides its own with `engine_options(epochs=30, ...)`.
+    """
+
+    epochs: Epochs = 10
+    batch_size: BatchSize = 64
+    lr: Lr = 1e-3
+    optimizer: Optimizer = "adamw"
+    weight_decay: WeightDecay = 1e-4
+    momentum: Momentum = 0.9
+    schedule: Schedule = "cosine"
+    warmup: Warmup = 0.0
+    step_size: StepSize = 30
+    init: Init = None
+    grad_clip: GradClip = None
+    accumulate: Accumulate = 1
+    precision: Precision = "fp32"
+    device: Device = "auto"
+    channels_last: ChannelsLast = False
+    compile: Compile = False
+    workers: Workers = None
+    threads: Threads = None
+    seed: Seed = 0
+    patience: Patience = None
+    max_steps: MaxSteps = None
+    name: Name = None
+    project: Project = Path("runs")
+    exist_ok: ExistOk = False
+    resume: Resume = False
+    json: Json = False
 
 
-def train_config(task: str, opts: dict, task_args: dict):
-    """TrainConfig from a train command's locals()."""
+def engine_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator of a `train` command: adds the `EngineOptions` fields to its options (after its own, with
+    these `defaults` in place of the dataclass's) and passes them to it collected in its `engine` parameter.
+
+    typer reads the options from the returned function's `__signature__`.
+    """
+    names = [f.name for f in fields(EngineOptions)]
+    unknown = set(defaults) - set(names)
+    if unknown:
+        raise TypeError(f"engine_options: unknown options {sorted(unknown)}")
+    hints = get_type_hints(EngineOptions, include_extras=True)
+    added = [
+        inspect.Parameter(
+            f.name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=defaults.get(f.name, f.default),
+            annotation=hints[f.name],
+        )
+        for f in fields(EngineOptions)
+    ]
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        sig = inspect.signature(fn, eval_str=True)  # the command's own options, annotations resolved
+        own = [p for p in sig.parameters.values() if p.name != "engine"]
+
+        @functools.wraps(fn)
+        def wrapper(**kwargs: Any) -> Any:
+            engine = EngineOptions(**{k: kwargs.pop(k) for k in names})
+            return fn(**kwargs, engine=engine)
+
+        wrapper.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate
+
+
+def train_config(task: str, engine: EngineOptions, task_args: dict):
+    """TrainConfig from a train command's engine options and its task's arguments."""
     from mmkit.engine import TrainConfig
 
     return TrainConfig(
         task=task,
-        name=opts["name"] or "exp",
-        project=str(opts["project"]),
-        epochs=opts["epochs"],
-        batch_size=opts["batch_size"],
-        lr=opts["lr"],
-        optimizer=opts["optimizer"],
-        weight_decay=opts["weight_decay"],
-        momentum=opts["momentum"],
-        schedule=opts["schedule"],
-        warmup_epochs=opts["warmup"],
-        step_size=opts["step_size"],
-        init=opts["init"],
-        grad_clip=opts["grad_clip"],
-        accumulate=opts["accumulate"],
-        precision=opts["precision"],
-        device=opts["device"],
-        channels_last=opts["channels_last"],
-        compile=opts["compile"],
-        workers=opts["workers"],
-        threads=opts.get("threads"),
-        seed=opts["seed"],
-        patience=opts["patience"],
-        max_steps_per_epoch=opts["max_steps"],
-        exist_ok=opts["exist_ok"],
+        name=engine.name or "exp",
+        project=str(engine.project),
+        epochs=engine.epochs,
+        batch_size=engine.batch_size,
+        lr=engine.lr,
+        optimizer=engine.optimizer,
+        weight_decay=engine.weight_decay,
+        momentum=engine.momentum,
+        schedule=engine.schedule,
+        warmup_epochs=engine.warmup,
+        step_size=engine.step_size,
+        init=engine.init,
+        grad_clip=engine.grad_clip,
+        accumulate=engine.accumulate,
+        precision=engine.precision,
+        device=engine.device,
+        channels_last=engine.channels_last,
+        compile=engine.compile,
+        workers=engine.workers,
+        threads=engine.threads,
+        seed=engine.seed,
+        patience=engine.patience,
+        max_steps_per_epoch=engine.max_steps,
+        exist_ok=engine.exist_ok,
         task_args={k: (str(v) if isinstance(v, Path) else v) for k, v in task_args.items()},
     )
+
+
+def run_train(
+    task: str,
+    engine: EngineOptions,
+    make_task: Callable[..., Any],
+    task_args: Callable[[], dict[str, Any]],
+) -> None:
+    """What every `train` command does: fit `make_task(**task_args)` and print the summary (rank 0).
+
+    With --resume the run continues from runs/<task>/<name>/last.pt with the task arguments and engine options
+    saved in its config.yaml; otherwise `task_args()`, called only then (so it may check the task's options,
+    e.g. that --data is given), supplies the task's arguments for a new config.
+    """
+    from mmkit.engine import TrainConfig, Trainer
+
+    if engine.resume:
+        last = resume_target(engine.project, task, engine.name)
+        cfg = TrainConfig.load(last.parent / "config.yaml")
+    else:
+        last = None
+        cfg = train_config(task, engine, task_args())
+    res = Trainer(make_task(**cfg.task_args), cfg, resume=last).fit()
+    if res.run_dir is not None:  # rank 0
+        emit(*fit_summary(task, res), engine.json)
 
 
 def resume_target(project: Path, task: str, name: str | None) -> Path:

@@ -24,6 +24,7 @@ ImgSize = Annotated[
 @app.command(
     epilog="Example: mmkit detect train --data digit-scenes --model yolov3-tiny --img-size 256 --epochs 30"
 )
+@c.engine_options(epochs=30, batch_size=16, weight_decay=5e-4, warmup=1.0, grad_clip=10.0)
 def train(
     data: Annotated[
         str, typer.Option("--data", "-d", help="digit-scenes, a data.yaml, or a COCO folder/JSON.")
@@ -69,45 +70,16 @@ def train(
             help="Background predictions over this IoU with an object get no objectness loss (0: off).",
         ),
     ] = 0.5,
-    epochs: c.Epochs = 30,
-    batch_size: c.BatchSize = 16,
-    lr: c.Lr = 1e-3,
-    optimizer: c.Optimizer = "adamw",
-    weight_decay: c.WeightDecay = 5e-4,
-    momentum: c.Momentum = 0.9,
-    schedule: c.Schedule = "cosine",
-    warmup: c.Warmup = 1.0,
-    step_size: c.StepSize = 30,
-    init: c.Init = None,
-    grad_clip: c.GradClip = 10.0,
-    accumulate: c.Accumulate = 1,
-    precision: c.Precision = "fp32",
-    device: c.Device = "auto",
-    channels_last: c.ChannelsLast = False,
-    compile: c.Compile = False,
-    workers: c.Workers = None,
-    threads: c.Threads = None,
-    seed: c.Seed = 0,
-    patience: c.Patience = None,
-    max_steps: c.MaxSteps = None,
-    name: c.Name = None,
-    project: c.Project = Path("runs"),
-    exist_ok: c.ExistOk = False,
-    resume: c.Resume = False,
-    json: c.Json = False,
+    *,
+    engine: c.EngineOptions,
 ) -> None:
     """Train a detector; writes runs/detect/<name>/ (checkpoints, metrics.csv with COCO mAP, curves, report.html)."""
-    from mmkit.engine import TrainConfig, Trainer
     from mmkit.tasks.detect import DetectTask
 
-    opts = dict(locals())
-    if resume:
-        last = c.resume_target(project, "detect", name)
-        cfg = TrainConfig.load(last.parent / "config.yaml")
-    else:
+    def task_args() -> dict:
         if not data:
             raise MMKitError("--data is required (digit-scenes, a data.yaml, or a COCO folder)")
-        task_args = dict(
+        return dict(
             data=data,
             model=model,
             weights=weights,
@@ -119,11 +91,8 @@ def train(
             ignore_iou=ignore_iou if ignore_iou > 0 else None,
             model_kwargs=c.model_kwargs(width, model_arg),
         )
-        cfg = c.train_config("detect", opts, task_args)
-        last = None
-    res = Trainer(DetectTask(**cfg.task_args), cfg, resume=last).fit()
-    if res.run_dir is not None:
-        c.emit(*c.fit_summary("detect", res), json)
+
+    c.run_train("detect", engine, DetectTask, task_args)
 
 
 @app.command(

@@ -66,6 +66,7 @@ def detect(
 @app.command(
     epilog="Example: mmkit face train --data synthetic-faces --model facenet-light --epochs 20 --batch-size 128"
 )
+@c.engine_options(epochs=20, batch_size=128, lr=3e-3, weight_decay=5e-4, warmup=1.0)
 def train(
     data: Annotated[
         str,
@@ -105,46 +106,17 @@ def train(
         ),
     ] = True,
     model_arg: c.ModelArg = None,
-    epochs: c.Epochs = 20,
-    batch_size: c.BatchSize = 128,
-    lr: c.Lr = 3e-3,
-    optimizer: c.Optimizer = "adamw",
-    weight_decay: c.WeightDecay = 5e-4,
-    momentum: c.Momentum = 0.9,
-    schedule: c.Schedule = "cosine",
-    warmup: c.Warmup = 1.0,
-    step_size: c.StepSize = 30,
-    init: c.Init = None,
-    grad_clip: c.GradClip = None,
-    accumulate: c.Accumulate = 1,
-    precision: c.Precision = "fp32",
-    device: c.Device = "auto",
-    channels_last: c.ChannelsLast = False,
-    compile: c.Compile = False,
-    workers: c.Workers = None,
-    threads: c.Threads = None,
-    seed: c.Seed = 0,
-    patience: c.Patience = None,
-    max_steps: c.MaxSteps = None,
-    name: c.Name = None,
-    project: c.Project = Path("runs"),
-    exist_ok: c.ExistOk = False,
-    resume: c.Resume = False,
-    json: c.Json = False,
+    *,
+    engine: c.EngineOptions,
 ) -> None:
     """Train a face embedder; writes runs/face/<name>/ (checkpoints with the chosen threshold, verification
     accuracy per epoch, ROC curve, report.html)."""
-    from mmkit.engine import TrainConfig, Trainer
     from mmkit.tasks.face import FaceTask
 
-    opts = dict(locals())
-    if resume:
-        last = c.resume_target(project, "face", name)
-        cfg = TrainConfig.load(last.parent / "config.yaml")
-    else:
+    def task_args() -> dict:
         if not data:
             raise MMKitError("--data is required (synthetic-faces, or a folder of person folders)")
-        task_args = dict(
+        return dict(
             data=data,
             model=model,
             weights=weights,
@@ -158,11 +130,8 @@ def train(
             model_kwargs=c.model_kwargs(1.0, model_arg),
             flip_test=flip_test,
         )
-        cfg = c.train_config("face", opts, task_args)
-        last = None
-    res = Trainer(FaceTask(**cfg.task_args), cfg, resume=last).fit()
-    if res.run_dir is not None:
-        c.emit(*c.fit_summary("face", res), json)
+
+    c.run_train("face", engine, FaceTask, task_args)
 
 
 @app.command(

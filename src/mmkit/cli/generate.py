@@ -21,6 +21,7 @@ OutDir = Annotated[Path, typer.Option("--out", "-o", help="Folder for the output
 
 
 @app.command(epilog="Example: mmkit generate train --model dcgan --data fashion-mnist --epochs 10")
+@c.engine_options(lr=2e-4, weight_decay=0.0, schedule="constant", grad_clip=0.0)
 def train(
     data: Annotated[
         str,
@@ -59,48 +60,19 @@ def train(
         float, typer.Option("--lambda-cycle", help="CycleGAN: cycle loss weight.")
     ] = 10.0,
     model_arg: c.ModelArg = None,
-    epochs: c.Epochs = 10,
-    batch_size: c.BatchSize = 64,
-    lr: c.Lr = 2e-4,
-    optimizer: c.Optimizer = "adamw",
-    weight_decay: c.WeightDecay = 0.0,
-    momentum: c.Momentum = 0.9,
-    schedule: c.Schedule = "constant",
-    warmup: c.Warmup = 0.0,
-    step_size: c.StepSize = 30,
-    init: c.Init = None,
-    grad_clip: c.GradClip = 0.0,
-    accumulate: c.Accumulate = 1,
-    precision: c.Precision = "fp32",
-    device: c.Device = "auto",
-    channels_last: c.ChannelsLast = False,
-    compile: c.Compile = False,
-    workers: c.Workers = None,
-    threads: c.Threads = None,
-    seed: c.Seed = 0,
-    patience: c.Patience = None,
-    max_steps: c.MaxSteps = None,
-    name: c.Name = None,
-    project: c.Project = Path("runs"),
-    exist_ok: c.ExistOk = False,
-    resume: c.Resume = False,
-    json: c.Json = False,
+    *,
+    engine: c.EngineOptions,
 ) -> None:
     """Train a generator; writes runs/generate/<name>/ (checkpoints, losses, sample grids every epoch, report).
 
     GANs, pix2pix and CycleGAN use Adam with their papers' betas (the --optimizer option applies to LapSRN and
     RED-Net)."""
-    from mmkit.engine import TrainConfig, Trainer
     from mmkit.tasks.generate import GenerateTask
 
-    opts = dict(locals())
-    if resume:
-        last = c.resume_target(project, "generate", name)
-        cfg = TrainConfig.load(last.parent / "config.yaml")
-    else:
+    def task_args() -> dict:
         if not data:
             raise MMKitError("--data is required (fashion-mnist, photo-sr, ..., or a folder)")
-        task_args = dict(
+        return dict(
             data=data,
             model=model,
             weights=weights,
@@ -112,11 +84,8 @@ def train(
             lambda_cycle=lambda_cycle,
             model_kwargs=c.model_kwargs(1.0, model_arg) or {},
         )
-        cfg = c.train_config("generate", opts, task_args)
-        last = None
-    res = Trainer(GenerateTask(**cfg.task_args), cfg, resume=last).fit()
-    if res.run_dir is not None:
-        c.emit(*c.fit_summary("generate", res), json)
+
+    c.run_train("generate", engine, GenerateTask, task_args)
 
 
 @app.command(

@@ -19,6 +19,7 @@ Weights = Annotated[str, typer.Option("--weights", "-w", help="A video checkpoin
 
 
 @app.command(epilog="Example: mmkit video train --data motion-clips --model cnn-lstm --epochs 15")
+@c.engine_options(grad_clip=5.0)
 def train(
     data: Annotated[
         str,
@@ -60,42 +61,13 @@ def train(
         ),
     ] = False,
     model_arg: c.ModelArg = None,
-    epochs: c.Epochs = 10,
-    batch_size: c.BatchSize = 64,
-    lr: c.Lr = 1e-3,
-    optimizer: c.Optimizer = "adamw",
-    weight_decay: c.WeightDecay = 1e-4,
-    momentum: c.Momentum = 0.9,
-    schedule: c.Schedule = "cosine",
-    warmup: c.Warmup = 0.0,
-    step_size: c.StepSize = 30,
-    init: c.Init = None,
-    grad_clip: c.GradClip = 5.0,
-    accumulate: c.Accumulate = 1,
-    precision: c.Precision = "fp32",
-    device: c.Device = "auto",
-    channels_last: c.ChannelsLast = False,
-    compile: c.Compile = False,
-    workers: c.Workers = None,
-    threads: c.Threads = None,
-    seed: c.Seed = 0,
-    patience: c.Patience = None,
-    max_steps: c.MaxSteps = None,
-    name: c.Name = None,
-    project: c.Project = Path("runs"),
-    exist_ok: c.ExistOk = False,
-    resume: c.Resume = False,
-    json: c.Json = False,
+    *,
+    engine: c.EngineOptions,
 ) -> None:
     """Train a video classifier; writes runs/video/<name>/ (checkpoints, GAP/top-1 per epoch, curves, report)."""
-    from mmkit.engine import TrainConfig, Trainer
     from mmkit.tasks.video import VideoTask
 
-    opts = dict(locals())
-    if resume:
-        last = c.resume_target(project, "video", name)
-        cfg = TrainConfig.load(last.parent / "config.yaml")
-    else:
+    def task_args() -> dict:
         if not data:
             raise MMKitError("--data is required (motion-clips, a folder of TFRecords, or video folders)")
         kwargs = c.model_kwargs(1.0, model_arg) or {}
@@ -104,7 +76,7 @@ def train(
                 kwargs[key] = value
         if bidirectional:
             kwargs["bidirectional"] = True
-        task_args = dict(
+        return dict(
             data=data,
             model=model,
             weights=weights,
@@ -116,11 +88,8 @@ def train(
             model_kwargs=kwargs,
             augment=augment,
         )
-        cfg = c.train_config("video", opts, task_args)
-        last = None
-    res = Trainer(VideoTask(**cfg.task_args), cfg, resume=last).fit()
-    if res.run_dir is not None:
-        c.emit(*c.fit_summary("video", res), json)
+
+    c.run_train("video", engine, VideoTask, task_args)
 
 
 @app.command("eval", epilog="Example: mmkit video eval --weights runs/video/exp/best.pt --data motion-clips")
