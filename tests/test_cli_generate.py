@@ -39,7 +39,8 @@ def test_dcgan_trains_samples_and_is_scored_with_a_named_feature_network(capsys,
 
     code, out, err = mmkit(capsys, "generate", "sample", "--weights", run / "best.pt", "--n", "16",
                            "--out", tmp_path / "grid.png", "--json")  # fmt: skip
-    assert code == 0, err and (tmp_path / "grid.png").is_file()
+    assert code == 0, err
+    assert (tmp_path / "grid.png").is_file()
 
     # the default feature network: a smallcnn trained once on the same data, then cached
     code, out, err = mmkit(capsys, "generate", "eval", "--weights", run / "best.pt", "--n", "200",
@@ -56,7 +57,9 @@ def test_conditional_sampling_by_label(capsys, tmp_path):
     run = train(capsys, tmp_path, "digits", "cgan")
     code, out, err = mmkit(capsys, "generate", "sample", "--weights", run / "last.pt", "--n", "8",
                            "--label", "3", "--out", tmp_path / "three.png", "--json")  # fmt: skip
-    assert code == 0, err and json.loads(out)["label"] == 3
+    assert code == 0, err
+    assert json.loads(out)["label"] == 3
+    assert "train/ms_loss" in (run / "metrics.csv").read_text().splitlines()[0]  # the mode-seeking loss is on
     code, _, err = mmkit(capsys, "generate", "sample", "--weights", run / "last.pt", "--label", "12",
                          "--out", tmp_path / "x.png")  # fmt: skip
     assert code != 0 and "--label 12" in err
@@ -85,7 +88,8 @@ def test_super_resolution_and_restoration_against_their_baselines(capsys, tmp_pa
     code, out, err = mmkit(
         capsys, "generate", "restore", small, "--weights", dn / "best.pt", "--out", tmp_path / "r"
     )
-    assert code == 0, err and (tmp_path / "r" / "small.restore.png").is_file()
+    assert code == 0, err
+    assert (tmp_path / "r" / "small.restore.png").is_file()
     code, _, err = mmkit(capsys, "generate", "restore", small, "--weights", sr / "best.pt")
     assert code != 0 and "rednet" in err
 

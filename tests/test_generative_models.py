@@ -266,6 +266,26 @@ def test_conditional_generators_honour_labels(name):
         assert not torch.allclose(d, model.discriminator(x[:4], torch.ones(4, dtype=torch.long)))
 
 
+def test_mode_seeking_loss_punishes_a_generator_that_ignores_z():
+    from mmkit.models.gans import mode_seeking_loss
+
+    z = torch.randn(8, 100)
+    same = torch.rand(1, 1, 28, 28).repeat(8, 1, 1, 1)  # one image whatever z
+    varied = torch.rand(8, 1, 28, 28)
+    assert mode_seeking_loss(same, z) > 1e3 > 10 * mode_seeking_loss(varied, z)
+    # the generator's gradient pushes the images of each pair apart
+    model = get_model("cgan", num_classes=K, in_chans=1, base=16)
+    y = torch.arange(4).repeat(2)  # row i and row i + 4 share a label
+    x = model.generator(z, y)
+    before = mode_seeking_loss(x, z).item()
+    opt = torch.optim.SGD(model.generator.parameters(), lr=0.05)
+    for _ in range(5):
+        opt.zero_grad()
+        mode_seeking_loss(model.generator(z, y), z).backward()
+        opt.step()
+    assert mode_seeking_loss(model.generator(z, y), z).item() < before
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # pix2pix and CycleGAN
 

@@ -55,6 +55,13 @@ def train(
     n_critic: Annotated[
         int, typer.Option("--n-critic", help="WGAN-GP: critic steps per generator step.")
     ] = 5,
+    mode_seeking: Annotated[
+        float,
+        typer.Option(
+            "--mode-seeking",
+            help="cgan/acgan: weight of the mode-seeking loss (MSGAN) against ignoring z; 0: off.",
+        ),
+    ] = 1.0,
     lambda_l1: Annotated[float, typer.Option("--lambda-l1", help="pix2pix: weight of the L1 loss.")] = 100.0,
     lambda_cycle: Annotated[
         float, typer.Option("--lambda-cycle", help="CycleGAN: cycle loss weight.")
@@ -80,6 +87,7 @@ def train(
             crops=crops,
             latent_dim=latent_dim,
             n_critic=n_critic,
+            mode_seeking=mode_seeking,
             lambda_l1=lambda_l1,
             lambda_cycle=lambda_cycle,
             model_kwargs=c.model_kwargs(1.0, model_arg) or {},

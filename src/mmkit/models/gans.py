@@ -342,6 +342,15 @@ def aux_class_loss(class_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(class_logits, labels)
 
 
+def mode_seeking_loss(fake: Tensor, z: Tensor, eps: float = 1e-5) -> Tensor:
+    """Mao et al. 2019 (MSGAN): the generator's penalty 1 / (mean |G(z1) - G(z2)| / mean |z1 - z2| + eps) over pairs
+    with the same condition, which punishes a conditional generator for ignoring its noise. The pairs are the two
+    halves of the batch: row i of the first half and row i of the second share their label."""
+    h = len(fake) // 2
+    ratio = (fake[:h] - fake[h : 2 * h]).abs().flatten(1).mean(1) / (z[:h] - z[h : 2 * h]).abs().mean(1)
+    return 1.0 / (ratio.mean() + eps)
+
+
 def gradient_penalty(
     critic: Callable[..., Tensor | tuple[Tensor, Tensor]],
     real: Tensor,

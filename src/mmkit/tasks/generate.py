@@ -114,6 +114,7 @@ class GenerateTask(Task):
         crops: int = DEFAULT_PHOTO_CROPS,
         latent_dim: int = 100,
         n_critic: int = 5,
+        mode_seeking: float = 1.0,
         lambda_l1: float = 100.0,
         lambda_cycle: float = 10.0,
         lambda_identity: float = 0.5,
@@ -123,7 +124,7 @@ class GenerateTask(Task):
             raise MMKitError(f"--model {model}: not a generation model (one of {', '.join(DATA_KIND)})")
         self.data_spec, self.model_name, self.weights, self.img_size = str(data), model, weights, img_size
         self.crops = crops
-        self.latent_dim, self.n_critic = latent_dim, n_critic
+        self.latent_dim, self.n_critic, self.mode_seeking = latent_dim, n_critic, mode_seeking
         self.lambda_l1, self.lambda_cycle, self.lambda_identity = lambda_l1, lambda_cycle, lambda_identity
         self.model_kwargs = dict(model_kwargs or {})
         self.manual_optimization = model in ADVERSARIAL
@@ -260,8 +261,14 @@ class GenerateTask(Task):
         logs = {"d_loss": d_loss.detach()}
         if wgan and self._steps % self.n_critic:
             return {"loss": d_loss.detach(), **logs}  # the critic trains n_critic times per generator step
+        seeking = self.mode_seeking if labels is not None and n >= 2 else 0.0
+        if (
+            seeking
+        ):  # pairs of fakes with one label and two noises: the second half repeats the first's labels
+            labels = torch.cat([labels[: n // 2], labels[: n // 2], labels[2 * (n // 2) :]])
         with gans.frozen(m.discriminator), ctx.autocast():
-            fake = m.generator(torch.randn(n, m.latent_dim, device=real.device), labels)
+            z = torch.randn(n, m.latent_dim, device=real.device)
+            fake = m.generator(z, labels)
             if wgan:
                 g_loss = gans.wgan_g_loss(m.critic(fake, labels))
             elif acgan:
@@ -269,6 +276,10 @@ class GenerateTask(Task):
                 g_loss = gans.g_loss(adv) + gans.aux_class_loss(cls, labels)
             else:
                 g_loss = gans.g_loss(m.discriminator(fake, labels))
+            if seeking:
+                ms = gans.mode_seeking_loss(fake, z)
+                logs["ms_loss"] = ms.detach()
+                g_loss = g_loss + seeking * ms
         ctx.backward(g_loss, "model")
         ctx.step("model")
         return {"loss": g_loss.detach(), "g_loss": g_loss.detach(), **logs}
