@@ -49,6 +49,7 @@ class Recipe:
     gan_epochs: int = 5
     wgan_epochs: int = 5
     acgan_epochs: int = 5
+    mode_seeking: float = 1.0  # weight of the conditional GANs' mode-seeking loss
     batch_size: int = 64
     lr: float = 2e-4
     wgan_lr: float = 1e-4
@@ -78,7 +79,9 @@ def train(
     model: str, data: str, epochs: int, lr: float, batch: int, recipe: Recipe, workdir: Path
 ) -> dict[str, Any]:
     kwargs = {"features": recipe.sr_features, "depth": recipe.sr_depth} if model == "lapsrn" else {}
-    task = GenerateTask(data, model, crops=recipe.sr_crops, model_kwargs=kwargs)
+    task = GenerateTask(
+        data, model, crops=recipe.sr_crops, mode_seeking=recipe.mode_seeking, model_kwargs=kwargs
+    )
     cfg = TrainConfig(
         task="generate",
         name=model,
