@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import time
@@ -133,10 +134,19 @@ class Trainer:
         try:
             result = self._fit(rt, resume_state)
         except BaseException:
+            self._release_wrappers()
             teardown_runtime(rt, clean=False)
             raise
+        self._release_wrappers()
         teardown_runtime(rt)
         return result
+
+    def _release_wrappers(self) -> None:
+        """Free the DDP wrappers now. Each holds the process group: left to the interpreter's exit, gloo's threads
+        are torn down after Python and the rank aborts ("terminate called without an active exception")."""
+        if self.rt is not None and self.rt.distributed:
+            getattr(self, "train_models", {}).clear()  # the step context shares this dict
+            gc.collect()
 
     def _fit(self, rt: Runtime, resume_state: dict | None) -> FitResult:
         cfg, task = self.cfg, self.task

@@ -211,6 +211,8 @@ class Discriminator(nn.Module):
         self.body = body
         self.adv = nn.Linear(features, 1)
         self.embed = nn.Embedding(num_classes, features) if conditioning == "cgan" else None
+        if self.embed is not None:  # small, like the other weights: N(0, 1) over F features swamps the logit
+            nn.init.normal_(self.embed.weight, 0.0, 0.02)
         self.cls = nn.Linear(features, num_classes) if conditioning == "acgan" else None
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor | tuple[Tensor, Tensor]:
