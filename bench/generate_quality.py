@@ -49,7 +49,8 @@ class Recipe:
     gan_epochs: int = 5
     wgan_epochs: int = 5
     acgan_epochs: int = 5
-    mode_seeking: float = 1.0  # weight of the conditional GANs' mode-seeking loss
+    mode_seeking: float = 0.3  # weight of the conditional GANs' mode-seeking loss
+    seed: int = 0
     batch_size: int = 64
     lr: float = 2e-4
     wgan_lr: float = 1e-4
@@ -93,7 +94,7 @@ def train(
         weight_decay=0.0,
         schedule="cosine" if model == "lapsrn" else "constant",
         device="cpu",
-        seed=0,
+        seed=recipe.seed,
         max_steps_per_epoch=recipe.max_steps_per_epoch,
     )
     load_before = load_average()
@@ -107,6 +108,7 @@ def train(
         "model": model,
         "data": data,
         "epochs": fit.epochs,
+        "settings": {"lr": lr, "batch_size": batch, **_model_settings(model, recipe)},
         "train_wall_s": round(train_s, 1),
         "steps_per_s": round(steps / train_s, 2),
         "params": sum(p.numel() for p in task.model.parameters()),
@@ -114,6 +116,14 @@ def train(
         "load_average_before": load_before,
         "load_average_after": load_average(),
     }
+
+
+def _model_settings(model: str, recipe: Recipe) -> dict[str, Any]:
+    if model == "lapsrn":
+        return {"crops": recipe.sr_crops, "features": recipe.sr_features, "depth": recipe.sr_depth}
+    if model in ("cgan", "acgan"):
+        return {"mode_seeking": recipe.mode_seeking, "seed": recipe.seed}
+    return {}
 
 
 @torch.no_grad()

@@ -61,7 +61,7 @@ def train(
             "--mode-seeking",
             help="cgan/acgan: weight of the mode-seeking loss (MSGAN) against ignoring z; 0: off.",
         ),
-    ] = 1.0,
+    ] = 0.3,
     lambda_l1: Annotated[float, typer.Option("--lambda-l1", help="pix2pix: weight of the L1 loss.")] = 100.0,
     lambda_cycle: Annotated[
         float, typer.Option("--lambda-cycle", help="CycleGAN: cycle loss weight.")

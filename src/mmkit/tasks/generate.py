@@ -114,7 +114,7 @@ class GenerateTask(Task):
         crops: int = DEFAULT_PHOTO_CROPS,
         latent_dim: int = 100,
         n_critic: int = 5,
-        mode_seeking: float = 1.0,
+        mode_seeking: float = 0.3,
         lambda_l1: float = 100.0,
         lambda_cycle: float = 10.0,
         lambda_identity: float = 0.5,
