@@ -344,15 +344,23 @@ def test_bad_query_and_missing_field_are_422_with_one_line(client, media):
     still_serving(client, media)
 
 
-def test_analyze_runs_every_model_over_the_uploads(weights, media, tmp_path):
+def test_analyze_runs_every_model_over_the_uploads(weights, media, tmp_path, monkeypatch):
     pytest.importorskip(
         "mmkit.tasks.analyze", reason="mmkit.tasks.analyze (mmkit analyze) is not in this tree yet"
     )
+    from mmkit.tasks import analyze_models
+
+    loads = []
+    real_load = analyze_models.load_models
+    monkeypatch.setattr(analyze_models, "load_models", lambda **kw: loads.append(kw) or real_load(**kw))
     config = ServeConfig(
         face_weights=weights["face"], face_db=str(tmp_path / "g.db"), video=weights["video"], device="cpu"
     )
     client = TestClient(create_app(config))
     png = media["astronaut"].read_bytes()
+    r = client.post("/analyze", files=[("files", ("before.png", png))])
+    assert r.status_code == 200, r.text
+    assert [f["name"] for f in r.json()["files"][0]["faces"]] == [None]  # nobody enrolled yet
     assert (
         client.post("/faces/enroll", files={"file": ("a.png", png)}, data={"name": "Eileen"}).status_code
         == 200
@@ -369,7 +377,8 @@ def test_analyze_runs_every_model_over_the_uploads(weights, media, tmp_path):
     assert set(recs) == {"my coffee.jpg", "astronaut.png", "clip.mp4"} and doc["errors"] == []
     assert doc["inputs"] == ["my coffee.jpg", "astronaut.png", "clip.mp4"]
     assert recs["my coffee.jpg"]["imagenet"][0]["label"] == "espresso"
-    assert [f["name"] for f in recs["astronaut.png"]["faces"]] == ["Eileen"]
+    assert [f["name"] for f in recs["astronaut.png"]["faces"]] == ["Eileen"]  # the enrolment made since
+    assert len(loads) == 1  # the second analysis reused the first one's models
     assert recs["clip.mp4"]["kind"] == "video" and recs["clip.mp4"]["video_labels"]
     assert "mmkit-analyze-" not in r.text  # the uploads' server-side paths are not shown
     r = client.post("/analyze", files=[("files", ("a.jpg", b"not an image"))])

@@ -55,7 +55,8 @@ class Gallery:
         if not self.path.parent.is_dir():
             raise MMKitError(f"{self.path.parent}: no such directory for the gallery database")
         try:
-            self.db = sqlite3.connect(self.path)
+            # Callers serialize access (serve holds a lock); the connection may move between server threads.
+            self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as e:

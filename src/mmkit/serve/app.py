@@ -214,6 +214,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         return {"file": v.name, **info, **result}
 
     analyze_lock = threading.Lock()
+    analyze_models: list[Any] = []  # loaded by the first /analyze, then reused
 
     @app.post("/analyze", tags=["analyze"])
     def analyze(
@@ -235,9 +236,13 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
             for i, f in enumerate(files):
                 name, path = save_upload_any(f.file.read(limits.max_bytes + 1), f.filename, inputs, i, limits)
                 names[str(path)] = name
-            with analyze_lock:  # it loads its own copies of the models: one analysis at a time
+            with analyze_lock:  # one analysis at a time, on the models the first one loaded
+                if not analyze_models:
+                    from mmkit.tasks.analyze_models import load_models
+
+                    analyze_models.append(load_models(**_analyze_options(config)))
                 doc = run(
-                    inputs, out, progress=False, segment_seconds=segment_seconds, **_analyze_options(config)
+                    inputs, out, progress=False, segment_seconds=segment_seconds, models=analyze_models[0]
                 )
         doc = _rename(doc, names)
         doc["inputs"] = list(names.values())

@@ -341,6 +341,7 @@ def analyze(
     workers: int | None = None,
     device: str = "auto",
     progress: bool = True,
+    models: Models | None = None,
 ) -> dict[str, Any]:
     """Analyze every image and video under `paths`; write `out_dir`/analysis.json (returned as a dict) and
     report.html, with thumbs/, pictures/ (faces, names and objects drawn) and keyframes/.
@@ -348,7 +349,8 @@ def analyze(
     `classifier`: "imagenet" (EfficientNet-Lite0), a classify checkpoint, or None. `faces`: MTCNN; named from the
     gallery `face_db` with the embedder `face_weights` (threshold: the checkpoint's unless `face_threshold`).
     `detector`, `captioner`, `video`: checkpoints of those tasks. `workers`: decoding threads (default up to 4).
-    Unreadable files are listed under "errors"; an MMKitError when nothing at all could be analyzed."""
+    Unreadable files are listed under "errors"; an MMKitError when nothing at all could be analyzed. `models`:
+    already loaded by `load_models` (a server reuses them; the model options are then ignored and they stay open)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if batch_size < 1:
@@ -358,7 +360,8 @@ def analyze(
     files, errors, ignored = collect_files(paths, exclude=out)
     if not files:
         raise _nothing_read(errors, ignored, paths)
-    m = load_models(
+    own = models is None
+    m = models or load_models(
         classifier=classifier,
         faces=faces,
         detector=detector,
@@ -406,7 +409,8 @@ def analyze(
         if m.video is not None and analyzed_videos:
             _label_videos(m, analyzed_videos, segment_seconds)
     finally:
-        m.close()
+        if own:
+            m.close()
     seconds = time.perf_counter() - start
     doc = {
         "version": SCHEMA_VERSION,
