@@ -49,7 +49,7 @@ class Recipe:
     gan_epochs: int = 5
     wgan_epochs: int = 5
     acgan_epochs: int = 5
-    mode_seeking: float = 0.3  # weight of the conditional GANs' mode-seeking loss
+    mode_seeking: float | None = None  # the conditional GANs' mode-seeking weight (None: the model's default)
     seed: int = 0
     batch_size: int = 64
     lr: float = 2e-4
@@ -122,7 +122,10 @@ def _model_settings(model: str, recipe: Recipe) -> dict[str, Any]:
     if model == "lapsrn":
         return {"crops": recipe.sr_crops, "features": recipe.sr_features, "depth": recipe.sr_depth}
     if model in ("cgan", "acgan"):
-        return {"mode_seeking": recipe.mode_seeking, "seed": recipe.seed}
+        from mmkit.tasks.generate import MODE_SEEKING
+
+        weight = MODE_SEEKING[model] if recipe.mode_seeking is None else recipe.mode_seeking
+        return {"mode_seeking": weight, "seed": recipe.seed}
     return {}
 
 

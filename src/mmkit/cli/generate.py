@@ -56,12 +56,13 @@ def train(
         int, typer.Option("--n-critic", help="WGAN-GP: critic steps per generator step.")
     ] = 5,
     mode_seeking: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--mode-seeking",
-            help="cgan/acgan: weight of the mode-seeking loss (MSGAN) against ignoring z; 0: off.",
+            help="cgan/acgan: weight of the mode-seeking loss (MSGAN) against ignoring z; 0: off "
+            "(default: 1 for cgan, 0.3 for acgan).",
         ),
-    ] = 0.3,
+    ] = None,
     lambda_l1: Annotated[float, typer.Option("--lambda-l1", help="pix2pix: weight of the L1 loss.")] = 100.0,
     lambda_cycle: Annotated[
         float, typer.Option("--lambda-cycle", help="CycleGAN: cycle loss weight.")
