@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mmkit.cli import common as c
+
+if TYPE_CHECKING:
+    from mmkit.data.builtin import DatasetInfo
 
 app = typer.Typer(help="Datasets: builtin sets, readers, sample grids.", no_args_is_help=True)
 
@@ -15,6 +18,19 @@ app = typer.Typer(help="Datasets: builtin sets, readers, sample grids.", no_args
 @app.command("list", epilog="Example: mmkit data list")
 def list_(json: c.Json = False) -> None:
     """Builtin datasets and whether they are available on this machine."""
+    infos = _builtins()
+    if json:
+        c.emit("", {"datasets": [vars(i) for i in infos]}, True)
+        return
+    for i in infos:
+        state = "available" if i.available else f"missing: {i.reason}"
+        classes = f"{i.num_classes:>4} classes" if i.num_classes else "   - classes"  # captions: a vocabulary
+        typer.echo(f"{i.name:<21} {i.task:<9} {classes}  {i.size:<30} {state}")
+    typer.echo(f"{sum(i.available for i in infos)}/{len(infos)} builtin datasets available")
+
+
+def _builtins() -> list[DatasetInfo]:
+    """Every builtin dataset as a ``DatasetInfo`` (name, task, ...): the rows of ``mmkit data list``."""
     from mmkit.data.builtin import DatasetInfo, list_datasets
     from mmkit.data.captions import CAPTION_BUILTINS
     from mmkit.data.detection import DETECTION_BUILTINS
@@ -54,14 +70,7 @@ def list_(json: c.Json = False) -> None:
         DatasetInfo(name, desc, "caption", 0, caption_sizes[name], True)
         for name, desc in CAPTION_BUILTINS.items()
     ]
-    if json:
-        c.emit("", {"datasets": [vars(i) for i in infos]}, True)
-        return
-    for i in infos:
-        state = "available" if i.available else f"missing: {i.reason}"
-        classes = f"{i.num_classes:>4} classes" if i.num_classes else "   - classes"  # captions: a vocabulary
-        typer.echo(f"{i.name:<21} {i.task:<9} {classes}  {i.size:<30} {state}")
-    typer.echo(f"{sum(i.available for i in infos)}/{len(infos)} builtin datasets available")
+    return infos
 
 
 @app.command(epilog="Example: mmkit data show fashion-mnist --out fashion.png")
@@ -70,19 +79,39 @@ def show(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="PNG to write (default: <name>-samples.png).")
     ] = None,
-    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 64,
-    split: Annotated[str, typer.Option("--split", help="train | val | test")] = "train",
+    n: Annotated[
+        int, typer.Option("--n", help="Number of samples (grid cells: a pair takes 2, a clip's row 8).")
+    ] = 64,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split", help="train | val | test (generation: train | test; faces, video: train | val)"
+        ),
+    ] = "train",
     seed: c.Seed = 0,
     json: c.Json = False,
 ) -> None:
-    """Save a grid of random samples with their labels, and print the dataset summary."""
+    """Save a grid of random samples with their labels, and print the dataset summary. Classification and face
+    data: labelled images; detection: boxes drawn; video: a row of frames a clip; generation: A next to B (or A
+    samples and B samples); captions: images with the start of a reference caption."""
     import torch
 
+    from mmkit.cli.data_show import SHOW, folder_task
     from mmkit.data import load_classification_data
     from mmkit.errors import MMKitError
     from mmkit.report import save_image_grid
 
-    if _is_detection(data):
+    if n < 1:
+        raise MMKitError(f"--n must be at least 1, got {n}")
+    tasks = {i.name: i.task for i in _builtins()}
+    if data not in tasks and not Path(data).expanduser().exists():
+        raise MMKitError(f"{data}: no such builtin dataset ({', '.join(tasks)}) or path")
+    task = tasks.get(data) or folder_task(data)
+    if task in SHOW:
+        out = out or Path(f"{Path(str(data)).name}-samples.png")
+        summary, payload = SHOW[task](data, split, n, seed, out)
+        return c.emit(summary, payload, json)
+    if task == "detect":
         return _show_detection(data, out, n, split, seed, json)
     d = load_classification_data(data, seed=seed)
     ds = {"train": d.train, "val": d.val, "test": d.test}.get(split)
@@ -298,17 +327,6 @@ def convert(
 
     r = convert_detection(src, dst, to=to, from_format=from_)
     c.emit(f"convert: {src} -> {r} ({to})", {"src": src, "dst": str(dst), "to": to, "path": str(r)}, json)
-
-
-def _is_detection(spec: str) -> bool:
-    from mmkit.data.detection import detection_format
-    from mmkit.errors import MMKitError
-
-    try:
-        detection_format(spec)
-        return True
-    except MMKitError:
-        return False
 
 
 def _show_detection(data: str, out: Path | None, n: int, split: str, seed: int, as_json: bool) -> None:
