@@ -4,7 +4,7 @@ Trains a classifier on `digits` (and on Fashion-MNIST when its files are install
 test split, names real photos with the ImageNet EfficientNet-Lite0, trains YOLOv3-tiny on `digit-scenes` for a few
 minutes, evaluates it (COCO mAP) and draws its boxes on held-out scenes, finds faces in a real photo (MTCNN), trains a
 face embedding on synthetic identities and identifies held-out people from a gallery, trains a CNN + LSTM on
-synthetic motion clips, captions synthetic scenes with an attention model, draws digits with a conditional DCGAN,
+synthetic motion clips, captions synthetic scenes with an attention model, draws digits with an AC-GAN (a conditional DCGAN),
 analyzes real photos and clips with everything it trained (`mmkit analyze`), and writes runs/demo/report.html.
 """
 
@@ -172,7 +172,7 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, device: str 
     log.info("demo: captioning (Show-Attend-and-Tell on synthetic scenes)")
     section, results["captions"] = caption_part(out, quick=quick, device=device)
     sections.append(section)
-    log.info("demo: generation (a conditional DCGAN on MNIST digits)")
+    log.info("demo: generation (an AC-GAN, a conditional DCGAN, on MNIST digits)")
     section, results["generation"] = generate_part(out, quick=quick, device=device)
     sections.append(section)
     log.info("demo: analyze (every model on real photos and clips)")
