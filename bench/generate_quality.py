@@ -6,7 +6,7 @@ images:
 - the floor: FID of 10,000 real training images (disjoint from the test images);
 - a naive generator: Gaussian samples with the training images' per-pixel mean and covariance;
 - DCGAN and WGAN-GP: each at most half the naive generator's FID;
-- a conditional GAN (AC-GAN): samples classified as their label >= 90 % by the same classifier;
+- the conditional GANs (cGAN, AC-GAN; 10 epochs): samples classified as their label >= 90 % by the same classifier;
 - LapSRN x4 on held-out crops of scikit-image photos (``photo-sr``): PSNR above bicubic by >= 1 dB.
 Speed: generator + discriminator steps per second (batch 64) of DCGAN and WGAN-GP (5 critic steps per generator
 step). Each model is ``Trainer(GenerateTask(...), TrainConfig(...)).fit()`` (what ``mmkit generate train`` does),
@@ -48,7 +48,7 @@ class Recipe:
     data: str = "fashion-mnist"
     gan_epochs: int = 5
     wgan_epochs: int = 5
-    acgan_epochs: int = 5
+    acgan_epochs: int = 10  # cgan and acgan
     mode_seeking: float | None = None  # the conditional GANs' mode-seeking weight (None: the model's default)
     seed: int = 0
     batch_size: int = 64

@@ -120,7 +120,7 @@ class TrainPairs(Dataset):
             crop = np.rot90(crop, int(rng.integers(4)))
             if rng.integers(2):
                 crop = crop[:, ::-1]
-        b = _to_tensor([np.ascontiguousarray(crop)])
+        b = _to_tensor([crop])  # np.stack copies the flipped/rotated view
         a = self.degrade(b, int(rng.integers(2**31)))
         return a[0], b[0]
 

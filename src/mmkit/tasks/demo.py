@@ -4,8 +4,9 @@ Trains a classifier on `digits` (and on Fashion-MNIST when its files are install
 test split, names real photos with the ImageNet EfficientNet-Lite0, trains YOLOv3-tiny on `digit-scenes` for a few
 minutes, evaluates it (COCO mAP) and draws its boxes on held-out scenes, finds faces in a real photo (MTCNN), trains a
 face embedding on synthetic identities and identifies held-out people from a gallery, trains a CNN + LSTM on
-synthetic motion clips, captions synthetic scenes with an attention model, draws digits with an AC-GAN (a conditional DCGAN),
-analyzes real photos and clips with everything it trained (`mmkit analyze`), and writes runs/demo/report.html.
+synthetic motion clips, captions synthetic scenes with an attention model, draws digits with an AC-GAN (a
+conditional DCGAN), analyzes real photos and clips with everything it trained (`mmkit analyze`), and writes
+runs/demo/report.html.
 """
 
 from __future__ import annotations

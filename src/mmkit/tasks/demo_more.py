@@ -92,8 +92,8 @@ def generate_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict
     section = Section(
         "Generation: an AC-GAN (conditional DCGAN)",
         text=(
-            f"An AC-GAN (a conditional DCGAN) trained {fit.epochs} epochs ({fit.seconds:.0f}s) on 4,000 MNIST digits: each column "
-            f"asks for one digit. bench/generate_quality.py measures FID, KID and label accuracy on Fashion-MNIST. "
+            f"An AC-GAN (a conditional DCGAN) trained {fit.epochs} epochs ({fit.seconds:.0f}s) on 4,000 MNIST "
+            f"digits: each column asks for one digit. bench/generate_quality.py measures FID, KID and label accuracy on Fashion-MNIST. "
             f"Full run report: {fit.run_dir / 'report.html'}"
         ),
         images=[(grid, "samples, one class per column"), (fit.run_dir / "curves.png", "losses")],

@@ -266,9 +266,8 @@ class GenerateTask(Task):
         if wgan and self._steps % self.n_critic:
             return {"loss": d_loss.detach(), **logs}  # the critic trains n_critic times per generator step
         seeking = self.mode_seeking if labels is not None and n >= 2 else 0.0
-        if (
-            seeking
-        ):  # pairs of fakes with one label and two noises: the second half repeats the first's labels
+        if seeking:
+            # pairs of fakes with one label and two noises: the second half repeats the first's labels
             labels = torch.cat([labels[: n // 2], labels[: n // 2], labels[2 * (n // 2) :]])
         with gans.frozen(m.discriminator), ctx.autocast():
             z = torch.randn(n, m.latent_dim, device=real.device)
