@@ -128,11 +128,11 @@ def run_once(recipe: Recipe, seed: int, workdir: Path, compare_last: bool = True
         optimizer=recipe.optimizer,
         weight_decay=recipe.weight_decay,
         schedule=recipe.schedule,
-        warmup_epochs=recipe.warmup_epochs,
+        warmup=recipe.warmup_epochs,
         device="cpu",
         channels_last=recipe.channels_last,
         seed=seed,
-        max_steps_per_epoch=recipe.max_steps_per_epoch,
+        max_steps=recipe.max_steps_per_epoch,
     )
     load_before = load_average()
     t0 = time.perf_counter()

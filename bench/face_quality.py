@@ -81,10 +81,10 @@ def train_and_eval(recipe: Recipe, seed: int, workdir: Path, device: str) -> dic
         optimizer=recipe.optimizer,
         weight_decay=recipe.weight_decay,
         schedule=recipe.schedule,
-        warmup_epochs=recipe.warmup_epochs,
+        warmup=recipe.warmup_epochs,
         device=device,
         seed=seed,
-        max_steps_per_epoch=recipe.max_steps_per_epoch,
+        max_steps=recipe.max_steps_per_epoch,
     )
     load_before = load_average()
     t0 = time.perf_counter()

@@ -95,7 +95,7 @@ def train(
         schedule="cosine" if model == "lapsrn" else "constant",
         device="cpu",
         seed=recipe.seed,
-        max_steps_per_epoch=recipe.max_steps_per_epoch,
+        max_steps=recipe.max_steps_per_epoch,
     )
     load_before = load_average()
     t0 = time.perf_counter()

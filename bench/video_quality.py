@@ -87,11 +87,11 @@ def run(model: str, recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
         optimizer=recipe.optimizer,
         weight_decay=recipe.weight_decay,
         schedule=recipe.schedule,
-        warmup_epochs=recipe.warmup_epochs,
+        warmup=recipe.warmup_epochs,
         grad_clip=recipe.grad_clip,
         device="cpu",
         seed=seed,
-        max_steps_per_epoch=recipe.max_steps_per_epoch,
+        max_steps=recipe.max_steps_per_epoch,
     )
     load_before = load_average()
     t0 = time.perf_counter()

@@ -1,6 +1,7 @@
-"""The `mmkit` command: one typer app, one thin module per task group.
+"""The `mmkit` command: one typer app, a group per registered task (its package's cli.py), and the applications.
 
-A CLI module parses options and calls the task API; it holds no training or model logic.
+A CLI module parses options and calls the task API; it holds no training or model logic, and imports no torch until
+a command runs (`mmkit --help` stays fast).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 
-from mmkit.cli import analyze, caption, classify, data, demo, detect, face, generate, models, serve, video
+from mmkit.cli import analyze, data, demo, models, serve
 from mmkit.cli.common import run_cli
+from mmkit.tasks.registry import task_specs
 
 app = typer.Typer(
     name="mmkit",
@@ -25,12 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(classify.app, name="classify")
-app.add_typer(detect.app, name="detect")
-app.add_typer(face.app, name="face")
-app.add_typer(video.app, name="video")
-app.add_typer(caption.app, name="caption")
-app.add_typer(generate.app, name="generate")
+for _spec in task_specs():
+    app.add_typer(_spec.cli(), name=_spec.name, help=_spec.help)
 app.add_typer(data.app, name="data")
 app.add_typer(models.app, name="models")
 app.command("demo")(demo.demo)
@@ -43,7 +41,7 @@ def _root(version: bool = typer.Option(False, "--version", help="Print the versi
     if version:
         from mmkit import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"mmkit {__version__}")
         raise typer.Exit()
 
 

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field
 from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
 
 from mmkit.errors import MMKitError
+from mmkit.options import cli_fields, flags_of
 
 log = logging.getLogger("mmkit")
 
@@ -94,90 +94,38 @@ def _jsonable(o: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Engine options shared by every `train` command (typer reads these Annotated aliases).
+# Options: typer parameters derived from the dataclass fields that declare them (mmkit.options)
 
-Epochs = Annotated[int, typer.Option("--epochs", "-e", help="Training epochs.", rich_help_panel="Engine")]
-BatchSize = Annotated[
-    int,
-    typer.Option(
-        "--batch-size", "-b", help="Global batch size (split over DDP processes).", rich_help_panel="Engine"
-    ),
-]
-Lr = Annotated[float, typer.Option("--lr", help="Base learning rate.", rich_help_panel="Engine")]
-Optimizer = Annotated[
-    str,
-    typer.Option(
-        "--optimizer", help="sgd | adam | adamw | rmsprop | rprop | lbfgs", rich_help_panel="Engine"
-    ),
-]
-WeightDecay = Annotated[float, typer.Option("--weight-decay", help="Weight decay.", rich_help_panel="Engine")]
-Momentum = Annotated[
-    float, typer.Option("--momentum", help="Momentum (SGD, RMSprop).", rich_help_panel="Engine")
-]
-Schedule = Annotated[
-    str, typer.Option("--schedule", help="cosine | step | onecycle | constant", rich_help_panel="Engine")
-]
-Warmup = Annotated[
-    float, typer.Option("--warmup", help="Linear warm-up, in epochs.", rich_help_panel="Engine")
-]
-StepSize = Annotated[
-    int, typer.Option("--step-size", help="Epochs between decays (step schedule).", rich_help_panel="Engine")
-]
-Init = Annotated[
-    str | None, typer.Option("--init", help="Re-initialize weights: xavier | he.", rich_help_panel="Engine")
-]
-GradClip = Annotated[
-    float | None, typer.Option("--grad-clip", help="Clip the global gradient norm.", rich_help_panel="Engine")
-]
-Accumulate = Annotated[
-    int, typer.Option("--accumulate", help="Micro-batches per optimizer step.", rich_help_panel="Engine")
-]
-Precision = Annotated[
-    str, typer.Option("--precision", help="fp32 | bf16 | fp16 (with a grad scaler)", rich_help_panel="Engine")
-]
-Device = Annotated[
-    str, typer.Option("--device", help="auto | cpu | cuda | cuda:N | mps", rich_help_panel="Engine")
-]
-ChannelsLast = Annotated[
-    bool, typer.Option("--channels-last", help="channels_last memory format.", rich_help_panel="Engine")
-]
-Compile = Annotated[
-    bool, typer.Option("--compile", help="torch.compile the model.", rich_help_panel="Engine")
-]
-Workers = Annotated[
-    int | None,
-    typer.Option(
-        "--workers", help="DataLoader workers (default: 0 for in-memory data).", rich_help_panel="Engine"
-    ),
-]
-Threads = Annotated[
-    int | None,
-    typer.Option(
-        "--threads",
-        help="CPU threads for PyTorch ops (fewer than cores when the machine is busy).",
-        rich_help_panel="Engine",
-    ),
-]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.", rich_help_panel="Engine")]
-Patience = Annotated[
-    int | None,
-    typer.Option("--patience", help="Early stopping: epochs without improvement.", rich_help_panel="Engine"),
-]
-MaxSteps = Annotated[
-    int | None,
-    typer.Option("--max-steps", help="Cap batches per epoch (quick runs).", rich_help_panel="Engine"),
-]
-Name = Annotated[
-    str | None,
-    typer.Option(
-        "--name", help="Run name: runs/<task>/<name> (default exp, exp2, ...).", rich_help_panel="Run"
-    ),
-]
-Project = Annotated[Path, typer.Option("--project", help="Root folder of runs.", rich_help_panel="Run")]
-ExistOk = Annotated[
-    bool,
-    typer.Option("--exist-ok", help="Reuse runs/<task>/<name> instead of a new name.", rich_help_panel="Run"),
-]
+
+def typer_parameter(f: Field, hints: dict[str, Any], default: Any) -> inspect.Parameter:
+    """The keyword parameter typer reads for option field `f`, with `default`."""
+    meta = f.metadata["option"]
+    kind = meta["cli_type"] or hints[f.name]
+    opt = typer.Option(*flags_of(f), help=meta["help"], rich_help_panel=meta["panel"])
+    return inspect.Parameter(
+        f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, opt]
+    )
+
+
+def option_alias(cls: type, name: str) -> Any:
+    """The Annotated type of option `name` of `cls`, for commands that take it alone (e.g. eval's --device)."""
+    f = next(f for f in cli_fields(cls) if f.name == name)
+    return typer_parameter(f, get_type_hints(cls, include_extras=True), None).annotation
+
+
+def _engine_config_cls() -> type:
+    from mmkit.engine.config import TrainConfig
+
+    return TrainConfig
+
+
+BatchSize = option_alias(_engine_config_cls(), "batch_size")
+Device = option_alias(_engine_config_cls(), "device")
+Precision = option_alias(_engine_config_cls(), "precision")
+Workers = option_alias(_engine_config_cls(), "workers")
+Threads = option_alias(_engine_config_cls(), "threads")
+Seed = option_alias(_engine_config_cls(), "seed")
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON line instead of the summary.")]
 Resume = Annotated[
     bool,
     typer.Option(
@@ -186,157 +134,112 @@ Resume = Annotated[
         rich_help_panel="Run",
     ),
 ]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON line instead of the summary.")]
-ModelArg = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model-arg",
-        help="KEY=VALUE passed to the model's constructor, repeatable (e.g. pool_size=3); values read as YAML.",
-    ),
-]
 
 
-def model_kwargs(width: float, items: list[str] | None) -> dict[str, Any] | None:
-    """Model constructor options from --width (when not 1) and --model-arg KEY=VALUE items."""
-    import yaml
-
-    out: dict[str, Any] = {"width": width} if width != 1.0 else {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.isidentifier():
-            raise MMKitError(f"--model-arg {item}: expected KEY=VALUE, e.g. pool_size=3")
-        out[key] = yaml.safe_load(value)
-    return out or None
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set `name` (command line or environment), rather than typer filling in its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
 
-@dataclass
-class EngineOptions:
-    """The engine and run options of every `train` command, as `engine_options` adds them.
+def train_command(
+    app: typer.Typer,
+    task: str,
+    options: type,
+    factory: str,
+    *,
+    example: str,
+    extra_check: Callable | None = None,
+) -> None:
+    """Add `train` to `app`: the fields of `options` (the task's), then TrainConfig's, then --resume and --json.
 
-    The defaults here are the common ones; a command overrides its own with `engine_options(epochs=30, ...)`.
+    `factory` ("module:attr") builds the engine Task from the task options; it is imported only when the command
+    runs. Defaults come from the task's recipes: `defaults` in --help, and the builtin dataset's recipe for any
+    option not given on the command line. `extra_check(task_args, engine_args)` may refuse a combination.
     """
+    from mmkit.tasks.registry import get_task
 
-    epochs: Epochs = 10
-    batch_size: BatchSize = 64
-    lr: Lr = 1e-3
-    optimizer: Optimizer = "adamw"
-    weight_decay: WeightDecay = 1e-4
-    momentum: Momentum = 0.9
-    schedule: Schedule = "cosine"
-    warmup: Warmup = 0.0
-    step_size: StepSize = 30
-    init: Init = None
-    grad_clip: GradClip = None
-    accumulate: Accumulate = 1
-    precision: Precision = "fp32"
-    device: Device = "auto"
-    channels_last: ChannelsLast = False
-    compile: Compile = False
-    workers: Workers = None
-    threads: Threads = None
-    seed: Seed = 0
-    patience: Patience = None
-    max_steps: MaxSteps = None
-    name: Name = None
-    project: Project = Path("runs")
-    exist_ok: ExistOk = False
-    resume: Resume = False
-    json: Json = False
+    spec = get_task(task)
+    cfg_cls = _engine_config_cls()
+    task_fields, cfg_fields = cli_fields(options), cli_fields(cfg_cls)
+    task_hints, cfg_hints = (
+        get_type_hints(options, include_extras=True),
+        get_type_hints(cfg_cls, include_extras=True),
+    )
+    defaults = spec.recipes.defaults
 
+    def default_of(f: Field) -> Any:
+        if f.name in defaults:
+            return defaults[f.name]
+        return f.default if f.default is not MISSING else None
 
-def engine_options(**defaults: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator of a `train` command: adds the `EngineOptions` fields to its options (after its own, with
-    these `defaults` in place of the dataclass's) and passes them to it collected in its `engine` parameter.
-
-    typer reads the options from the returned function's `__signature__`.
-    """
-    names = [f.name for f in fields(EngineOptions)]
-    unknown = set(defaults) - set(names)
-    if unknown:
-        raise TypeError(f"engine_options: unknown options {sorted(unknown)}")
-    hints = get_type_hints(EngineOptions, include_extras=True)
-    added = [
-        inspect.Parameter(
-            f.name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=defaults.get(f.name, f.default),
-            annotation=hints[f.name],
-        )
-        for f in fields(EngineOptions)
+    params = [
+        inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        *(typer_parameter(f, task_hints, default_of(f)) for f in task_fields),
+        *(typer_parameter(f, cfg_hints, default_of(f)) for f in cfg_fields),
+        inspect.Parameter("resume", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Resume),
+        inspect.Parameter("json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Json),
     ]
 
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        sig = inspect.signature(fn, eval_str=True)  # the command's own options, annotations resolved
-        own = [p for p in sig.parameters.values() if p.name != "engine"]
+    def train(ctx: typer.Context, **kw: Any) -> None:
+        resume, as_json = kw.pop("resume"), kw.pop("json")
+        recipe = spec.recipe(kw.get("data"))
+        for key, value in recipe.items():
+            if key in kw and not _given(ctx, key):
+                kw[key] = value
+        task_args = {f.name: _parsed(f, kw[f.name]) for f in task_fields}
+        engine_args = {f.name: kw[f.name] for f in cfg_fields}
+        run_train(task, factory, task_args, engine_args, resume=resume, as_json=as_json, check=extra_check)
 
-        @functools.wraps(fn)
-        def wrapper(**kwargs: Any) -> Any:
-            engine = EngineOptions(**{k: kwargs.pop(k) for k in names})
-            return fn(**kwargs, engine=engine)
-
-        wrapper.__signature__ = sig.replace(parameters=own + added)  # type: ignore[attr-defined]
-        return wrapper
-
-    return decorate
-
-
-def train_config(task: str, engine: EngineOptions, task_args: dict):
-    """TrainConfig from a train command's engine options and its task's arguments."""
-    from mmkit.engine import TrainConfig
-
-    return TrainConfig(
-        task=task,
-        name=engine.name or "exp",
-        project=str(engine.project),
-        epochs=engine.epochs,
-        batch_size=engine.batch_size,
-        lr=engine.lr,
-        optimizer=engine.optimizer,
-        weight_decay=engine.weight_decay,
-        momentum=engine.momentum,
-        schedule=engine.schedule,
-        warmup_epochs=engine.warmup,
-        step_size=engine.step_size,
-        init=engine.init,
-        grad_clip=engine.grad_clip,
-        accumulate=engine.accumulate,
-        precision=engine.precision,
-        device=engine.device,
-        channels_last=engine.channels_last,
-        compile=engine.compile,
-        workers=engine.workers,
-        threads=engine.threads,
-        seed=engine.seed,
-        patience=engine.patience,
-        max_steps_per_epoch=engine.max_steps,
-        exist_ok=engine.exist_ok,
-        task_args={k: (str(v) if isinstance(v, Path) else v) for k, v in task_args.items()},
+    train.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    train.__doc__ = (
+        f"Train {spec.what}; writes runs/{task}/<name>/ (checkpoints, metrics.csv, curves, report.html)."
     )
+    app.command("train", epilog=f"Example: {example}")(train)
+
+
+def _parsed(f: Field, value: Any) -> Any:
+    parse = f.metadata["option"]["parse"]
+    value = parse(value) if parse is not None else value
+    return str(value) if isinstance(value, Path) else value
+
+
+def make_task(factory: str, task_args: dict[str, Any]) -> Any:
+    import importlib
+
+    module, _, attr = factory.partition(":")
+    return getattr(importlib.import_module(module), attr)(**task_args)
 
 
 def run_train(
     task: str,
-    engine: EngineOptions,
-    make_task: Callable[..., Any],
-    task_args: Callable[[], dict[str, Any]],
+    factory: str,
+    task_args: dict[str, Any],
+    engine_args: dict[str, Any],
+    *,
+    resume: bool = False,
+    as_json: bool = False,
+    check: Callable | None = None,
 ) -> None:
-    """What every `train` command does: fit `make_task(**task_args)` and print the summary (rank 0).
+    """What every `train` command does: fit the task and print the summary (rank 0).
 
     With --resume the run continues from runs/<task>/<name>/last.pt with the task arguments and engine options
-    saved in its config.yaml; otherwise `task_args()`, called only then (so it may check the task's options,
-    e.g. that --data is given), supplies the task's arguments for a new config.
+    saved in its config.yaml.
     """
     from mmkit.engine import TrainConfig, Trainer
 
-    if engine.resume:
-        last = resume_target(engine.project, task, engine.name)
+    if resume:
+        name = engine_args["name"] if engine_args["name"] != "exp" else None
+        last = resume_target(Path(engine_args["project"]), task, name)
         cfg = TrainConfig.load(last.parent / "config.yaml")
     else:
         last = None
-        cfg = train_config(task, engine, task_args())
-    res = Trainer(make_task(**cfg.task_args), cfg, resume=last).fit()
+        if check is not None:
+            check(task_args, engine_args)
+        cfg = TrainConfig(task=task, **engine_args, task_args=task_args)
+    res = Trainer(make_task(factory, cfg.task_args), cfg, resume=last).fit()
     if res.run_dir is not None:  # rank 0
-        emit(*fit_summary(task, res), engine.json)
+        emit(*fit_summary(task, res), as_json)
 
 
 def resume_target(project: Path, task: str, name: str | None) -> Path:

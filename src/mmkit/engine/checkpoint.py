@@ -35,8 +35,12 @@ def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load an mmkit checkpoint safely; anything else (or an unsafe pickle) is an `MMKitError` naming the file."""
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", *, allow_plain: bool = False
+) -> dict[str, Any] | None:
+    """Load an mmkit checkpoint safely; anything else (or an unsafe pickle) is an `MMKitError` naming the file.
+
+    With `allow_plain`, a safe file that is not an mmkit checkpoint (a plain state_dict) gives None."""
     path = Path(path)
     if not path.is_file():
         raise MMKitError(f"{path}: no such checkpoint file")
@@ -50,9 +54,34 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         reason = f"{type(e).__name__}: {text.splitlines()[0][:160]}" if text else type(e).__name__
         raise MMKitError(f"{path}: not a PyTorch checkpoint ({reason})") from e
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        if allow_plain:
+            return None
         raise MMKitError(
             f"{path}: not an mmkit checkpoint (a plain state_dict can be given to --weights instead)"
         )
     if obj.get("version", 0) > VERSION:
         raise MMKitError(f"{path}: written by a newer mmkit (checkpoint version {obj['version']})")
     return obj
+
+
+def load_task_checkpoint(path: str | os.PathLike, task: str, what: str) -> dict[str, Any]:
+    """An mmkit checkpoint of `task` (e.g. "classify"); `what` names its model in the message otherwise
+    ("a classifier")."""
+    path = Path(path)
+    if not path.is_file():
+        raise MMKitError(f"{path}: no such weights file")
+    ck = load_checkpoint(path)
+    if ck.get("task") != task:
+        raise MMKitError(f"{path}: a {ck.get('task')} checkpoint, not {what}")
+    return ck
+
+
+def load_model_state(
+    net: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike, model: str
+) -> None:
+    """`net.load_state_dict(state)`, a mismatch reported as one line naming the file and the model."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise MMKitError(f"{path}: weights do not fit {model} as this mmkit builds it ({first})") from e

@@ -188,11 +188,7 @@ class Trainer:
         train_loader, self.train_sampler = self._loader(task.train_dataset(), train=True)
         val_ds = task.val_dataset()
         val_loader = self._loader(val_ds, train=False)[0] if val_ds is not None and len(val_ds) else None
-        steps = (
-            len(train_loader)
-            if cfg.max_steps_per_epoch is None
-            else min(len(train_loader), cfg.max_steps_per_epoch)
-        )
+        steps = len(train_loader) if cfg.max_steps is None else min(len(train_loader), cfg.max_steps)
         if steps == 0:
             raise MMKitError(
                 f"training set: too small for batch size {cfg.batch_size} ({len(train_loader.dataset)} samples)"
@@ -204,7 +200,7 @@ class Trainer:
                 cfg.schedule,
                 epochs=cfg.epochs,
                 steps_per_epoch=opt_steps,
-                warmup_epochs=cfg.warmup_epochs,
+                warmup_epochs=cfg.warmup,
                 step_size=cfg.step_size,
                 gamma=cfg.gamma,
             )

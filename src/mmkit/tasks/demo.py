@@ -82,7 +82,7 @@ def train_and_eval(
         schedule="onecycle",
         exist_ok=True,
         device=device,
-        max_steps_per_epoch=max_steps,
+        max_steps=max_steps,
         task_args=task_args,
     )
     fit = Trainer(classify.ClassifyTask(**task_args), cfg).fit()
@@ -214,12 +214,12 @@ def detection_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dic
         optimizer="adamw",
         weight_decay=0.03,
         schedule="cosine",
-        warmup_epochs=0.2,
+        warmup=0.2,
         grad_clip=10.0,
         workers=1,
         exist_ok=True,
         device=device,
-        max_steps_per_epoch=4 if quick else None,
+        max_steps=4 if quick else None,
         task_args=task_args,
     )
     fit = Trainer(detect.DetectTask(**task_args), cfg).fit()
@@ -279,7 +279,7 @@ def face_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[str
         schedule="cosine",
         exist_ok=True,
         device=device,
-        max_steps_per_epoch=3 if quick else None,
+        max_steps=3 if quick else None,
         task_args=task_args,
     )
     fit = Trainer(face.FaceTask(**task_args), cfg).fit()
@@ -353,7 +353,7 @@ def video_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[st
         grad_clip=5.0,
         exist_ok=True,
         device=device,
-        max_steps_per_epoch=3 if quick else None,
+        max_steps=3 if quick else None,
         task_args=task_args,
     )
     fit = Trainer(video.VideoTask(**task_args), cfg).fit()

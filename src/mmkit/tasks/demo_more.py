@@ -35,7 +35,7 @@ def caption_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[
         grad_clip=5.0,
         exist_ok=True,
         device=device,
-        max_steps_per_epoch=3 if quick else None,
+        max_steps=3 if quick else None,
         task_args=task_args,
     )
     fit = Trainer(caption.CaptionTask(**task_args), cfg).fit()
@@ -83,7 +83,7 @@ def generate_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict
         weight_decay=0.0,
         exist_ok=True,
         device=device,
-        max_steps_per_epoch=3 if quick else None,
+        max_steps=3 if quick else None,
         task_args=task_args,
     )
     fit = Trainer(generate.GenerateTask(**task_args), cfg).fit()

@@ -1,4 +1,4 @@
-"""`mmkit classify train|eval|predict|export`."""
+"""`mmkit classify train|eval|predict|export`: options parsed here, the work done by the task's predictor."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from mmkit.cli import common as c
+from mmkit.tasks.classify.options import ClassifyOptions
 from mmkit.errors import MMKitError
 
 app = typer.Typer(help="Image classification: train, evaluate, predict, export.", no_args_is_help=True)
@@ -17,64 +18,19 @@ Model = Annotated[
 ]
 
 
-@app.command(epilog="Example: mmkit classify train --data digits --model smallcnn --epochs 10")
-@c.engine_options()
-def train(
-    data: Annotated[
-        str, typer.Option("--data", "-d", help="Builtin name, ImageFolder tree, CIFAR or IDX folder.")
-    ] = "",
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="Model name (`mmkit models list`).")
-    ] = "smallcnn",
-    weights: Annotated[
-        str | None, typer.Option("--weights", "-w", help="imagenet, or a checkpoint / state_dict file.")
-    ] = None,
-    img_size: Annotated[
-        int | None, typer.Option("--img-size", help="Input size (default: the data's or the model's).")
-    ] = None,
-    val_split: Annotated[
-        float, typer.Option("--val-split", help="Fraction of train held out for validation.")
-    ] = 0.1,
-    freeze_backbone: Annotated[
-        bool, typer.Option("--freeze-backbone", help="Train only the new head.")
-    ] = False,
-    label_smoothing: Annotated[float, typer.Option("--label-smoothing")] = 0.0,
-    width: Annotated[
-        float, typer.Option("--width", help="smallcnn's channel multiplier (2: 32/64/128 channels).")
-    ] = 1.0,
-    model_arg: c.ModelArg = None,
-    augment: Annotated[
-        str,
-        typer.Option(
-            "--augment",
-            help="crop-flip: random crop (padded for small images, resized for photos) + flip where the data "
-            "allows; flip: flip only (short schedules on small models); none.",
-        ),
-    ] = "crop-flip",
-    *,
-    engine: c.EngineOptions,
-) -> None:
-    """Train a classifier; writes runs/classify/<name>/ (checkpoints, metrics.csv, curves, report.html)."""
-    from mmkit.tasks.classify import ClassifyTask
+def _check(task_args: dict, engine_args: dict) -> None:
+    if engine_args["init"] and task_args["weights"]:
+        raise MMKitError("--init would overwrite the --weights just loaded: give one of them")
 
-    def task_args() -> dict:
-        if not data:
-            raise MMKitError("--data is required (a builtin name such as digits, or a folder)")
-        if engine.init and weights:
-            raise MMKitError("--init would overwrite the --weights just loaded: give one of them")
-        return dict(
-            data=data,
-            model=model,
-            weights=weights,
-            img_size=img_size,
-            val_split=val_split,
-            freeze_backbone=freeze_backbone,
-            label_smoothing=label_smoothing,
-            augment=augment,
-            model_kwargs=c.model_kwargs(width, model_arg),
-        )
 
-    c.run_train("classify", engine, ClassifyTask, task_args)
+c.train_command(
+    app,
+    "classify",
+    ClassifyOptions,
+    "mmkit.tasks.classify.task:ClassifyTask",
+    example="mmkit classify train --data digits   (the digits recipe: 15 epochs, ~99 % top-1)",
+    extra_check=_check,
+)
 
 
 @app.command("eval", epilog="Example: mmkit classify eval --weights runs/classify/exp/best.pt --data digits")
@@ -96,7 +52,7 @@ def eval_(
     json: c.Json = False,
 ) -> None:
     """Top-1/top-5, per-class accuracy and a confusion matrix PNG."""
-    from mmkit.tasks.classify import evaluate
+    from mmkit.tasks.classify.predict import evaluate
 
     r = evaluate(
         weights,
@@ -128,7 +84,7 @@ def predict(
     json: c.Json = False,
 ) -> None:
     """Top-k labels with probabilities for each image."""
-    from mmkit.tasks.classify import predict as run
+    from mmkit.tasks.classify.predict import predict as run
 
     results, failures = run(weights, images, model=model, topk=topk, device=device, save_dir=save_dir)
     if json:
@@ -160,7 +116,7 @@ def export(
     json: c.Json = False,
 ) -> None:
     """Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX)."""
-    from mmkit.tasks.classify import export as run
+    from mmkit.tasks.classify.predict import export as run
 
     path, diff = run(weights, format, model=model, out=out)
     checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""

@@ -1,0 +1,101 @@
+"""Predictors: a trained (or pretrained) model ready to use, the same way for every task.
+
+    p = mmkit.load("runs/classify/digits/best.pt")        # any mmkit checkpoint: its task picks the class
+    p = mmkit.load("efficientnet_lite0:imagenet")          # a registered model with named weights
+    p.predict(["photo.jpg"])                               # what `mmkit <task> predict` prints
+    p.evaluate("digits")                                   # what `mmkit <task> eval` prints
+    p.export("onnx")                                       # what `mmkit <task> export` writes
+
+A task's predict.py subclasses `Predictor`, sets `task`, builds its network in `from_checkpoint` (and
+`from_named` where the registry has named weights) and exports the class as `PREDICTOR`. Checkpoint loading and
+its error messages live here and in `mmkit.engine.checkpoint`, once.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from mmkit.engine import load_checkpoint, load_model_state, load_task_checkpoint, select_device
+from mmkit.errors import MMKitError
+from mmkit.models import get_model_info
+from mmkit.tasks.registry import get_task
+
+
+class Predictor:
+    """A network in eval mode on `device`, with the `meta` it was trained with and the `source` it came from."""
+
+    task: ClassVar[str] = ""
+
+    def __init__(self, net: nn.Module, meta: Any, device: torch.device, source: str) -> None:
+        self.net, self.meta, self.device, self.source = net.to(device).eval(), meta, device, source
+
+    # --- loading --------------------------------------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls, weights: str | os.PathLike, *, model: str | None = None, device: str | torch.device = "cpu"
+    ) -> Predictor:
+        """From an mmkit checkpoint of this task, or a registered weights name of `model` (e.g. "imagenet")."""
+        dev = select_device(device) if isinstance(device, str) else device
+        name = str(weights)
+        if model is not None and name in get_model_info(model).weights:
+            return cls.from_named(model, name, dev)
+        path = Path(weights)
+        if not path.is_file() and model is None and name.isidentifier():
+            raise MMKitError(f"--weights {name}: named weights need --model (see `mmkit models list`)")
+        ck = load_task_checkpoint(path, cls.task, get_task(cls.task).what)
+        return cls.from_checkpoint(ck, path, dev)
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict[str, Any], path: Path, device: torch.device) -> Predictor:
+        """Build the network from the checkpoint's `meta` and load its `model` state."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_named(cls, model: str, weights: str, device: torch.device) -> Predictor:
+        raise MMKitError(f"{model}: named weights {weights} are not usable for {cls.task} here")
+
+    @staticmethod
+    def build(net: nn.Module, ck: dict[str, Any], path: Path, model: str) -> nn.Module:
+        """`net` with the checkpoint's weights loaded (a mismatch is one line naming the file)."""
+        load_model_state(net, ck["model"], path, model)
+        return net
+
+    # --- using ----------------------------------------------------------------------------------------------------
+    def predict(self, inputs: list[str | os.PathLike], **kwargs: Any) -> Any:
+        raise MMKitError(f"{self.task}: predict is not available")
+
+    def evaluate(self, data: str, **kwargs: Any) -> dict[str, Any]:
+        raise MMKitError(f"{self.task}: eval is not available")
+
+    def export(self, fmt: str = "onnx", out: str | os.PathLike | None = None, check: bool = True) -> Any:
+        raise MMKitError(f"{self.task}: export is not available yet")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.source!r}, model={getattr(self.meta, 'model', '?')!r})"
+
+
+def load(
+    source: str | os.PathLike, *, model: str | None = None, device: str | torch.device = "cpu"
+) -> Predictor:
+    """The predictor of any mmkit checkpoint (its `task` picks the class), or of `"model:weights"` (a registered
+    model's named weights, e.g. "efficientnet_lite0:imagenet"), or of named `source` weights with `model`."""
+    path = Path(source)
+    if path.is_file():
+        ck = load_checkpoint(path)
+        task = ck.get("task")
+        dev = select_device(device) if isinstance(device, str) else device
+        return get_task(str(task)).predictor().from_checkpoint(ck, path, dev)
+    text = str(source)
+    if model is None and ":" in text and os.sep not in text:
+        model, text = text.split(":", 1)
+    if model is None:
+        raise MMKitError(
+            f"{source}: no such checkpoint file (or give model:weights, e.g. efficientnet_lite0:imagenet)"
+        )
+    task = get_model_info(model).task
+    return get_task(task).predictor().load(text, model=model, device=device)

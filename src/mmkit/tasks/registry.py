@@ -1,0 +1,70 @@
+"""The task registry: every package under `mmkit.tasks` that defines `SPEC` is a task.
+
+    spec = get_task("classify")
+    spec.cli()              # its typer app (`mmkit classify ...`)
+    spec.predictor()        # its Predictor class: load a checkpoint, run it, evaluate, export
+    spec.recipes            # its tuned settings as data, by builtin dataset
+
+Nothing lists the tasks by hand: the CLI, `mmkit.load`, analyze, serve and the demo iterate `task_specs()`.
+A package's `__init__` defines `SPEC` and imports no torch, so listing the tasks (and `mmkit --help`) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from mmkit.errors import MMKitError
+from mmkit.options import Recipes
+
+if TYPE_CHECKING:
+    import typer
+
+    from mmkit.tasks.predictor import Predictor
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its name (the CLI group and the `task` key of its checkpoints) and where its parts live."""
+
+    name: str
+    help: str  # one line, shown by `mmkit --help`
+    package: str  # "mmkit.tasks.classify": holds cli.py (`app`), predict.py (`PREDICTOR`) and the Task
+    what: str  # what its checkpoints hold, for messages: "a classifier"
+    recipes: Recipes = field(default_factory=Recipes)
+    order: int = 100  # position in `mmkit --help` and the demo
+
+    def cli(self) -> typer.Typer:
+        return importlib.import_module(f"{self.package}.cli").app
+
+    def predictor(self) -> type[Predictor]:
+        return importlib.import_module(f"{self.package}.predict").PREDICTOR
+
+    def recipe(self, data: str | None) -> dict[str, Any]:
+        return self.recipes.for_data(data)
+
+
+@cache
+def task_specs() -> tuple[TaskSpec, ...]:
+    """Every registered task, in `order`."""
+    import mmkit.tasks as pkg
+
+    specs = []
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if not mod.ispkg:
+            continue
+        spec = getattr(importlib.import_module(f"{pkg.__name__}.{mod.name}"), "SPEC", None)
+        if isinstance(spec, TaskSpec):
+            specs.append(spec)
+    return tuple(sorted(specs, key=lambda s: (s.order, s.name)))
+
+
+def get_task(name: str) -> TaskSpec:
+    for spec in task_specs():
+        if spec.name == name:
+            return spec
+    known = ", ".join(s.name for s in task_specs())
+    raise MMKitError(f"{name}: unknown task (known: {known})")
