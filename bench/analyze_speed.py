@@ -23,7 +23,7 @@ import torch
 from common import base_parser, environment, print_table, set_threads, sync, write_result
 from PIL import Image
 
-from mmkit.tasks.analyze import analyze, load_models
+from mmkit.apps.analyze import analyze, load_models
 
 BASES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina")
 SIDES = (480, 640, 800, 1024)

@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
+from mmkit.apps.analyze import THUMB_SIDE, analyze, collect_files, key_frames
 from mmkit.cli import app
 from mmkit.cli.common import run_cli
 from mmkit.engine.checkpoint import FORMAT, VERSION, save_checkpoint
 from mmkit.errors import MMKitError
-from mmkit.tasks.analyze import THUMB_SIDE, analyze, collect_files, key_frames
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -174,10 +174,11 @@ def _checkpoint(path: Path, task: str, meta, model: torch.nn.Module) -> Path:
 
 
 def test_gallery_names_faces(media, tmp_path):
+    from mmkit.tasks.face_apply import enroll
+
     from mmkit.data.formats.video import read_frames
     from mmkit.models import get_model
     from mmkit.tasks.face import FaceMeta
-    from mmkit.tasks.face_apply import enroll
 
     torch.manual_seed(0)
     meta = FaceMeta("facenet-light", 128, 64, [0.5] * 3, [0.5] * 3, threshold=4.0)

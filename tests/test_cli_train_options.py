@@ -1,17 +1,20 @@
-"""The engine and run options that `common.engine_options` adds to every `train` command."""
+"""The `train` commands `common.train_command` derives from the task's options and TrainConfig's fields."""
 
-import inspect
-from dataclasses import asdict
+from dataclasses import MISSING
 
 import pytest
 import typer.main
+import yaml
 
 from mmkit.cli import app
-from mmkit.cli.common import EngineOptions, engine_options, run_cli
+from mmkit.cli.common import run_cli
+from mmkit.engine.config import TrainConfig
+from mmkit.options import cli_fields
 
 TASKS = ["classify", "detect", "face", "video", "caption", "generate"]
 
-# Each command's engine defaults that differ from EngineOptions'.
+# Each command's engine defaults that differ from TrainConfig's (its recipes' `defaults`), as before the options were
+# declared once.
 DEFAULTS = {
     "classify": {},
     "detect": dict(epochs=30, batch_size=16, weight_decay=5e-4, warmup=1.0, grad_clip=10.0),
@@ -44,7 +47,8 @@ def test_help_lists_the_task_and_engine_options(task, capsys, monkeypatch):
 def test_each_command_keeps_its_engine_defaults(task):
     cmd = typer.main.get_command(app).commands[task].commands["train"]
     got = {p.name: p.default for p in cmd.params}
-    expected = {**asdict(EngineOptions()), **DEFAULTS[task]}
+    engine = {f.name: (None if f.default is MISSING else f.default) for f in cli_fields(TrainConfig)}
+    expected = {**engine, **DEFAULTS[task]}
     assert {k: got[k] for k in expected} == expected
     panels = {p.name: p.rich_help_panel for p in cmd.params}
     assert panels["epochs"] == "Engine" and panels["resume"] == "Run" and panels["data"] is None
@@ -60,17 +64,28 @@ def test_resume_needs_no_data_and_new_runs_do(task, capsys, tmp_path):
     assert code != 0 and "--data is required" in err
 
 
-def test_engine_options_collects_the_options_into_one_parameter():
-    @engine_options(epochs=3)
-    def train(data: str = "", *, engine: EngineOptions) -> tuple[str, EngineOptions]:
-        return data, engine
+def test_a_builtin_recipe_fills_what_the_command_line_did_not_give(capsys, tmp_path):
+    code, _, err = mmkit(
+        capsys, "classify", "train", "--data", "digits", "--epochs", "1", "--max-steps", "1", "--project", tmp_path
+    )
+    assert code == 0, err
+    cfg = yaml.safe_load((tmp_path / "classify" / "exp" / "config.yaml").read_text())
+    assert cfg["epochs"] == 1 and cfg["max_steps"] == 1  # given: kept
+    assert cfg["lr"] == 1e-2 and cfg["schedule"] == "onecycle"  # the digits recipe, not TrainConfig's 1e-3/cosine
+    assert cfg["task_args"]["img_size"] == 16 and cfg["task_args"]["label_smoothing"] == 0.1
 
-    params = list(inspect.signature(train).parameters)
-    assert params[0] == "data" and "engine" not in params and params[1:] == list(asdict(EngineOptions()))
-    data, engine = train(data="d", **{**asdict(EngineOptions()), "epochs": 3, "lr": 0.5})
-    assert data == "d" and engine == EngineOptions(epochs=3, lr=0.5)
-    with pytest.raises(TypeError, match="epoch"):
-        engine_options(epoch=3)
+
+def test_every_train_option_is_a_field_of_the_task_or_the_engine():
+    """Options are declared once: each `train` parameter comes from a dataclass field (or is --resume/--json)."""
+    from mmkit.tasks.registry import task_specs
+
+    engine = {f.name for f in cli_fields(TrainConfig)}
+    for spec in task_specs():
+        cmd = typer.main.get_command(spec.cli()).commands["train"]
+        names = {p.name for p in cmd.params} - {"ctx", "resume", "json"}
+        assert engine <= names, spec.name
+        for task_name in names - engine:
+            assert task_name.isidentifier()
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ pytest.importorskip("httpx")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from mmkit.apps.serve import ServeConfig, create_app  # noqa: E402
 from mmkit.engine.checkpoint import FORMAT, VERSION, save_checkpoint  # noqa: E402
-from mmkit.serve import ServeConfig, create_app  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Fixtures: photos, a clip, and small untrained checkpoints of every other task (the server must pass their answers
@@ -320,7 +320,7 @@ def test_file_names_are_shown_never_used_as_paths(client, media, monkeypatch):
 
 
 def test_display_names_and_sniffing():
-    from mmkit.serve.uploads import display_name, sniff
+    from mmkit.apps.serve.uploads import display_name, sniff
 
     assert display_name("a/b\\c\x00d\n.jpg") == "cd.jpg"
     assert display_name("..") == display_name(None) == display_name("   ") == "upload"
@@ -345,10 +345,7 @@ def test_bad_query_and_missing_field_are_422_with_one_line(client, media):
 
 
 def test_analyze_runs_every_model_over_the_uploads(weights, media, tmp_path, monkeypatch):
-    pytest.importorskip(
-        "mmkit.tasks.analyze", reason="mmkit.tasks.analyze (mmkit analyze) is not in this tree yet"
-    )
-    from mmkit.tasks import analyze_models
+    from mmkit.apps.analyze import models as analyze_models
 
     loads = []
     real_load = analyze_models.load_models

@@ -29,7 +29,7 @@ FACE_RGB = (0x00, 0xE6, 0x76)  # FACE in static/index.html
 @pytest.fixture(scope="module")
 def server():
     """The app on a free loopback port, served by uvicorn in a thread."""
-    from mmkit.serve import ServeConfig, create_app
+    from mmkit.apps.serve import ServeConfig, create_app
 
     app = create_app(ServeConfig(device="cpu"))
     sock = socket.socket()

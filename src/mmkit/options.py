@@ -25,14 +25,16 @@ def option(
     panel: str | None = None,
     parse: Callable[[Any], Any] | None = None,
     cli_type: Any = None,
+    min: float | None = None,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
     """A dataclass field that is also a command-line option.
 
     `flags`: "--name" and an optional short "-n" (default: the field name with dashes). `parse` turns the value
     typer gives (of `cli_type`, default the field's type) into the field's value, e.g. KEY=VALUE items into a dict.
+    `min`: the smallest value the command line accepts (a usage error below it).
     """
-    meta = {"flags": flags, "help": help, "panel": panel, "parse": parse, "cli_type": cli_type}
+    meta = {"flags": flags, "help": help, "panel": panel, "parse": parse, "cli_type": cli_type, "min": min}
     if default_factory is not None:
         return field(default_factory=default_factory, metadata={"option": meta})
     return field(default=default, metadata={"option": meta})

@@ -36,13 +36,21 @@ app.command("analyze")(analyze.analyze)
 app.command("serve")(serve.serve)
 
 
-@app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.")) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from mmkit import __version__
 
         typer.echo(f"mmkit {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    pass
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ log = logging.getLogger("mmkit")
 def setup_logging(verbose: bool = False) -> None:
     from rich.logging import RichHandler
 
-    from mmkit.engine.runtime import console
+    from mmkit.console import console
 
     level = logging.DEBUG if verbose else logging.INFO
     root = logging.getLogger("mmkit")
@@ -101,7 +101,8 @@ def typer_parameter(f: Field, hints: dict[str, Any], default: Any) -> inspect.Pa
     """The keyword parameter typer reads for option field `f`, with `default`."""
     meta = f.metadata["option"]
     kind = meta["cli_type"] or hints[f.name]
-    opt = typer.Option(*flags_of(f), help=meta["help"], rich_help_panel=meta["panel"])
+    bounds = {"min": meta["min"]} if meta["min"] is not None else {}
+    opt = typer.Option(*flags_of(f), help=meta["help"], rich_help_panel=meta["panel"], **bounds)
     return inspect.Parameter(
         f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, opt]
     )
@@ -189,7 +190,12 @@ def train_command(
                 kw[key] = value
         task_args = {f.name: _parsed(f, kw[f.name]) for f in task_fields}
         engine_args = {f.name: kw[f.name] for f in cfg_fields}
-        run_train(task, factory, task_args, engine_args, resume=resume, as_json=as_json, check=extra_check)
+        if resume:
+            resume_run(
+                task, factory, Path(kw["project"]), kw["name"] if _given(ctx, "name") else None, as_json
+            )
+        else:
+            run_train(task, factory, task_args, engine_args, as_json=as_json, check=extra_check)
 
     train.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     train.__doc__ = (
@@ -217,29 +223,32 @@ def run_train(
     task_args: dict[str, Any],
     engine_args: dict[str, Any],
     *,
-    resume: bool = False,
     as_json: bool = False,
     check: Callable | None = None,
 ) -> None:
-    """What every `train` command does: fit the task and print the summary (rank 0).
+    """What every `train` command does: fit the task and print the summary (rank 0)."""
+    from mmkit.engine import TrainConfig
 
-    With --resume the run continues from runs/<task>/<name>/last.pt with the task arguments and engine options
-    saved in its config.yaml.
-    """
-    from mmkit.engine import TrainConfig, Trainer
+    if check is not None:
+        check(task_args, engine_args)
+    _fit(factory, TrainConfig(task=task, **engine_args, task_args=task_args), None, as_json)
 
-    if resume:
-        name = engine_args["name"] if engine_args["name"] != "exp" else None
-        last = resume_target(Path(engine_args["project"]), task, name)
-        cfg = TrainConfig.load(last.parent / "config.yaml")
-    else:
-        last = None
-        if check is not None:
-            check(task_args, engine_args)
-        cfg = TrainConfig(task=task, **engine_args, task_args=task_args)
+
+def resume_run(task: str, factory: str, project: Path, name: str | None, as_json: bool = False) -> None:
+    """`train --resume`: continue runs/<task>/<name>/last.pt (the latest run without a name) with the task
+    arguments and engine options saved in its config.yaml."""
+    from mmkit.engine import TrainConfig
+
+    last = resume_target(project, task, name)
+    _fit(factory, TrainConfig.load(last.parent / "config.yaml"), last, as_json)
+
+
+def _fit(factory: str, cfg: Any, last: Path | None, as_json: bool) -> None:
+    from mmkit.engine import Trainer
+
     res = Trainer(make_task(factory, cfg.task_args), cfg, resume=last).fit()
     if res.run_dir is not None:  # rank 0
-        emit(*fit_summary(task, res), as_json)
+        emit(*fit_summary(cfg.task, res), as_json)
 
 
 def resume_target(project: Path, task: str, name: str | None) -> Path:

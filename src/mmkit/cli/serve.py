@@ -61,7 +61,7 @@ def serve(
     import torch
     import uvicorn
 
-    from mmkit.serve import ServeConfig, create_app
+    from mmkit.apps.serve import ServeConfig, create_app
 
     if threads:
         torch.set_num_threads(threads)

@@ -26,13 +26,6 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @functools.cache
-def console():
-    """The one rich console (stderr), shared by logging and progress bars so they do not garble each other."""
-    from rich.console import Console
-
-    return Console(stderr=True)
-
-
 def select_device(name: str = "auto") -> torch.device:
     """`auto` picks cuda, then mps, then cpu; `cuda:1`, `cpu`, `mps` are taken as given if present."""
     if name == "auto":

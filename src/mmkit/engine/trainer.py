@@ -15,13 +15,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from mmkit.console import console
 from mmkit.engine import checkpoint as ckpt_io
 from mmkit.engine.config import TrainConfig
 from mmkit.engine.logger import RunLogger, next_run_dir
 from mmkit.engine.optim import build_scheduler, init_weights
 from mmkit.engine.runtime import (
     Runtime,
-    console,
     get_rng_state,
     seed_everything,
     set_rng_state,

@@ -31,11 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 import mmkit
-from mmkit.data.formats.images import IMG_EXTENSIONS, read_image
-from mmkit.data.formats.video import VIDEO_EXTENSIONS, probe, read_frames
-from mmkit.errors import MMKitError
-from mmkit.report.html import atomic_output
-from mmkit.tasks.analyze_models import (
+from mmkit.apps.analyze.models import (
     Models,
     caption,
     classify,
@@ -44,7 +40,7 @@ from mmkit.tasks.analyze_models import (
     load_models,
     topk_labels,
 )
-from mmkit.tasks.analyze_report import (
+from mmkit.apps.analyze.report import (
     contact_sheet,
     draw_picture,
     safe_stem,
@@ -52,6 +48,10 @@ from mmkit.tasks.analyze_report import (
     shrink,
     write_analysis_report,
 )
+from mmkit.data.formats.images import IMG_EXTENSIONS, read_image
+from mmkit.data.formats.video import VIDEO_EXTENSIONS, probe, read_frames
+from mmkit.errors import MMKitError
+from mmkit.report.html import atomic_output
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ def _label_videos(m: Models, records: list[dict[str, Any]], segment_seconds: flo
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int) -> Iterator[Callable[[int], None]]:
     """A rich progress bar over files on a terminal (nothing when disabled or redirected); yields advance(n)."""
-    from mmkit.engine.runtime import console
+    from mmkit.console import console
 
     if not enabled or not console().is_terminal:
         yield lambda n: None

@@ -23,9 +23,8 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
-from mmkit.errors import MMKitError
-from mmkit.serve.hub import ModelHub, ServeConfig
-from mmkit.serve.uploads import (
+from mmkit.apps.serve.hub import ModelHub, ServeConfig
+from mmkit.apps.serve.uploads import (
     ServeError,
     UploadedImage,
     UploadError,
@@ -33,6 +32,7 @@ from mmkit.serve.uploads import (
     save_upload_any,
     save_upload_video,
 )
+from mmkit.errors import MMKitError
 
 log = logging.getLogger(__name__)
 
@@ -223,10 +223,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     ) -> dict[str, Any]:
         """`mmkit analyze` over the uploaded images and videos with the server's models: ImageNet labels, faces
         (named with --face-db), objects, captions, key frames and video labels, one record per file."""
-        try:
-            from mmkit.tasks.analyze import analyze as run
-        except ImportError as e:
-            raise ServeError(501, "/analyze: this mmkit has no analyze task (mmkit.tasks.analyze)") from e
+        from mmkit.apps.analyze import analyze as run
+
         if len(files) > MAX_ANALYZE_FILES:
             raise ServeError(413, f"/analyze: {len(files)} files, at most {MAX_ANALYZE_FILES} per request")
         with tempfile.TemporaryDirectory(prefix="mmkit-analyze-") as tmp:
@@ -238,7 +236,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 names[str(path)] = name
             with analyze_lock:  # one analysis at a time, on the models the first one loaded
                 if not analyze_models:
-                    from mmkit.tasks.analyze_models import load_models
+                    from mmkit.apps.analyze.models import load_models
 
                     analyze_models.append(load_models(**_analyze_options(config)))
                 doc = run(

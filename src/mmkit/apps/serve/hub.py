@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
+from mmkit.apps.serve.uploads import DEFAULT_MAX_PIXELS, ServeError, UploadLimits
 from mmkit.engine import select_device
-from mmkit.serve.uploads import DEFAULT_MAX_PIXELS, ServeError, UploadLimits
 
 log = logging.getLogger(__name__)
 

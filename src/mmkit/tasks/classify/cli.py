@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from mmkit.cli import common as c
-from mmkit.tasks.classify.options import ClassifyOptions
 from mmkit.errors import MMKitError
+from mmkit.tasks.classify.options import ClassifyOptions
 
 app = typer.Typer(help="Image classification: train, evaluate, predict, export.", no_args_is_help=True)
 
