@@ -1,4 +1,4 @@
-"""`mmkit detect train|eval|predict|export|anchors`."""
+"""`mmkit detect train|eval|predict|export|anchors`: options parsed here, the work done by the task's predictor."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 
 from mmkit.cli import common as c
 from mmkit.errors import MMKitError
+from mmkit.tasks.detect.options import DetectOptions
 
 app = typer.Typer(
     help="Object detection and localization: YOLOv3, YOLOv3-tiny, a single-object localizer.",
@@ -16,83 +17,16 @@ app = typer.Typer(
 )
 
 Weights = Annotated[str, typer.Option("--weights", "-w", help="A detect checkpoint (best.pt / last.pt).")]
-ImgSize = Annotated[
-    int | None, typer.Option("--img-size", help="Input size, a multiple of 32 (default: the model's).")
-]
+ImgSize = c.option_alias(DetectOptions, "img_size")
 
 
-@app.command(
-    epilog="Example: mmkit detect train --data digit-scenes --model yolov3-tiny --img-size 256 --epochs 30"
+c.train_command(
+    app,
+    "detect",
+    DetectOptions,
+    "mmkit.tasks.detect.task:DetectTask",
+    example="mmkit detect train --data digit-scenes   (the README's recipe: YOLOv3-tiny at width 0.5, 256 px, 30 epochs)",
 )
-@c.engine_options(epochs=30, batch_size=16, weight_decay=5e-4, warmup=1.0, grad_clip=10.0)
-def train(
-    data: Annotated[
-        str, typer.Option("--data", "-d", help="digit-scenes, a data.yaml, or a COCO folder/JSON.")
-    ] = "",
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="yolov3 | yolov3-tiny | localizer")
-    ] = "yolov3-tiny",
-    weights: Annotated[
-        str | None, typer.Option("--weights", "-w", help="Start from a checkpoint / state_dict.")
-    ] = None,
-    img_size: ImgSize = None,
-    val_split: Annotated[
-        float, typer.Option("--val-split", help="Held-out fraction when the data has no val.")
-    ] = 0.1,
-    hflip: Annotated[
-        bool, typer.Option("--hflip", help="Random horizontal flips (off: digits are not symmetric).")
-    ] = False,
-    augment: Annotated[
-        bool,
-        typer.Option(
-            "--augment/--no-augment",
-            help="Scale/translate/colour jitter in training (off: data that never repeats, e.g. digit-scenes-large).",
-        ),
-    ] = True,
-    width: Annotated[
-        float,
-        typer.Option(
-            "--width", help="Channel multiplier of the YOLO model or the localizer (0.5 is ~4x cheaper)."
-        ),
-    ] = 1.0,
-    model_arg: c.ModelArg = None,
-    anchors: Annotated[
-        str,
-        typer.Option(
-            "--anchors",
-            help="auto: k-means on the training boxes at --img-size; default: Darknet's COCO anchors.",
-        ),
-    ] = "auto",
-    ignore_iou: Annotated[
-        float,
-        typer.Option(
-            "--ignore-iou",
-            help="Background predictions over this IoU with an object get no objectness loss (0: off).",
-        ),
-    ] = 0.5,
-    *,
-    engine: c.EngineOptions,
-) -> None:
-    """Train a detector; writes runs/detect/<name>/ (checkpoints, metrics.csv with COCO mAP, curves, report.html)."""
-    from mmkit.tasks.detect import DetectTask
-
-    def task_args() -> dict:
-        if not data:
-            raise MMKitError("--data is required (digit-scenes, a data.yaml, or a COCO folder)")
-        return dict(
-            data=data,
-            model=model,
-            weights=weights,
-            img_size=img_size,
-            val_split=val_split,
-            hflip=hflip,
-            anchors=anchors,
-            augment=augment,
-            ignore_iou=ignore_iou if ignore_iou > 0 else None,
-            model_kwargs=c.model_kwargs(width, model_arg),
-        )
-
-    c.run_train("detect", engine, DetectTask, task_args)
 
 
 @app.command(
@@ -118,7 +52,7 @@ def eval_(
     json: c.Json = False,
 ) -> None:
     """COCO mAP@[.5:.95], mAP@.5 and per-class AP (pycocotools), and a predictions file in the COCO results format."""
-    from mmkit.tasks.detect import evaluate
+    from mmkit.tasks.detect.predict import evaluate
 
     r = evaluate(
         weights,
@@ -153,7 +87,7 @@ def predict(
     json: c.Json = False,
 ) -> None:
     """Boxes (x1, y1, x2, y2 in pixels; a JSON list with --json), with score and class name, for each image."""
-    from mmkit.tasks.detect import predict as run
+    from mmkit.tasks.detect.predict import predict as run
 
     results, failures = run(
         weights, images, conf=conf, iou=iou, img_size=img_size, device=device, save_dir=save_dir
@@ -188,7 +122,7 @@ def export(
     json: c.Json = False,
 ) -> None:
     """Export with box decoding inside the graph (NMS stays outside), checked with ONNX Runtime."""
-    from mmkit.tasks.detect import export as run
+    from mmkit.tasks.detect.predict import export as run
 
     path, diff = run(weights, format, out=out, img_size=img_size)
     checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
@@ -208,7 +142,7 @@ def anchors(
     json: c.Json = False,
 ) -> None:
     """k-means anchors (IoU distance) for a dataset, and how many boxes they and the default anchors can match."""
-    from mmkit.tasks.detect import anchors as run
+    from mmkit.tasks.detect.anchors import anchors as run
 
     r = run(data, k=k, tiny=tiny, img_size=img_size)
     scales = " | ".join(", ".join(f"({w:.0f},{h:.0f})" for w, h in s) for s in r["anchors"])

@@ -1,0 +1,264 @@
+"""Using a trained detector or localizer: `DetectorPredictor` loads it, predicts boxes, evaluates (COCO mAP) and exports."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from mmkit.data.detection import coco_ground_truth, detection_collate, load_detection_data
+from mmkit.data.detection_transforms import TransformedDetectionDataset as DetTransformed
+from mmkit.data.detection_transforms import build_detection_transforms, unletterbox_boxes
+from mmkit.data.formats.images import read_image
+from mmkit.engine import Runtime
+from mmkit.engine.logger import next_run_dir
+from mmkit.errors import MMKitError
+from mmkit.metrics.detection import coco_evaluate, to_coco_results
+from mmkit.models import get_model
+from mmkit.models.yolov3 import postprocess
+from mmkit.tasks.predictor import Predictor
+
+EVAL_CONF, EVAL_IOU = 0.001, 0.6  # mAP: keep nearly every box; class-aware NMS at this IoU
+
+
+@dataclass
+class DetectorMeta:
+    """What it takes to rebuild a detector: stored in every detect checkpoint as `meta`."""
+
+    model: str
+    num_classes: int
+    img_size: int
+    classes: list[str]
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Running a detector on batches (also what training's validation and the analyze/serve applications call)
+
+
+def is_localizer(model: nn.Module) -> bool:
+    return not hasattr(model, "decode")
+
+
+def predict_batch(
+    model: nn.Module, x: torch.Tensor, conf: float, iou: float, max_det: int = 300, multi_label: bool = False
+) -> list[dict]:
+    """Boxes (xyxy in input pixels), scores and labels per image, for YOLO models and the localizer alike.
+    `multi_label`: a YOLO box may be kept for every class scoring above `conf`, not only its best one."""
+    if is_localizer(model):
+        out = model(x)
+        h, w = x.shape[-2:]
+        cx, cy, bw, bh = out["box"].float().unbind(1)
+        boxes = torch.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], 1)
+        p, lab = out["logits"].float().softmax(1).max(1)
+        return [
+            {"boxes": boxes[i : i + 1], "scores": p[i : i + 1], "labels": lab[i : i + 1]}
+            for i in range(len(x))
+        ]
+    dec = model.decode(model(x), tuple(x.shape[-2:]))
+    return postprocess(dec.float(), conf=conf, iou=iou, max_det=max_det, multi_label=multi_label)
+
+
+def run_detection(
+    model: nn.Module, loader: DataLoader, rt: Runtime, conf: float, iou: float, multi_label: bool = False
+) -> list[dict]:
+    """COCO-format results (in original image pixels) for this rank's share of a loader."""
+    model.eval()
+    out: list[dict] = []
+    for batch in loader:
+        if batch is None:
+            continue
+        x, targets = batch
+        x = rt.move(x)
+        with rt.autocast():
+            preds = predict_batch(model, x, conf, iou, multi_label=multi_label)
+        for p, t in zip(preds, targets, strict=True):
+            boxes = unletterbox_boxes(p["boxes"].cpu(), t["scale"], t["pad"])
+            out += to_coco_results(int(t["image_id"]), boxes, p["scores"].cpu(), p["labels"].cpu())
+    return out
+
+
+def draw_detections(image: torch.Tensor, dets: list[dict], out: Path) -> Path:
+    from PIL import Image
+    from torchvision.utils import draw_bounding_boxes
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if dets:
+        boxes = torch.tensor([d["box"] for d in dets])
+        labels = [f"{d['class']} {d['score']:.2f}" for d in dets]
+        palette = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6", "#bfef45"]
+        colors = [palette[d["class_id"] % len(palette)] for d in dets]
+        width = max(1, round(max(image.shape[-2:]) / 200))
+        image = draw_bounding_boxes(image, boxes, labels, colors=colors, width=width)
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(out)
+    return out
+
+
+class _Inference(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net.inference(x)
+
+
+class DetectorPredictor(Predictor):
+    task = "detect"
+    meta: DetectorMeta
+
+    @classmethod
+    def from_checkpoint(cls, ck, path, device) -> DetectorPredictor:
+        meta = DetectorMeta(**ck["meta"])
+        net = get_model(meta.model, meta.num_classes, **meta.model_kwargs)
+        return cls(cls.build(net, ck, path, meta.model), meta, device, str(path))
+
+    def evaluate(
+        self,
+        data: str,
+        *,
+        split: str = "val",
+        img_size: int | None = None,
+        batch_size: int = 16,
+        out: str | os.PathLike | None = None,
+        workers: int = 0,
+        multi_label: bool = True,
+    ) -> dict[str, Any]:
+        """COCO mAP on a split; writes predictions.json (COCO results format) and metrics.json.
+
+        Predictions for mAP keep every box scoring over 0.001 after class-aware NMS at IoU 0.6, up to 300 per image;
+        with `multi_label` (the default, as the YOLOv5 and ultralytics validators do) a box may stand for each class
+        that scores over the threshold, not only for its best one."""
+        rt = Runtime(self.device)
+        net, meta = self.net, self.meta
+        d = load_detection_data(data, seed=0)
+        if len(d.classes) != meta.num_classes:
+            raise MMKitError(
+                f"{data}: {len(d.classes)} classes, but the detector predicts {meta.num_classes}"
+            )
+        ds = {"train": d.train, "val": d.val}.get(split)
+        if ds is None:
+            raise MMKitError(f"--split {split}: choose train or val")
+        img = img_size or meta.img_size
+        loader = DataLoader(
+            DetTransformed(ds, build_detection_transforms(False, img)),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=detection_collate,
+        )
+        results = run_detection(net, loader, rt, conf=EVAL_CONF, iou=EVAL_IOU, multi_label=multi_label)
+        gt = coco_ground_truth(ds, d.classes)
+        m = coco_evaluate(gt, results, d.classes)
+        out_dir = Path(out) if out else next_run_dir("runs", "detect", "eval")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "predictions.json").write_text(json.dumps(results))
+        (out_dir / "ground_truth.json").write_text(json.dumps(gt))
+        r = {
+            "weights": self.source,
+            "data": str(data),
+            "split": split,
+            "images": len(ds),
+            "multi_label": multi_label,
+            **m,
+            "predictions": str(out_dir / "predictions.json"),
+        }
+        (out_dir / "metrics.json").write_text(json.dumps(r, indent=2))
+        return r
+
+    def predict(
+        self,
+        images: list[str | os.PathLike],
+        *,
+        conf: float = 0.25,
+        iou: float = 0.45,
+        img_size: int | None = None,
+        save_dir: str | os.PathLike | None = None,
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """Boxes [x1, y1, x2, y2] in pixels with score and class name per image; optional pictures with boxes drawn.
+        Returns (predictions, failures) where failures are (path, reason)."""
+        dev, net, meta = self.device, self.net, self.meta
+        tf = build_detection_transforms(False, img_size or meta.img_size)
+        results, failures = [], []
+        for p in images:
+            try:
+                im = read_image(p)
+            except MMKitError as e:
+                failures.append((str(p), str(e)))
+                continue
+            empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
+            x, t = tf(im, empty)
+            with torch.no_grad():
+                pred = predict_batch(net, x[None].to(dev), conf, iou)[0]
+            boxes = unletterbox_boxes(pred["boxes"].cpu(), t["scale"], t["pad"])
+            h, w = im.shape[-2:]
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
+            dets = [
+                {
+                    "box": [round(v, 1) for v in b],
+                    "score": round(float(s), 4),
+                    "class": meta.classes[int(c)],
+                    "class_id": int(c),
+                }
+                for b, s, c in zip(boxes.tolist(), pred["scores"], pred["labels"], strict=True)
+            ]
+            results.append({"path": str(p), "width": w, "height": h, "detections": dets})
+            if save_dir is not None:
+                draw_detections(im, dets, Path(save_dir) / (Path(p).stem + ".png"))
+        return results, failures
+
+    def export(
+        self,
+        fmt: str = "onnx",
+        out: str | os.PathLike | None = None,
+        check: bool = True,
+        *,
+        img_size: int | None = None,
+    ) -> tuple[Path, float | None]:
+        """ONNX with box decoding inside the graph ([B, N, 5 + C]: x1, y1, x2, y2, objectness, class probs); NMS
+        stays outside. Checked against PyTorch with ONNX Runtime."""
+        from mmkit.export import export_onnx, export_torchscript
+
+        net, meta = self.net.cpu(), self.meta
+        if is_localizer(net):
+            raise MMKitError(
+                f"{self.source}: export is for YOLO detectors (the localizer is a plain classifier-style net)"
+            )
+        img = img_size or meta.img_size
+        example = torch.rand(2, 3, img, img)
+        suffix = {"onnx": ".onnx", "torchscript": ".torchscript"}.get(fmt)
+        if suffix is None:
+            raise MMKitError(f"--format {fmt}: choose onnx or torchscript")
+        path = Path(out) if out else Path(self.source).with_suffix(suffix)
+        fn = export_onnx if fmt == "onnx" else export_torchscript
+        return path, fn(_Inference(net).eval(), example, path, check=check)
+
+
+PREDICTOR = DetectorPredictor
+
+
+# The task's functions, as the CLI, the applications and scripts call them: a predictor loaded from `weights`, then
+# its method.
+
+
+def load_detector(weights: str | os.PathLike, device="cpu") -> tuple[nn.Module, DetectorMeta]:
+    p = DetectorPredictor.load(weights, device=device)
+    return p.net, p.meta
+
+
+def evaluate(weights, data: str, *, device: str = "auto", **kw: Any) -> dict[str, Any]:
+    return DetectorPredictor.load(weights, device=device).evaluate(data, **kw)
+
+
+def predict(weights, images, *, device: str = "auto", **kw: Any):
+    return DetectorPredictor.load(weights, device=device).predict(images, **kw)
+
+
+def export(weights, fmt: str = "onnx", **kw: Any) -> tuple[Path, float | None]:
+    return DetectorPredictor.load(weights, device="cpu").export(fmt, **kw)
