@@ -174,7 +174,7 @@ def _checkpoint(path: Path, task: str, meta, model: torch.nn.Module) -> Path:
 
 
 def test_gallery_names_faces(media, tmp_path):
-    from mmkit.tasks.face_apply import enroll
+    from mmkit.tasks.face import enroll
 
     from mmkit.data.formats.video import read_frames
     from mmkit.models import get_model

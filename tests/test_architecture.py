@@ -160,3 +160,22 @@ def test_every_task_group_answers_help_without_torch():
     for spec in task_specs():
         r = run_mmkit(spec.name, "--help")
         assert r.returncode == 0 and r.stderr.strip().endswith("NO-TORCH"), (spec.name, r.stderr[-300:])
+
+
+def test_every_task_package_exports_names_that_no_submodule_hides():
+    """A package's lazy export named like one of its modules would turn into that module once it is imported."""
+    import importlib
+    import pkgutil
+    import types
+
+    from mmkit.tasks.registry import task_specs
+
+    for spec in task_specs():
+        pkg = importlib.import_module(spec.package)
+        modules = [m.name for m in pkgutil.iter_modules(pkg.__path__)]
+        for m in modules:
+            importlib.import_module(f"{spec.package}.{m}")
+        for name in getattr(pkg, "_EXPORTS", {}):
+            assert name not in modules, (spec.package, name)
+            assert not isinstance(getattr(pkg, name), types.ModuleType), (spec.package, name)
+        assert spec.predictor().task == spec.name

@@ -247,7 +247,8 @@ def test_localizer_trains_and_evaluates(scenes, tmp_path, capsys):
     assert code == 0, err
     run = Path(json.loads(out)["run_dir"])
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["task_args"]["augment"] is False and config["task_args"]["model_kwargs"] == {"width": 0.5}
+    assert config["task_args"]["augment"] is False and config["task_args"]["width"] == 0.5
+    assert load_checkpoint(run / "best.pt")["meta"]["model_kwargs"] == {"width": 0.5}
     code, out, _ = mmkit(
         capsys,
         "detect",
@@ -263,3 +264,38 @@ def test_localizer_trains_and_evaluates(scenes, tmp_path, capsys):
     assert code == 0 and 0.0 <= json.loads(out)["map50"] <= 1.0
     code, _, err = mmkit(capsys, "detect", "export", "--weights", run / "best.pt")
     assert code == 2 and "YOLO" in err
+
+
+def test_builtin_recipes_fill_what_the_command_line_did_not_give(monkeypatch, capsys, tmp_path):
+    """`detect train --data digit-scenes` runs the README's recipe; a folder gets the task's defaults."""
+    from mmkit.cli import common
+
+    calls = []
+    monkeypatch.setattr(common, "run_train", lambda task, factory, t, e, **kw: calls.append((t, e)))
+    assert mmkit(capsys, "detect", "train", "--data", "digit-scenes", "--epochs", "2")[0] == 0
+    assert mmkit(capsys, "detect", "train", "--data", tmp_path)[0] == 0
+    assert mmkit(capsys, "detect", "train", "--data", "digit-scenes-large", "--ignore-iou", "0.3")[0] == 0
+    (readme, engine), (folder, folder_engine), (large, large_engine) = calls
+    assert engine["epochs"] == 2  # given: kept
+    assert (engine["batch_size"], engine["lr"], engine["weight_decay"]) == (8, 2e-3, 0.03)
+    assert (readme["model"], readme["img_size"], readme["width"]) == ("yolov3-tiny", 256, 0.5)
+    assert (folder_engine["epochs"], folder_engine["batch_size"], folder_engine["warmup"]) == (30, 16, 1.0)
+    assert folder["img_size"] is None and folder["width"] == 1.0
+    assert large["augment"] is False and large["ignore_iou"] == 0.3 and large_engine["warmup"] == 0.02
+
+
+def test_the_package_keeps_its_functions_beside_its_submodules():
+    """`predict` and `anchors` name a submodule and the function it exports: the package gives the function."""
+    import importlib
+
+    import mmkit.tasks.detect as det
+    from mmkit.tasks.detect.predictor import PREDICTOR  # loads the submodules first
+    from mmkit.tasks.detect.task import DetectTask
+
+    assert callable(det.predict) and det.predict.__name__ == "predict"
+    assert callable(det.anchors) and det.anchors.__name__ == "anchors"
+    assert importlib.import_module("mmkit.tasks.detect.predictor").PREDICTOR is PREDICTOR
+    assert det.DetectTask is DetectTask and det.SPEC.predictor() is PREDICTOR
+    task = DetectTask("digit-scenes", "yolov3-tiny", ignore_iou=None, model_kwargs={"width": 0.5})
+    assert task.ignore_iou is None and task.model_kwargs == {"width": 0.5}
+    assert DetectTask("d", width=0.5, ignore_iou=0.0).ignore_iou is None

@@ -67,9 +67,6 @@ def load_checkpoint(
 def load_task_checkpoint(path: str | os.PathLike, task: str, what: str) -> dict[str, Any]:
     """An mmkit checkpoint of `task` (e.g. "classify"); `what` names its model in the message otherwise
     ("a classifier")."""
-    path = Path(path)
-    if not path.is_file():
-        raise MMKitError(f"{path}: no such weights file")
     ck = load_checkpoint(path)
     if ck.get("task") != task:
         raise MMKitError(f"{path}: a {ck.get('task')} checkpoint, not {what}")

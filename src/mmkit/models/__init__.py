@@ -1,8 +1,9 @@
 """Models: a registry of builders (`get_model`, `list_models`, ...) and one module per family.
 
-Each family module registers its builders on import; add a new family to `_FAMILIES`."""
+Each family module registers its builders on import; every module here is imported below."""
 
 import importlib
+import pkgutil
 
 from mmkit.models.registry import (
     ModelInfo,
@@ -16,20 +17,10 @@ from mmkit.models.registry import (
 )
 from mmkit.models.weights import load_state_dict_file
 
-_FAMILIES = (
-    "classifiers",
-    "yolov3",
-    "localizer",
-    "facenet",
-    "video",
-    "captioner",
-    "gans",
-    "translation",
-    "restoration",
-)
-
-for _family in _FAMILIES:
-    importlib.import_module(f"{__name__}.{_family}")
+# Every module of this package is imported once, so each family file registers its builders: adding a family is adding
+# its file (no list to edit).
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
     "ModelInfo",

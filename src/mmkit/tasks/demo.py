@@ -18,7 +18,7 @@ from typing import Any
 
 from mmkit.engine import TrainConfig, Trainer
 from mmkit.report import Section
-from mmkit.tasks import classify, detect, face, face_apply, video
+from mmkit.tasks import classify, detect, face, video
 from mmkit.tasks.demo_more import analyze_part, caption_part, generate_part
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def face_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[str
     from mmkit.data.synthetic_faces import identity_arrays
 
     photos = [out / "photos" / "astronaut.png", out / "photos" / "coffee.png"]
-    found = face_apply.detect([str(p) for p in photos if p.is_file()], save_dir=out / "faces", device=device)
+    found = face.detect([str(p) for p in photos if p.is_file()], save_dir=out / "faces", device=device)
     task_args = {"data": "synthetic-faces", "model": "facenet-light"}
     cfg = TrainConfig(
         task="face",
@@ -296,9 +296,9 @@ def face_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[str
     db = out / "faces.db"
     db.unlink(missing_ok=True)
     for i, name in enumerate(names):
-        face_apply.enroll(db, name, [str(f) for f in files[4 * i : 4 * i + 2]], weights=weights, aligned=True)
+        face.enroll(db, name, [str(f) for f in files[4 * i : 4 * i + 2]], weights=weights, aligned=True)
     probes = [str(f) for i in range(len(names)) for f in files[4 * i + 2 : 4 * i + 4]]
-    ids = face_apply.identify(db, probes, weights=weights, aligned=True, device=device)
+    ids = face.identify(db, probes, weights=weights, aligned=True, device=device)
     rows = [[Path(r["file"]).name, r["faces"][0]["name"], r["faces"][0]["distance"]] for r in ids]
     correct = sum(Path(r["file"]).name.startswith(r["faces"][0]["name"] + "_") for r in ids)
     n_faces = [len(r["faces"]) for r in found]

@@ -6,7 +6,7 @@
     p.evaluate("digits")                                   # what `mmkit <task> eval` prints
     p.export("onnx")                                       # what `mmkit <task> export` writes
 
-A task's predict.py subclasses `Predictor`, sets `task`, builds its network in `from_checkpoint` (and
+A task's predictor.py subclasses `Predictor`, sets `task`, builds its network in `from_checkpoint` (and
 `from_named` where the registry has named weights) and exports the class as `PREDICTOR`. Checkpoint loading and
 its error messages live here and in `mmkit.engine.checkpoint`, once.
 """

@@ -6,7 +6,9 @@
     spec.recipes            # its tuned settings as data, by builtin dataset
 
 Nothing lists the tasks by hand: the CLI, `mmkit.load`, analyze, serve and the demo iterate `task_specs()`.
-A package's `__init__` defines `SPEC` and imports no torch, so listing the tasks (and `mmkit --help`) stays fast.
+A package's `__init__` defines `SPEC` and imports no torch, so listing the tasks (and `mmkit --help`) stays fast; its
+other public names load on first use, and none is also the name of one of its modules (an imported submodule
+becomes an attribute of its package and would hide a function of the same name, e.g. `predict`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ class TaskSpec:
 
     name: str
     help: str  # one line, shown by `mmkit --help`
-    package: str  # "mmkit.tasks.classify": holds cli.py (`app`), predict.py (`PREDICTOR`) and the Task
+    package: str  # "mmkit.tasks.classify": holds cli.py (`app`), predictor.py (`PREDICTOR`) and the Task
     what: str  # what its checkpoints hold, for messages: "a classifier"
     recipes: Recipes = field(default_factory=Recipes)
     order: int = 100  # position in `mmkit --help` and the demo
@@ -41,7 +43,7 @@ class TaskSpec:
         return importlib.import_module(f"{self.package}.cli").app
 
     def predictor(self) -> type[Predictor]:
-        return importlib.import_module(f"{self.package}.predict").PREDICTOR
+        return importlib.import_module(f"{self.package}.predictor").PREDICTOR
 
     def recipe(self, data: str | None) -> dict[str, Any]:
         return self.recipes.for_data(data)

@@ -95,7 +95,7 @@ def load_models(
         m.info["faces"] = {"detector": "mtcnn", "embedder": None, "gallery": None, "threshold": None}
     if face_db is not None:
         from mmkit.tasks.face import load_embedder
-        from mmkit.tasks.face_apply import match_threshold, open_gallery
+        from mmkit.tasks.face import match_threshold, open_gallery
 
         net, meta, fingerprint = load_embedder(face_weights, None, dev)
         m.threshold = match_threshold(meta, face_threshold)

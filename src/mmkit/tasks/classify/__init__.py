@@ -22,12 +22,12 @@ _EXPORTS = {
     "ClassifyTask": "task",
     "run_meter": "task",
     "batch_transform": "task",
-    "ClassifierMeta": "predict",
-    "ClassifierPredictor": "predict",
-    "load_classifier": "predict",
-    "evaluate": "predict",
-    "predict": "predict",
-    "export": "predict",
+    "ClassifierMeta": "predictor",
+    "ClassifierPredictor": "predictor",
+    "load_classifier": "predictor",
+    "evaluate": "predictor",
+    "predict": "predictor",
+    "export": "predictor",
 }
 
 

@@ -52,7 +52,7 @@ def eval_(
     json: c.Json = False,
 ) -> None:
     """Top-1/top-5, per-class accuracy and a confusion matrix PNG."""
-    from mmkit.tasks.classify.predict import evaluate
+    from mmkit.tasks.classify.predictor import evaluate
 
     r = evaluate(
         weights,
@@ -84,7 +84,7 @@ def predict(
     json: c.Json = False,
 ) -> None:
     """Top-k labels with probabilities for each image."""
-    from mmkit.tasks.classify.predict import predict as run
+    from mmkit.tasks.classify.predictor import predict as run
 
     results, failures = run(weights, images, model=model, topk=topk, device=device, save_dir=save_dir)
     if json:
@@ -116,7 +116,7 @@ def export(
     json: c.Json = False,
 ) -> None:
     """Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX)."""
-    from mmkit.tasks.classify.predict import export as run
+    from mmkit.tasks.classify.predictor import export as run
 
     path, diff = run(weights, format, model=model, out=out)
     checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""

@@ -19,7 +19,7 @@ from mmkit.errors import MMKitError
 from mmkit.metrics.classification import ClassificationMeter
 from mmkit.models import get_model, get_model_info, get_weights
 from mmkit.tasks.classify.options import AUGMENTS, ClassifyOptions
-from mmkit.tasks.classify.predict import ClassifierMeta, batch_transform, run_meter
+from mmkit.tasks.classify.predictor import ClassifierMeta, batch_transform, run_meter
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,6 @@ The names below load on first use, so that the task registry reads `SPEC` withou
 """
 
 import importlib
-import sys
-from types import ModuleType
 from typing import Any
 
 from mmkit.tasks.detect.options import RECIPES
@@ -24,41 +22,22 @@ SPEC = TaskSpec(
 _EXPORTS = {
     "DetectTask": "task",
     "DetectOptions": "options",
-    "DetectorMeta": "predict",
-    "DetectorPredictor": "predict",
-    "EVAL_CONF": "predict",
-    "EVAL_IOU": "predict",
-    "is_localizer": "predict",
-    "predict_batch": "predict",
-    "run_detection": "predict",
-    "draw_detections": "predict",
-    "load_detector": "predict",
-    "evaluate": "predict",
-    "predict": "predict",
-    "export": "predict",
-    "anchors": "anchors",
-    "anchor_kwargs": "anchors",
-    "train_box_sizes": "anchors",
+    "DetectorMeta": "predictor",
+    "DetectorPredictor": "predictor",
+    "EVAL_CONF": "predictor",
+    "EVAL_IOU": "predictor",
+    "is_localizer": "predictor",
+    "predict_batch": "predictor",
+    "run_detection": "predictor",
+    "draw_detections": "predictor",
+    "load_detector": "predictor",
+    "evaluate": "predictor",
+    "predict": "predictor",
+    "export": "predictor",
+    "anchors": "anchor_fitting",
+    "anchor_kwargs": "anchor_fitting",
+    "train_box_sizes": "anchor_fitting",
 }
-
-
-class _Package(ModuleType):
-    """`predict` and `anchors` are both a submodule and the function it exports. Python's import system binds a
-    loaded submodule to its package's attribute, which would hide the function behind the module after any import
-    of the submodule: the package keeps the function there instead (`importlib.import_module` still gives the module).
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (
-            isinstance(value, ModuleType)
-            and _EXPORTS.get(name) == name
-            and value.__name__ == f"{__name__}.{name}"
-        ):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

@@ -52,7 +52,7 @@ def eval_(
     json: c.Json = False,
 ) -> None:
     """COCO mAP@[.5:.95], mAP@.5 and per-class AP (pycocotools), and a predictions file in the COCO results format."""
-    from mmkit.tasks.detect.predict import evaluate
+    from mmkit.tasks.detect.predictor import evaluate
 
     r = evaluate(
         weights,
@@ -87,7 +87,7 @@ def predict(
     json: c.Json = False,
 ) -> None:
     """Boxes (x1, y1, x2, y2 in pixels; a JSON list with --json), with score and class name, for each image."""
-    from mmkit.tasks.detect.predict import predict as run
+    from mmkit.tasks.detect.predictor import predict as run
 
     results, failures = run(
         weights, images, conf=conf, iou=iou, img_size=img_size, device=device, save_dir=save_dir
@@ -122,7 +122,7 @@ def export(
     json: c.Json = False,
 ) -> None:
     """Export with box decoding inside the graph (NMS stays outside), checked with ONNX Runtime."""
-    from mmkit.tasks.detect.predict import export as run
+    from mmkit.tasks.detect.predictor import export as run
 
     path, diff = run(weights, format, out=out, img_size=img_size)
     checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
@@ -142,7 +142,7 @@ def anchors(
     json: c.Json = False,
 ) -> None:
     """k-means anchors (IoU distance) for a dataset, and how many boxes they and the default anchors can match."""
-    from mmkit.tasks.detect.anchors import anchors as run
+    from mmkit.tasks.detect.anchor_fitting import anchors as run
 
     r = run(data, k=k, tiny=tiny, img_size=img_size)
     scales = " | ".join(", ".join(f"({w:.0f},{h:.0f})" for w, h in s) for s in r["anchors"])

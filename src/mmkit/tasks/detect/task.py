@@ -18,9 +18,9 @@ from mmkit.errors import MMKitError
 from mmkit.losses.detection import YOLOv3Loss, localizer_loss
 from mmkit.metrics.detection import coco_evaluate
 from mmkit.models import get_model, get_model_info
-from mmkit.tasks.detect.anchors import anchor_kwargs
+from mmkit.tasks.detect.anchor_fitting import anchor_kwargs
 from mmkit.tasks.detect.options import ANCHORS, DetectOptions
-from mmkit.tasks.detect.predict import EVAL_CONF, EVAL_IOU, DetectorMeta, is_localizer, run_detection
+from mmkit.tasks.detect.predictor import EVAL_CONF, EVAL_IOU, DetectorMeta, is_localizer, run_detection
 
 log = logging.getLogger(__name__)
 
