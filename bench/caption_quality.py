@@ -68,8 +68,8 @@ QUICK = {"epochs": 1, "max_steps_per_epoch": 3}
 
 def train_and_eval(model: str, recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
     task = CaptionTask(
-        recipe.data,
-        model,
+        data=recipe.data,
+        model=model,
         encoder=recipe.encoder,
         img_size=recipe.img_size,
         attention_weight=recipe.attention_weight,
@@ -101,7 +101,7 @@ def train_and_eval(model: str, recipe: Recipe, seed: int, workdir: Path) -> dict
         epochs = list(csv.DictReader(f))
     return {
         "model": model,
-        "params": sum(p.numel() for p in task.model.parameters()),
+        "params": sum(p.numel() for p in task.net.parameters()),
         "vocabulary": len(task.vocab),
         "train_wall_s": round(train_s, 1),
         "test_images": m["images"],

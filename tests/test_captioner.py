@@ -32,7 +32,7 @@ WORD_MODELS = ["show-tell", "show-attend-tell"]
 
 def build(name: str, seed: int = 0, **kw) -> torch.nn.Module:
     torch.manual_seed(seed)
-    return get_model(name, num_classes=V, **{**SMALL, **SIZES[name], "dropout": 0.0, **kw})
+    return get_model(name, vocab_size=V, **{**SMALL, **SIZES[name], "dropout": 0.0, **kw})
 
 
 def sentences(captions: list[list[int]], t: int) -> torch.Tensor:
@@ -68,7 +68,9 @@ def test_registered_as_caption_models():
         info = get_model_info(name)
         assert (info.family, info.in_chans) == ("captioner", 3)
         model = build(name)
-        assert model.get_classifier().out_features == V  # num_classes is the vocabulary size
+        assert model.get_classifier().out_features == model.vocab_size == V
+        # the registry's positional size stands for the vocabulary too
+        assert get_model(name, V + 1, **SMALL, **SIZES[name]).vocab_size == V + 1
         assert model.encoder.backbone == "smallcnn"
 
 

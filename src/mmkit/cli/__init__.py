@@ -1,57 +1,19 @@
-"""The `mmkit` command: one typer app, a group per registered task (its package's cli.py), and the applications.
-
-A CLI module parses options and calls the task API; it holds no training or model logic, and imports no torch until
-a command runs (`mmkit --help` stays fast).
+"""The `mmkit` command. The typer app lives in app.py; this package's __init__ stays empty of it, so that a task's
+cli.py can import `mmkit.cli.common` without building the app that imports every task's cli.py (an import cycle).
 """
 
-from __future__ import annotations
-
-import os
-import sys
-
-# OpenMP threads that spin while waiting fight every other process on a small machine (10x slower training of small
-# models measured on 2 busy cores, see bench/README.md); passive waiting costs little when the machine is idle.
-# Read when the OpenMP runtime loads, so it is set before torch is imported; an explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import typer
-
-from mmkit.cli import analyze, data, demo, models, serve
-from mmkit.cli.common import run_cli
-from mmkit.tasks.registry import task_specs
-
-app = typer.Typer(
-    name="mmkit",
-    help="Deep-learning multimedia analytics: train, evaluate, apply and export classic multimedia models.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-for _spec in task_specs():
-    app.add_typer(_spec.cli(), name=_spec.name, help=_spec.help)
-app.add_typer(data.app, name="data")
-app.add_typer(models.app, name="models")
-app.command("demo")(demo.demo)
-app.command("analyze")(analyze.analyze)
-app.command("serve")(serve.serve)
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        from mmkit import __version__
-
-        typer.echo(f"mmkit {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: bool = typer.Option(
-        False, "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
-    ),
-) -> None:
-    pass
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run_cli(app, argv))
+    from mmkit.cli.app import main as run
+
+    run(argv)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from mmkit.cli.app import app
+
+        return app
+    raise AttributeError(f"module 'mmkit.cli' has no attribute {name!r}")

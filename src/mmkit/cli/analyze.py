@@ -64,8 +64,8 @@ def analyze(
 
     Example: mmkit analyze photos/ clips/ --out runs/analyze/holiday --face-db faces.db --face-weights best.pt
     """
-    from mmkit.engine.logger import next_run_dir
     from mmkit.apps.analyze import analyze as run
+    from mmkit.engine.logger import next_run_dir
 
     out_dir = out if out is not None else next_run_dir("runs", "analyze", "exp")
     doc = run(

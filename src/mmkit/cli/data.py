@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from mmkit.cli import common as c
-
-if TYPE_CHECKING:
-    from mmkit.data.builtin import DatasetInfo
+from mmkit.data.registry import list_datasets
 
 app = typer.Typer(help="Datasets: builtin sets, readers, sample grids.", no_args_is_help=True)
 
@@ -18,59 +16,16 @@ app = typer.Typer(help="Datasets: builtin sets, readers, sample grids.", no_args
 @app.command("list", epilog="Example: mmkit data list")
 def list_(json: c.Json = False) -> None:
     """Builtin datasets and whether they are available on this machine."""
-    infos = _builtins()
+    infos = [spec.info() for spec in list_datasets()]
     if json:
         c.emit("", {"datasets": [vars(i) for i in infos]}, True)
         return
+    width = max([21] + [len(i.name) for i in infos])
     for i in infos:
         state = "available" if i.available else f"missing: {i.reason}"
         classes = f"{i.num_classes:>4} classes" if i.num_classes else "   - classes"  # captions: a vocabulary
-        typer.echo(f"{i.name:<21} {i.task:<9} {classes}  {i.size:<30} {state}")
+        typer.echo(f"{i.name:<{width}} {i.task:<9} {classes}  {i.size:<30} {state}")
     typer.echo(f"{sum(i.available for i in infos)}/{len(infos)} builtin datasets available")
-
-
-def _builtins() -> list[DatasetInfo]:
-    """Every builtin dataset as a ``DatasetInfo`` (name, task, ...): the rows of ``mmkit data list``."""
-    from mmkit.data.builtin import DatasetInfo, list_datasets
-    from mmkit.data.captions import CAPTION_BUILTINS
-    from mmkit.data.detection import DETECTION_BUILTINS
-    from mmkit.data.generation import BUILTINS as GENERATION_BUILTINS
-    from mmkit.data.synthetic import DETECTION_CLASSES
-    from mmkit.data.synthetic_videos import MOTIONS
-
-    infos = list_datasets()
-    scenes = {
-        "digit-scenes": "2,000 + 300 scenes, 256 px",
-        "digit-scenes-large": "24,000 + 300 scenes, 256 px",
-    }
-    infos += [
-        DatasetInfo(name, desc, "detect", len(DETECTION_CLASSES), scenes[name], True)
-        for name, desc in DETECTION_BUILTINS.items()
-    ]
-    infos += [
-        DatasetInfo("synthetic-faces", "synthetic identities (open set), LFW-style pairs", "face", 0,
-                    "240 + 60 people, 64 px", True),
-        DatasetInfo("synthetic-faces-large", "synthetic-faces with 1,000 training people", "face", 0,
-                    "1,000 + 60 people, 64 px", True),
-        DatasetInfo("motion-clips", "moving digits and shapes labelled by their motion", "video", len(MOTIONS),
-                    "1,800 + 360 clips, 16 frames", True),
-        DatasetInfo("motion-clips-large", "motion-clips with 5,400 training clips", "video", len(MOTIONS),
-                    "5,400 + 360 clips, 16 frames", True),
-    ]  # fmt: skip
-    infos += [
-        DatasetInfo(name, desc, "generate", 0, kind, True)
-        for name, (kind, desc) in GENERATION_BUILTINS.items()
-        if kind != "images"  # the image sets are the classification builtins above
-    ]
-    caption_sizes = {
-        "caption-scenes": "3,000 + 300 + 300, 64 px",
-        "caption-scenes-large": "20,000 + 300 + 300, 64 px",
-    }
-    infos += [
-        DatasetInfo(name, desc, "caption", 0, caption_sizes[name], True)
-        for name, desc in CAPTION_BUILTINS.items()
-    ]
-    return infos
 
 
 @app.command(epilog="Example: mmkit data show fashion-mnist --out fashion.png")
@@ -103,7 +58,7 @@ def show(
 
     if n < 1:
         raise MMKitError(f"--n must be at least 1, got {n}")
-    tasks = {i.name: i.task for i in _builtins()}
+    tasks = {spec.name: spec.task for spec in list_datasets()}
     if data not in tasks and not Path(data).expanduser().exists():
         raise MMKitError(f"{data}: no such builtin dataset ({', '.join(tasks)}) or path")
     task = tasks.get(data) or folder_task(data)
@@ -221,7 +176,7 @@ def synth_identities(
 ) -> None:
     """Stylised synthetic faces, one random parameter vector per identity; pose, lighting, background and
     occlusion vary per image. Writes train/ and test/ (disjoint identities) and an LFW pairs.txt for test/."""
-    from mmkit.data.synthetic_faces_disk import make_identities
+    from mmkit.data.synthetic_faces import make_identities
 
     s = make_identities(
         out,

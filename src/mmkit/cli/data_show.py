@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from mmkit.data.registry import find_dataset
 from mmkit.errors import MMKitError
 
 FACES_PER_PERSON = 4
@@ -91,11 +92,12 @@ def _rgb(image: torch.Tensor, size: int | None = None) -> torch.Tensor:
 
 def show_generation(data: str, split: str, n: int, seed: int, out: Path) -> tuple[str, dict]:
     """Paired sets as A next to B (A resized to B's size), unpaired ones as rows of A samples then rows of B."""
-    from mmkit.data.generation import BUILTINS, load_generation_data
+    from mmkit.data.generation import load_generation_data
     from mmkit.report import save_image_grid
 
-    if data in BUILTINS:
-        kind = BUILTINS[data][0]
+    builtin = find_dataset(data, "generate")
+    if builtin is not None:
+        kind = builtin.kind
     else:
         kind = "unpaired" if (Path(data).expanduser() / "trainA").is_dir() else "paired"
     _check_split(data, split, "train", "test")
@@ -115,7 +117,7 @@ def show_generation(data: str, split: str, n: int, seed: int, out: Path) -> tupl
     payload = {
         "name": d.source,
         "kind": kind,
-        "description": BUILTINS[data][1] if data in BUILTINS else d.split,
+        "description": builtin.description if builtin is not None else d.split,
         "channels": d.channels,
         "image_size": d.img_size,
         "channels_a": d.channels_a,

@@ -1,6 +1,6 @@
 """Image captioning models: Show-and-Tell, Show-Attend-and-Tell and a hierarchical paragraph captioner.
 
-    model = get_model("show-attend-tell", num_classes=V, encoder="resnet50", encoder_weights="imagenet")
+    model = get_model("show-attend-tell", vocab_size=V, encoder="resnet50", encoder_weights="imagenet")
     logits, alphas = model(images, tokens)          # images [B, 3, H, W]; tokens [B, T] -> [B, T-1, V], [B, T-1, L]
     loss, logs = caption_loss(model(images, tokens), tokens)
     captions = generate(model.eval(), images, beam=3)   # mmkit.models.captioner_decode
@@ -8,8 +8,9 @@
 Conventions shared by every model here:
 - Token ids are fixed: 0 `<pad>`, 1 `<bos>`, 2 `<eos>`, 3 `<unk>`, then the words. A sentence is
   `<bos> w1 .. wn <eos> <pad> ..` ([B, T] int64); a paragraph is [B, S, T] sentences, padded sentences all zero.
-- `num_classes` of the registry builder is the VOCABULARY SIZE V (special tokens included); `in_chans` is the
-  number of image channels (3). The registry's `default_input_size` (224) is the image side in pixels.
+- The builders take the vocabulary size V (special tokens included) as `vocab_size`; the registry's positional
+  `num_classes` stands for it when `vocab_size` is not given. `in_chans` is the number of image channels (3). The
+  registry's `default_input_size` (224) is the image side in pixels.
 - `forward` uses teacher forcing and returns logits for tokens[:, 1:] (the word after each input token).
 - The image encoder is any registered classifier (`encoder="resnet50"`, ...), cut before its pooling
   (`ImageEncoder`). Options for it: `encoder_weights` (e.g. "imagenet", loaded offline by the registry; the
@@ -507,7 +508,7 @@ def caption_loss(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Registry (num_classes = vocabulary size, in_chans = image channels)
+# Registry: builders take the vocabulary size by name, `get_model(name, vocab_size=V, encoder=...)`
 
 
 def _register(name: str, description: str):
@@ -516,22 +517,27 @@ def _register(name: str, description: str):
     )
 
 
-@_register(
-    "show-tell", "CNN encoder + LSTM decoder, image fed first (Show and Tell); num_classes = vocab size"
-)
-def show_tell(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return ShowTell(num_classes, in_chans=in_chans, **kwargs)
+def _vocab_size(num_classes: int, vocab_size: int | None) -> int:
+    """`vocab_size`, else the registry's positional size (`get_model(name, V)`)."""
+    return num_classes if vocab_size is None else vocab_size
 
 
-@_register(
-    "show-attend-tell", "CNN encoder + LSTM with soft attention (Show, Attend and Tell); num_classes = vocab"
-)
-def show_attend_tell(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return ShowAttendTell(num_classes, in_chans=in_chans, **kwargs)
+@_register("show-tell", "CNN encoder + LSTM decoder, image fed first (Show and Tell)")
+def show_tell(
+    num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
+) -> nn.Module:
+    return ShowTell(_vocab_size(num_classes, vocab_size), in_chans=in_chans, **kwargs)
 
 
-@_register(
-    "paragraph", "hierarchical sentence + word LSTMs for paragraphs (Krause et al.); num_classes = vocab"
-)
-def paragraph(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return ParagraphCaptioner(num_classes, in_chans=in_chans, **kwargs)
+@_register("show-attend-tell", "CNN encoder + LSTM with soft attention (Show, Attend and Tell)")
+def show_attend_tell(
+    num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
+) -> nn.Module:
+    return ShowAttendTell(_vocab_size(num_classes, vocab_size), in_chans=in_chans, **kwargs)
+
+
+@_register("paragraph", "hierarchical sentence + word LSTMs for paragraphs (Krause et al.)")
+def paragraph(
+    num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
+) -> nn.Module:
+    return ParagraphCaptioner(_vocab_size(num_classes, vocab_size), in_chans=in_chans, **kwargs)
