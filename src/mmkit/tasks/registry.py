@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,18 @@ class TaskSpec:
 
     def recipe(self, data: str | None) -> dict[str, Any]:
         return self.recipes.for_data(data)
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's `__getattr__` (PEP 562) that loads `name` from its module `exports[name]` on first use, so that
+    the package's __init__ (which the registry imports) loads no torch."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+
+    return __getattr__
 
 
 @cache

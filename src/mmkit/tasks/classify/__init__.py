@@ -3,11 +3,8 @@
 The names below load on first use, so that the task registry reads `SPEC` without importing torch.
 """
 
-import importlib
-from typing import Any
-
 from mmkit.tasks.classify.options import RECIPES
-from mmkit.tasks.registry import TaskSpec
+from mmkit.tasks.registry import TaskSpec, lazy_exports
 
 SPEC = TaskSpec(
     name="classify",
@@ -20,8 +17,8 @@ SPEC = TaskSpec(
 
 _EXPORTS = {
     "ClassifyTask": "task",
-    "run_meter": "task",
-    "batch_transform": "task",
+    "run_meter": "predictor",
+    "batch_transform": "predictor",
     "ClassifierMeta": "predictor",
     "ClassifierPredictor": "predictor",
     "load_classifier": "predictor",
@@ -30,8 +27,4 @@ _EXPORTS = {
     "export": "predictor",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -4,11 +4,8 @@ export), and anchors fitted to a dataset.
 The names below load on first use, so that the task registry reads `SPEC` without importing torch.
 """
 
-import importlib
-from typing import Any
-
 from mmkit.tasks.detect.options import RECIPES
-from mmkit.tasks.registry import TaskSpec
+from mmkit.tasks.registry import TaskSpec, lazy_exports
 
 SPEC = TaskSpec(
     name="detect",
@@ -39,8 +36,4 @@ _EXPORTS = {
     "train_box_sizes": "anchor_fitting",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
