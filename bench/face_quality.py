@@ -63,11 +63,11 @@ QUICK = {"data": "synthetic-faces", "epochs": 1, "max_steps_per_epoch": 3}
 
 def train_and_eval(recipe: Recipe, seed: int, workdir: Path, device: str) -> dict[str, Any]:
     task = FaceTask(
-        recipe.data,
-        recipe.model,
+        data=recipe.data,
+        model=recipe.model,
         img_size=recipe.img_size,
         embedding_dim=recipe.embedding_dim,
-        loss=recipe.loss,
+        loss_type=recipe.loss,
         mining=recipe.mining,
         images_per_person=recipe.images_per_person,
     )

@@ -182,3 +182,76 @@ def test_bad_inputs_are_one_line_errors(face_run, tmp_path, capsys):
     assert code == 2 and "text.db" in err
     code, _, err = mmkit(capsys, "face", "train", "--data", tmp_path / "nowhere", "--project", tmp_path)
     assert code == 2 and "nowhere" in err
+
+
+def test_builtin_recipe_is_the_bench_recipe_and_folders_keep_the_old_defaults(capsys, monkeypatch, tmp_path):
+    """`face train --data synthetic-faces-large` with no other flag runs bench/face_quality.py's recipe; a folder gets
+    the defaults `face train` always had; a flag given wins over either."""
+    import mmkit.cli.common as common
+
+    seen = []
+    monkeypatch.setattr(common, "run_train", lambda task, factory, t, e, **kw: seen.append((t, e)))
+    for data, extra in (
+        ("synthetic-faces-large", []),
+        (str(tmp_path), []),
+        ("synthetic-faces", ["--lr", "0.5"]),
+    ):
+        code, _, err = mmkit(capsys, "face", "train", "--data", data, *extra)
+        assert code == 0, err
+    (large, engine_large), (folder, engine_folder), (small, engine_small) = seen
+    assert engine_large["lr"] == 1e-2 and engine_large["epochs"] == 20 and engine_large["warmup"] == 1.0
+    assert engine_large["optimizer"] == "adamw" and engine_large["schedule"] == "cosine"
+    assert large["model"] == "facenet-light" and large["loss_type"] == "triplet" and large["img_size"] is None
+    assert (
+        engine_folder["lr"] == 3e-3 and engine_folder["batch_size"] == 128 and folder["data"] == str(tmp_path)
+    )
+    assert engine_small["lr"] == 0.5 and engine_small["weight_decay"] == 5e-4
+
+
+def test_runs_written_before_loss_type_still_build():
+    from mmkit.tasks.face.task import face_task
+
+    t = face_task(data="synthetic-faces", loss="arcface")
+    assert t.loss_type == "arcface" and callable(t.loss)
+
+
+def test_mmkit_load_gives_the_face_predictor(face_run, identities):
+    import torch
+
+    from mmkit import load
+    from mmkit.tasks.face import FacePredictor, load_embedder
+
+    p = load(face_run / "best.pt")
+    assert isinstance(p, FacePredictor) and p.meta.embedding_dim == 128
+    assert p.fingerprint == load_embedder(face_run / "best.pt")[2]  # galleries filled before stay usable
+    person = sorted(d for d in (identities / "test").iterdir() if d.is_dir())[0]
+    out = p.predict(sorted(person.iterdir())[:2], aligned=True)
+    emb = torch.tensor([r["faces"][0]["embedding"] for r in out])
+    assert emb.shape == (2, 128) and torch.allclose(emb.norm(dim=1), torch.ones(2), atol=1e-4)
+
+
+def test_named_weights_load_embed_and_verify(identities, capsys, tmp_path, monkeypatch):
+    """facenet + vggface2 (a stand-in file where mmkit looks for the published one): no validated threshold, so
+    verify asks for --threshold."""
+    import torch
+
+    from mmkit import load
+    from mmkit.models import get_model
+
+    monkeypatch.setenv("MMKIT_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(0)
+    torch.save(get_model("facenet").state_dict(), tmp_path / "20180402-114759-vggface2.pt")
+    p = load("facenet:vggface2")
+    assert (
+        p.fingerprint == p.source == "facenet:vggface2"
+        and p.meta.img_size == 160
+        and p.meta.threshold is None
+    )
+    assert p.embed(torch.zeros(1, 3, 64, 64, dtype=torch.uint8)).shape == (1, 512)
+    a, b = sorted(sorted(d for d in (identities / "test").iterdir() if d.is_dir())[0].iterdir())[:2]
+    args = ("face", "verify", "--weights", "vggface2", "--model", "facenet", "--aligned", a, b, "--json")
+    code, _, err = mmkit(capsys, *args)
+    assert code == 2 and "--threshold" in err
+    code, out, _ = mmkit(capsys, *args, "--threshold", "4")
+    assert code == 0 and json.loads(out)["same"] is True

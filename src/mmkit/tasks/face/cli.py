@@ -1,4 +1,5 @@
-"""`mmkit face detect|train|eval|enroll|identify|verify|list|remove`."""
+"""`mmkit face detect|train|eval|enroll|identify|verify|list|remove`: options parsed here, the work done by the
+task's predictor (`predictor.py`), detector (`detection.py`) and gallery (`gallery.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mmkit.cli import common as c
-from mmkit.errors import MMKitError
+from mmkit.tasks.face.options import FaceOptions
 
 app = typer.Typer(
     help="Faces: MTCNN detection, FaceNet embeddings (triplet loss), LFW verification, a gallery to identify.",
@@ -48,7 +49,7 @@ def detect(
     json: c.Json = False,
 ) -> None:
     """Faces in each image (MTCNN): box [x1, y1, x2, y2] in pixels, score, five landmarks (eyes, nose, mouth)."""
-    from mmkit.tasks.face_apply import detect as run
+    from mmkit.tasks.face.detection import detect as run
 
     results = run(
         [str(p) for p in images], save_dir=save_dir, min_face=min_face, crop_size=crop_size, device=device
@@ -63,75 +64,13 @@ def detect(
     typer.echo(f"face detect: {n} faces in {len(results)} images" + (f" -> {save_dir}" if save_dir else ""))
 
 
-@app.command(
-    epilog="Example: mmkit face train --data synthetic-faces --model facenet-light --epochs 20 --batch-size 128"
+c.train_command(
+    app,
+    "face",
+    FaceOptions,
+    "mmkit.tasks.face.task:face_task",
+    example="mmkit face train --data synthetic-faces-large   (the bench recipe: 20 epochs, ~95 % on held-out people)",
 )
-@c.engine_options(epochs=20, batch_size=128, lr=3e-3, weight_decay=5e-4, warmup=1.0)
-def train(
-    data: Annotated[
-        str,
-        typer.Option(
-            "--data",
-            "-d",
-            help="synthetic-faces(-large), a folder from `mmkit data synth identities`, or person folders.",
-        ),
-    ] = "",
-    model: Annotated[str, typer.Option("--model", "-m", help="facenet-light | facenet")] = "facenet-light",
-    weights: Annotated[
-        str | None,
-        typer.Option("--weights", "-w", help="Start from weights (a file or vggface2 for facenet)."),
-    ] = None,
-    img_size: Annotated[
-        int | None, typer.Option("--img-size", help="Face crop size (default: the model's, 64 or 160).")
-    ] = None,
-    embedding_dim: Annotated[int, typer.Option("--embedding-dim", help="Embedding width.")] = 128,
-    loss: Annotated[
-        str,
-        typer.Option("--loss", help="triplet (online mining over P people x K faces) | arcface | softmax"),
-    ] = "triplet",
-    margin: Annotated[
-        float | None, typer.Option("--margin", help="Triplet margin (0.2) or ArcFace angular margin (0.5).")
-    ] = None,
-    mining: Annotated[str, typer.Option("--mining", help="semihard | hard | all")] = "semihard",
-    images_per_person: Annotated[
-        int, typer.Option("--images-per-person", "-k", help="K faces of each person in a triplet batch.")
-    ] = 4,
-    augment: Annotated[
-        bool, typer.Option("--augment/--no-augment", help="Random shifts and horizontal flips.")
-    ] = True,
-    flip_test: Annotated[
-        bool,
-        typer.Option(
-            "--flip-test/--no-flip-test", help="Embed each face with its mirror image (validation, gallery)."
-        ),
-    ] = True,
-    model_arg: c.ModelArg = None,
-    *,
-    engine: c.EngineOptions,
-) -> None:
-    """Train a face embedder; writes runs/face/<name>/ (checkpoints with the chosen threshold, verification
-    accuracy per epoch, ROC curve, report.html)."""
-    from mmkit.tasks.face import FaceTask
-
-    def task_args() -> dict:
-        if not data:
-            raise MMKitError("--data is required (synthetic-faces, or a folder of person folders)")
-        return dict(
-            data=data,
-            model=model,
-            weights=weights,
-            img_size=img_size,
-            embedding_dim=embedding_dim,
-            loss=loss,
-            margin=margin,
-            mining=mining,
-            images_per_person=images_per_person,
-            augment=augment,
-            model_kwargs=c.model_kwargs(1.0, model_arg),
-            flip_test=flip_test,
-        )
-
-    c.run_train("face", engine, FaceTask, task_args)
 
 
 @app.command(
@@ -159,7 +98,7 @@ def eval_(
     json: c.Json = False,
 ) -> None:
     """The LFW protocol: 10-fold accuracy (threshold chosen on the other 9 folds), VAL@FAR=1e-3, AUC, ROC PNG."""
-    from mmkit.tasks.face import evaluate
+    from mmkit.tasks.face.predictor import evaluate
 
     r = evaluate(weights, data, pairs=pairs, model=model, batch_size=batch_size, device=device, out=out)
     summary = (
@@ -181,7 +120,7 @@ def enroll(
     json: c.Json = False,
 ) -> None:
     """Add a person's faces to the gallery: each image must show exactly one face, or nothing is enrolled."""
-    from mmkit.tasks.face_apply import enroll as run
+    from mmkit.tasks.face.gallery import enroll as run
 
     r = run(db, name, [str(p) for p in images], weights=weights, model=model, aligned=aligned, device=device)
     c.emit(
@@ -203,7 +142,7 @@ def identify(
     json: c.Json = False,
 ) -> None:
     """Every face in each image: the best match in the gallery and its distance, or 'unknown'."""
-    from mmkit.tasks.face_apply import identify as run
+    from mmkit.tasks.face.gallery import identify as run
 
     results = run(
         db,
@@ -237,7 +176,7 @@ def verify(
     json: c.Json = False,
 ) -> None:
     """Same person or not: the most confident face of each image, its distance against the threshold."""
-    from mmkit.tasks.face_apply import verify as run
+    from mmkit.tasks.face.gallery import verify as run
 
     r = run(
         str(image1),
@@ -255,7 +194,7 @@ def verify(
 @app.command("list", epilog="Example: mmkit face list --db faces.db")
 def list_(db: Db, json: c.Json = False) -> None:
     """The people in the gallery and how many faces each has."""
-    from mmkit.tasks.face_apply import list_people
+    from mmkit.tasks.face.gallery import list_people
 
     people = list_people(db)
     if not json:
@@ -269,7 +208,7 @@ def remove(
     db: Db, name: Annotated[str, typer.Option("--name", help="The person to forget.")], json: c.Json = False
 ) -> None:
     """Forget a person and their faces."""
-    from mmkit.tasks.face_apply import remove as run
+    from mmkit.tasks.face.gallery import remove as run
 
     r = run(db, name)
     c.emit(f"face remove: {name} ({r['removed_faces']} faces) from {db}", r, json)
