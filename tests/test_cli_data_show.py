@@ -131,3 +131,15 @@ def test_caption_and_video_folders(tmp_path, capsys):
     p = show(capsys, tmp_path / "vid", tmp_path / "v.png", "--n", "8", "--split", "val")
     assert p["sizes"] == {"train": 9, "val": 1} and len(p["classes"]) == 9
     assert Image.open(tmp_path / "v.png").size == grid_size(8, 1, 64)  # decoded at the task's 64 px
+
+
+def test_a_builtin_of_a_task_without_grids_is_one_error_line(tmp_path, capsys, monkeypatch):
+    from mmkit.data import registry
+
+    spec = registry.DatasetSpec("odd-set", "odd", "a test set", "1 item", load=lambda name, **kw: None)
+    monkeypatch.setitem(registry._REGISTRY, spec.name, spec)
+    code, _, err = mmkit(capsys, "data", "show", "odd-set", "--out", tmp_path / "x.png")
+    assert (
+        code == 2
+        and err == "error: odd-set: a builtin odd dataset; `mmkit data show` draws no odd samples yet\n"
+    )

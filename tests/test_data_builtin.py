@@ -1,13 +1,27 @@
-"""Builtin datasets (digits, mnist5k, fashion-mnist), the dataset list and the stratified split."""
+"""Builtin datasets (digits, mnist5k, fashion-mnist), the dataset registry and list, and the stratified split."""
 
+import ast
+import dataclasses
 import gzip
+import json
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from mmkit.data import builtin, is_builtin, list_datasets, load_classification_data, stratified_split
+from mmkit.data import (
+    builtin,
+    is_builtin,
+    list_datasets,
+    load_classification_data,
+    registry,
+    sources,
+    stratified_split,
+)
 from mmkit.errors import MMKitError
 
 
@@ -72,7 +86,7 @@ def _write_fashion(directory, n: int = 10) -> None:
 
 
 def test_fashion_mnist_location(tmp_path, monkeypatch):
-    monkeypatch.setattr(builtin, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "nowhere")
+    monkeypatch.setattr(sources, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "nowhere")
     monkeypatch.setenv("MMKIT_DATA", str(tmp_path))
     with pytest.raises(
         MMKitError, match=r"apt-get install dataset-fashion-mnist.*\$MMKIT_DATA/fashion-mnist"
@@ -111,3 +125,92 @@ def test_stratified_split():
     again_keep, again_split = stratified_split(labels, 0.3, seed=5)
     assert np.array_equal(again_split, split)
     assert len(stratified_split(labels, 0.0, seed=0)[1]) == 0
+
+
+def test_every_builtin_is_registered_once_with_a_loader_that_resolves():
+    from mmkit.data.captions import CAPTION_BUILTINS
+    from mmkit.data.detection import DETECTION_BUILTINS
+    from mmkit.data.generation import BUILTINS as GENERATION_BUILTINS
+    from mmkit.data.synthetic import DETECTION_CLASSES
+    from mmkit.data.synthetic_videos import MOTIONS
+
+    specs = registry.list_datasets()
+    names = [s.name for s in specs]
+    assert len(names) == len(set(names)) >= 18
+    assert {s.task for s in specs} >= {"classify", "detect", "face", "video", "generate", "caption"}
+    for spec in specs:
+        assert callable(spec.loader()), spec.name
+        ok, reason = spec.available()
+        assert ok is (reason is None), spec.name
+        assert spec.size and spec.description, spec.name
+    assert registry.dataset_names("classify") == list(builtin._LOADERS)
+    assert list(DETECTION_BUILTINS) == registry.dataset_names("detect")
+    assert list(CAPTION_BUILTINS) == registry.dataset_names("caption")
+    assert {n for n, (kind, _) in GENERATION_BUILTINS.items() if kind != "images"} == set(
+        registry.dataset_names("generate")
+    )
+    assert all(
+        registry.get_dataset(n).kind in ("paired", "unpaired") for n in registry.dataset_names("generate")
+    )
+    assert registry.get_dataset("digit-scenes").num_classes == len(DETECTION_CLASSES)
+    assert registry.get_dataset("motion-clips-large").num_classes == len(MOTIONS)
+    assert registry.find_dataset("digits", "detect") is None and registry.find_dataset("nope") is None
+    with pytest.raises(MMKitError, match="nope: unknown builtin dataset .known: digits, mnist5k"):
+        registry.get_dataset("nope")
+
+
+def test_a_registered_dataset_loads_lists_and_shows_its_reason(monkeypatch, capsys):
+    from mmkit.cli import app
+    from mmkit.cli.common import run_cli
+
+    calls = []
+    spec = registry.DatasetSpec(
+        "tiny-set", "classify", "a test set", "3 images", 2, lambda name, **kw: calls.append((name, kw)) or "data",
+        available=lambda: (False, "not on this machine"),
+    )  # fmt: skip
+    monkeypatch.setitem(registry._REGISTRY, spec.name, spec)
+    assert registry.register_dataset(spec) is spec  # the same spec again: nothing changes
+    with pytest.raises(ValueError, match="tiny-set: a builtin dataset of that name is already registered"):
+        registry.register_dataset(name="tiny-set", task="detect", description="", size="", load="m:f")
+    again = registry.register_dataset(dataclasses.replace(spec, description="described again"))
+    assert registry.get_dataset("tiny-set") is again  # the same loader: the same dataset, described again
+    registry.register_dataset(spec)
+    with pytest.raises(ValueError, match="module:function"):
+        registry.DatasetSpec("x", "classify", "", "", load="no-colon")
+    assert load_classification_data("tiny-set", val_split=0.2, seed=3) == "data"  # the loader behind the name
+    assert calls == [("tiny-set", {"val_split": 0.2, "seed": 3})] and is_builtin("tiny-set")
+    assert registry.get_dataset("digits").loader() is builtin.load_builtin  # "module:function", imported now
+    assert run_cli(app, ["data", "list"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].endswith(" builtin datasets available") and out[-1].split("/")[1].startswith(
+        str(len(out) - 1)
+    )
+    row = next(line for line in out if line.startswith("tiny-set "))
+    assert row.split()[1:4] == ["classify", "2", "classes"] and row.endswith("missing: not on this machine")
+    assert run_cli(app, ["data", "list", "--json"]) == 0
+    rows = {d["name"]: d for d in json.loads(capsys.readouterr().out)["datasets"]}
+    assert rows["tiny-set"] == {"name": "tiny-set", "description": "a test set", "task": "classify",
+                                "num_classes": 2, "size": "3 images", "available": False,
+                                "reason": "not on this machine"}  # fmt: skip
+    assert rows["digit-scenes"]["task"] == "detect" and rows["photo-sr"]["size"] == "paired"
+
+
+def test_listing_the_datasets_imports_no_torch():
+    code = (
+        "import sys\nfrom mmkit.data.registry import list_datasets\n"
+        "rows = [s.info() for s in list_datasets()]\n"
+        "print(len(rows), 'torch' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[1] == "False"
+
+
+def test_no_data_module_imports_a_private_name_of_another():
+    src = Path(registry.__file__).parent
+    bad = []
+    for path in sorted(src.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mmkit"):
+                bad += [f"{path.name}: {node.module}.{a.name}" for a in node.names if a.name.startswith("_")]
+    assert bad == []

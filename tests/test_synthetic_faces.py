@@ -16,11 +16,11 @@ from mmkit.data.synthetic_faces import (
     identity_arrays,
     identity_params,
     image_rng,
+    make_identities,
     render_face,
     render_identity_image,
     sample_nuisance,
 )
-from mmkit.data.synthetic_faces_disk import make_identities
 from mmkit.errors import MMKitError
 
 SMALL = {"n_identities": 12, "images_per_identity": 3, "size": 32, "test_fraction": 0.34}

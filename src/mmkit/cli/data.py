@@ -20,11 +20,12 @@ def list_(json: c.Json = False) -> None:
     if json:
         c.emit("", {"datasets": [vars(i) for i in infos]}, True)
         return
-    width = max([21] + [len(i.name) for i in infos])
+    name_width = max([21] + [len(i.name) for i in infos])
+    size_width = max([30] + [len(i.size) for i in infos])
     for i in infos:
         state = "available" if i.available else f"missing: {i.reason}"
         classes = f"{i.num_classes:>4} classes" if i.num_classes else "   - classes"  # captions: a vocabulary
-        typer.echo(f"{i.name:<{width}} {i.task:<9} {classes}  {i.size:<30} {state}")
+        typer.echo(f"{i.name:<{name_width}} {i.task:<9} {classes}  {i.size:<{size_width}} {state}")
     typer.echo(f"{sum(i.available for i in infos)}/{len(infos)} builtin datasets available")
 
 
@@ -68,6 +69,8 @@ def show(
         return c.emit(summary, payload, json)
     if task == "detect":
         return _show_detection(data, out, n, split, seed, json)
+    if task not in (None, "classify"):
+        raise MMKitError(f"{data}: a builtin {task} dataset; `mmkit data show` draws no {task} samples yet")
     d = load_classification_data(data, seed=seed)
     ds = {"train": d.train, "val": d.val, "test": d.test}.get(split)
     if ds is None or len(ds) == 0:

@@ -35,14 +35,14 @@ from mmkit.data.formats.captions import (
 )
 from mmkit.data.formats.imagefolder import check_images
 from mmkit.data.formats.images import read_image
+from mmkit.data.registry import dataset_names, find_dataset, list_datasets
+from mmkit.data.synthetic_captions import SyntheticCaptionScenes
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
 
-CAPTION_BUILTINS = {
-    "caption-scenes": "synthetic colored digits and shapes with 5 captions + a paragraph, 64 px (in memory)",
-    "caption-scenes-large": "20,000 training scenes drawn on access; the same val/test as caption-scenes",
-}
+# name -> description of the builtin caption sets (registered in mmkit.data.registry)
+CAPTION_BUILTINS = {spec.name: spec.description for spec in list_datasets("caption")}
 BUILTIN_SEED = 0
 SPLITS = ("train", "val", "test")
 _VAL_FRACTION = 0.05
@@ -96,8 +96,9 @@ class CaptionData:
         return {name: len(self.split(name)) for name in SPLITS}
 
 
-def _builtin(name: str) -> CaptionData:
-    from mmkit.data.synthetic_captions import SyntheticCaptionScenes
+def load_caption_scenes(name: str, seed: int = 0) -> CaptionData:
+    """The builtin ``caption-scenes`` or ``caption-scenes-large`` (its loader in the dataset registry); the same
+    scenes whatever ``seed`` is given."""
 
     def scenes(n: int, split: str, offset: int, in_memory: bool = True) -> SyntheticCaptionScenes:
         return SyntheticCaptionScenes(n, BUILTIN_SEED, 64, split, id_offset=offset, in_memory=in_memory)
@@ -186,8 +187,9 @@ def load_caption_data(
 ) -> CaptionData:
     """Load a builtin, a folder or a file (see the module docstring); MMKitError naming ``spec`` otherwise."""
     text = os.fspath(spec)
-    if text in CAPTION_BUILTINS:
-        return _builtin(text)
+    builtin = find_dataset(text, "caption")
+    if builtin is not None:
+        return builtin.load_data(seed=seed)
     path = Path(text)
     root = Path(image_root) if image_root is not None else None
     if path.is_dir():
@@ -203,7 +205,7 @@ def load_caption_data(
             return _from_karpathy(path, root, seed)
         return _from_coco_files([path], text, seed)
     raise MMKitError(
-        f"{text}: not a caption dataset (builtins: {', '.join(CAPTION_BUILTINS)}; or a COCO captions folder or "
+        f"{text}: not a caption dataset (builtins: {', '.join(dataset_names('caption'))}; or a COCO captions folder or "
         "JSON, or a Karpathy dataset_*.json)"
     )
 

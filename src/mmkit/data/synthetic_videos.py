@@ -2,11 +2,11 @@
 
 Nine classes (``MOTIONS``): left, right, up, down, rotate-cw, rotate-ccw (clockwise as seen on screen),
 grow, shrink, bounce (an up-down oscillation of one to two periods). The labelled object is the largest in
-the clip: a digit (MNIST-5k through ``mmkit.data.synthetic.digit_pool``: train clips use the train pool and
+the clip: a digit (MNIST-5k through ``mmkit.data.drawing.digit_pool``: train clips use the train pool and
 test clips the val pool, so no digit image is in both) or a shape (square, triangle, bar, ell; no circle,
 whose rotation cannot be seen), in a colour that stands out from the background, at a random place,
 orientation, speed and size. Zero to ``max_distractors`` smaller digits or shapes drift in random directions
-under it. The background is plain or textured (``mmkit.data.synthetic.background``) and still. Paths are
+under it. The background is plain or textured (``mmkit.data.drawing.background``) and still. Paths are
 drawn symmetrically (left and right share the same segments, grow and shrink the same sizes, every object a
 uniformly random orientation), so a single frame does not tell the class: only the motion does.
 
@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from mmkit.data.drawing import background, digit_pool, mnist_digits, pick_color
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -62,11 +63,11 @@ _SWAPS = {
     "reverse": (("left", "right"), ("up", "down"), ("rotate-cw", "rotate-ccw"), ("grow", "shrink")),
 }
 SPLITS = {"train": 0, "test": 1}
-_DIGIT_POOL = {"train": "train", "test": "val"}  # mmkit.data.synthetic's disjoint MNIST pools
+_DIGIT_POOL = {"train": "train", "test": "val"}  # mmkit.data.drawing's disjoint MNIST pools
 _SPRITE = 28  # sprites are 28x28 alpha maps (MNIST's size); the object fills about the central 20 px
 _FILL = 20 / 28
 _MIN_CONTRAST = 80.0  # wanted luminance gap between an object's colour and the mean background
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+_COLOR_TRIES = 8
 _CHUNK = 64  # clips rendered together
 
 
@@ -130,9 +131,7 @@ def _sprite(obj: MovingObject) -> tuple[np.ndarray, np.ndarray]:
     """The object's alpha map (float32 [28, 28]) and its centroid in normalised sprite coordinates (-1..1):
     the point it turns and scales about."""
     if obj.kind == "digit":
-        from mmkit.data.builtin import read_mnist5k
-
-        alpha = read_mnist5k()[0][obj.source].astype(np.float32) / 255
+        alpha = mnist_digits()[0][obj.source].astype(np.float32) / 255
     else:
         alpha = _shape_sprite(obj.kind)
     axis = (np.arange(_SPRITE, dtype=np.float32) * 2 + 1) / _SPRITE - 1
@@ -141,22 +140,16 @@ def _sprite(obj: MovingObject) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _pick_sprite(rng: np.random.Generator, split: str) -> tuple[str, int]:
-    from mmkit.data.synthetic import digit_pool
-
     if rng.random() < 0.5:
         pool = digit_pool(_DIGIT_POOL[split])[int(rng.integers(10))]
         return "digit", int(pool[int(rng.integers(len(pool)))])
     return SHAPES[int(rng.integers(len(SHAPES)))], -1
 
 
-def _pick_color(rng: np.random.Generator, background: np.ndarray) -> np.ndarray:
+def _pick_color(rng: np.random.Generator, ground: np.ndarray) -> np.ndarray:
     """The first of 8 random colours whose luminance differs from the background's mean by _MIN_CONTRAST
     (else the most different one)."""
-    ground = float(background.mean(axis=(1, 2)) @ _LUMA)
-    colors = rng.uniform(0, 255, (8, 3)).astype(np.float32)
-    gaps = np.abs(colors @ _LUMA - ground)
-    ok = np.flatnonzero(gaps >= _MIN_CONTRAST)
-    return colors[ok[0]] if ok.size else colors[int(gaps.argmax())]
+    return pick_color(rng, ground, candidates=_COLOR_TRIES, min_contrast=_MIN_CONTRAST, pull=0.0)
 
 
 def _main_path(rng: np.random.Generator, label: int, frames: int, size: int):
@@ -202,8 +195,6 @@ def clip_spec(
     textured: float = 0.7,
 ) -> ClipSpec:
     """The objects, paths and background of clip ``index`` (label ``index % 9``) of ``(seed, split)``."""
-    from mmkit.data.synthetic import background
-
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     rng = np.random.default_rng((seed, SPLITS[split], index))
@@ -308,7 +299,7 @@ def write_videos(
 ) -> dict:
     """Write ``out/train/<class>/<index>.mp4`` and ``out/test/<class>/<index>.mp4`` (H.264, yuv420p, ``fps``);
     returns a summary (counts, classes, clips written per second)."""
-    from mmkit.data.formats.video import write_video
+    from mmkit.data.formats.video import write_video  # PyAV takes 0.16 s to import; only writing needs it
 
     out = Path(out)
     if out.exists() and not out.is_dir():

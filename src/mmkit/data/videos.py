@@ -29,6 +29,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset, Subset
 
+from mmkit.data.registry import find_dataset
+from mmkit.data.synthetic_videos import motion_clips, motion_label_maps
 from mmkit.errors import MMKitError
 
 log = logging.getLogger(__name__)
@@ -146,8 +148,9 @@ def load_video_data(
     """Resolve a data spec (see the module docstring). `kind` is what the model takes: "clips" or "features".
 
     ``augment``: motion-clips' training clips are mirrored and reversed at random, labels mapped to match."""
-    if spec in _CLIPS_TRAIN:
-        return _builtin_clips(spec, frames, img_size or 64, augment)
+    builtin = find_dataset(spec, "video")
+    if builtin is not None:
+        return builtin.load_data(frames=frames, img_size=img_size or 64, augment=augment)
     path = Path(spec)
     if not path.exists():
         raise MMKitError(
@@ -164,11 +167,11 @@ def load_video_data(
     return _video_files(path, frames, img_size or 64, val_split, seed)
 
 
-def _builtin_clips(name: str, frames: int, size: int, augment: bool) -> VideoData:
-    from mmkit.data.synthetic_videos import motion_clips, motion_label_maps
-
-    tr, ytr, classes = motion_clips(_CLIPS_TRAIN[name], frames=frames, size=size, seed=0, split="train")
-    te, yte, _ = motion_clips(_CLIPS_TEST, frames=frames, size=size, seed=0, split="test")
+def load_builtin_clips(name: str, frames: int = 16, img_size: int = 64, augment: bool = False) -> VideoData:
+    """The builtin ``motion-clips`` or ``motion-clips-large`` (its loader in the dataset registry), drawn in memory.
+    ``augment``: training clips are mirrored and reversed at random, labels mapped to match."""
+    tr, ytr, classes = motion_clips(_CLIPS_TRAIN[name], frames=frames, size=img_size, seed=0, split="train")
+    te, yte, _ = motion_clips(_CLIPS_TEST, frames=frames, size=img_size, seed=0, split="test")
     maps = motion_label_maps(list(classes)) if augment else None
     return VideoData(
         _Clips(torch.as_tensor(tr), torch.as_tensor(ytr), maps),

@@ -1,22 +1,33 @@
-"""One reader per on-disk format. Classification: ImageFolder trees, CIFAR pickles, IDX files, image files."""
+"""One reader (and writer) per on-disk format: image files, ImageFolder trees, CIFAR pickles, IDX files, YOLO and
+COCO, caption JSONs, LFW pairs, videos, YouTube-8M TFRecords, matting folders.
 
-from mmkit.data.formats.cifar import CifarData, find_cifar_dir, read_cifar
-from mmkit.data.formats.idx import is_idx_dir, read_idx, read_idx_split
-from mmkit.data.formats.imagefolder import ImageFolderDataset, find_classes, index_image_folder
-from mmkit.data.formats.images import IMG_EXTENSIONS, check_image, is_image_file, read_image
+The names below load on first use, so that a module of this package that needs no torch (pairs, captions, idx)
+can be imported without the others.
+"""
 
-__all__ = [
-    "IMG_EXTENSIONS",
-    "CifarData",
-    "ImageFolderDataset",
-    "check_image",
-    "find_cifar_dir",
-    "find_classes",
-    "index_image_folder",
-    "is_idx_dir",
-    "is_image_file",
-    "read_cifar",
-    "read_idx",
-    "read_idx_split",
-    "read_image",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CifarData": "cifar",
+    "find_cifar_dir": "cifar",
+    "read_cifar": "cifar",
+    "is_idx_dir": "idx",
+    "read_idx": "idx",
+    "read_idx_split": "idx",
+    "ImageFolderDataset": "imagefolder",
+    "find_classes": "imagefolder",
+    "index_image_folder": "imagefolder",
+    "IMG_EXTENSIONS": "images",
+    "check_image": "images",
+    "is_image_file": "images",
+    "read_image": "images",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -481,7 +481,8 @@ def encode_frame(rec: dict[str, Any]) -> bytes:
 # Public reading and writing
 
 
-def _check_level(level: str) -> None:
+def check_level(level: str) -> None:
+    """A ValueError unless ``level`` is "video" or "frame"."""
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
 
@@ -502,16 +503,30 @@ def read_records(
     ``audio`` ([D] at video level, [frames, D] at frame level), and ``segment_labels``,
     ``segment_start_times``, ``segment_scores`` when the record has them. A bad CRC, a truncated file or an
     unparsable payload raises MMKitError naming the file and the record's byte offset."""
-    _check_level(level)
+    check_level(level)
     for path in expand_paths(paths):
         for offset, payload in iter_payloads(path, verify_crc):
             yield _parse(payload, level, path, offset)
 
 
+def read_record_at(
+    path: Path, offset: int, level: str, *, verify_crc: bool = True, dequantize: bool = True
+) -> dict[str, Any]:
+    """The record at byte ``offset`` of one file (an offset from `index_records`), parsed as `read_records` yields
+    it; frame-level features stay uint8 with ``dequantize=False``. MMKitError naming the file and the offset."""
+    with _open(path) as f:
+        f.seek(offset)
+        length = _read_header(f, path, offset, os.fstat(f.fileno()).st_size)
+        if length is None:
+            raise MMKitError(f"{path}: record at byte {offset}: missing (file changed since indexing?)")
+        payload = _read_payload(f, path, offset, length, verify_crc)
+    return _parse(payload, level, path, offset, dequantize)
+
+
 def write_records(path: str | os.PathLike, records: Iterable[dict[str, Any]], level: str = "video") -> int:
     """Write records (dicts as `read_records` yields) to one TFRecord file; returns how many were written.
     Frame-level features are quantized to one byte per value; video-level ones stay float32."""
-    _check_level(level)
+    check_level(level)
     encode = encode_video if level == "video" else encode_frame
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -21,13 +20,10 @@ from mmkit.data.formats.youtube8m import (
     QUANT_SCALE,
     SAMPLING,
     PathSpec,
-    _check_level,
-    _open,
-    _parse,
-    _read_header,
-    _read_payload,
+    check_level,
     expand_paths,
     index_records,
+    read_record_at,
 )
 from mmkit.errors import MMKitError
 
@@ -59,7 +55,7 @@ class YouTube8MDataset(Dataset):
         verify_crc: bool = True,
         dequantize: bool = True,
     ) -> None:
-        _check_level(level)
+        check_level(level)
         if sample not in SAMPLING:
             raise ValueError(f"sample must be one of {SAMPLING}, got {sample!r}")
         if num_classes < 1 or max_frames < 1:
@@ -86,13 +82,7 @@ class YouTube8MDataset(Dataset):
     def record(self, i: int, dequantize: bool = True) -> dict[str, Any]:
         """The parsed record ``i`` (as `read_records` yields it; uint8 frames with ``dequantize=False``)."""
         path, offset = self.files[self.file_of[i]], int(self.offset_of[i])
-        with _open(path) as f:
-            f.seek(offset)
-            length = _read_header(f, path, offset, os.fstat(f.fileno()).st_size)
-            if length is None:
-                raise MMKitError(f"{path}: record at byte {offset}: missing (file changed since indexing?)")
-            payload = _read_payload(f, path, offset, length, self.verify_crc)
-        return _parse(payload, self.level, path, offset, dequantize)
+        return read_record_at(path, offset, self.level, verify_crc=self.verify_crc, dequantize=dequantize)
 
     def _frame_indices(self, n: int) -> np.ndarray:
         m = self.max_frames
