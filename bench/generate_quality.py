@@ -1,7 +1,7 @@
 """Generation quality on Fashion-MNIST and real photos, and GAN training speed, on the CPU.
 
 Targets (issue 7), with FID and KID from our feature network (a smallcnn classifier trained on Fashion-MNIST by
-``mmkit.tasks.generate_apply.feature_network``; Inception weights are not offline), all against the 10,000 real test
+``mmkit.tasks.generate.feature_network``; Inception weights are not offline), all against the 10,000 real test
 images:
 - the floor: FID of 10,000 real training images (disjoint from the test images);
 - a naive generator: Gaussian samples with the training images' per-pixel mean and covariance;
@@ -10,7 +10,7 @@ images:
 - LapSRN x4 on held-out crops of scikit-image photos (``photo-sr``): PSNR above bicubic by >= 1 dB.
 Speed: generator + discriminator steps per second (batch 64) of DCGAN and WGAN-GP (5 critic steps per generator
 step). Each model is ``Trainer(GenerateTask(...), TrainConfig(...)).fit()`` (what ``mmkit generate train`` does),
-then ``mmkit.tasks.generate_apply.evaluate`` on last.pt.
+then ``mmkit.tasks.generate.evaluate`` on last.pt.
 
     .venv/bin/python bench/generate_quality.py [--quick] [--models dcgan,wgan-gp,acgan,lapsrn] [--set FIELD=VALUE]
 """
@@ -39,8 +39,7 @@ from common import (
 from mmkit.data.generation import load_generation_data, to_signed
 from mmkit.engine import TrainConfig, Trainer
 from mmkit.metrics.generation import fid_from_features, kid, naive_gaussian_samples
-from mmkit.tasks.generate import GenerateTask
-from mmkit.tasks.generate_apply import evaluate, feature_network
+from mmkit.tasks.generate import GenerateTask, evaluate, feature_network
 
 
 @dataclass
@@ -81,7 +80,7 @@ def train(
 ) -> dict[str, Any]:
     kwargs = {"features": recipe.sr_features, "depth": recipe.sr_depth} if model == "lapsrn" else {}
     task = GenerateTask(
-        data, model, crops=recipe.sr_crops, mode_seeking=recipe.mode_seeking, model_kwargs=kwargs
+        data=data, model=model, crops=recipe.sr_crops, mode_seeking=recipe.mode_seeking, model_kwargs=kwargs
     )
     cfg = TrainConfig(
         task="generate",
@@ -103,7 +102,7 @@ def train(
     train_s = time.perf_counter() - t0
     ev = evaluate(str(fit.run_dir / "last.pt"), n=recipe.n_eval, device="cpu", out=fit.run_dir / "eval")
     ev.pop("out_dir")
-    steps = fit.epochs * (recipe.max_steps_per_epoch or len(task.data.train) // batch)
+    steps = fit.epochs * (recipe.max_steps_per_epoch or len(task.dataset.train) // batch)
     return {
         "model": model,
         "data": data,
@@ -111,7 +110,7 @@ def train(
         "settings": {"lr": lr, "batch_size": batch, **_model_settings(model, recipe)},
         "train_wall_s": round(train_s, 1),
         "steps_per_s": round(steps / train_s, 2),
-        "params": sum(p.numel() for p in task.model.parameters()),
+        "params": sum(p.numel() for p in task.net.parameters()),
         "eval": ev,
         "load_average_before": load_before,
         "load_average_after": load_average(),

@@ -102,7 +102,7 @@ def run(model: str, recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
         epochs = list(csv.DictReader(f))
     return {
         "model": model,
-        "params": sum(p.numel() for p in task.model.parameters()),
+        "params": sum(p.numel() for p in task.net.parameters()),
         "seed": seed,
         "train_wall_s": round(train_s, 1),
         "test_clips": m["videos"],

@@ -174,11 +174,9 @@ def _checkpoint(path: Path, task: str, meta, model: torch.nn.Module) -> Path:
 
 
 def test_gallery_names_faces(media, tmp_path):
-    from mmkit.tasks.face import enroll
-
     from mmkit.data.formats.video import read_frames
     from mmkit.models import get_model
-    from mmkit.tasks.face import FaceMeta
+    from mmkit.tasks.face import FaceMeta, enroll
 
     torch.manual_seed(0)
     meta = FaceMeta("facenet-light", 128, 64, [0.5] * 3, [0.5] * 3, threshold=4.0)

@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import yaml
 
 from mmkit.cli import app
 from mmkit.cli.common import run_cli
@@ -92,6 +93,17 @@ def test_super_resolution_and_restoration_against_their_baselines(capsys, tmp_pa
     assert (tmp_path / "r" / "small.restore.png").is_file()
     code, _, err = mmkit(capsys, "generate", "restore", small, "--weights", sr / "best.pt")
     assert code != 0 and "rednet" in err
+
+
+def test_a_builtin_alone_trains_with_its_recipe(capsys, tmp_path):
+    """`--data photo-sr` and nothing else: the README's LapSRN x4 recipe; what the command line gives still wins."""
+    code, _, err = mmkit(capsys, "generate", "train", "--data", "photo-sr", "--epochs", "1", "--max-steps", "1",
+                         "--threads", "1", "--project", tmp_path)  # fmt: skip
+    assert code == 0, err
+    cfg = yaml.safe_load((tmp_path / "generate" / "exp" / "config.yaml").read_text())
+    assert cfg["task_args"]["model"] == "lapsrn" and cfg["task_args"]["crops"] == 20000
+    assert (cfg["lr"], cfg["optimizer"], cfg["schedule"], cfg["batch_size"]) == (1e-3, "adam", "cosine", 16)
+    assert cfg["epochs"] == 1 and cfg["weight_decay"] == 0.0  # given; the task's defaults
 
 
 @pytest.mark.parametrize(("data", "model"), [("photo-edges", "pix2pix"), ("day-tinted", "cyclegan")])

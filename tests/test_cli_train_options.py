@@ -66,12 +66,24 @@ def test_resume_needs_no_data_and_new_runs_do(task, capsys, tmp_path):
 
 def test_a_builtin_recipe_fills_what_the_command_line_did_not_give(capsys, tmp_path):
     code, _, err = mmkit(
-        capsys, "classify", "train", "--data", "digits", "--epochs", "1", "--max-steps", "1", "--project", tmp_path
+        capsys,
+        "classify",
+        "train",
+        "--data",
+        "digits",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "1",
+        "--project",
+        tmp_path,
     )
     assert code == 0, err
     cfg = yaml.safe_load((tmp_path / "classify" / "exp" / "config.yaml").read_text())
     assert cfg["epochs"] == 1 and cfg["max_steps"] == 1  # given: kept
-    assert cfg["lr"] == 1e-2 and cfg["schedule"] == "onecycle"  # the digits recipe, not TrainConfig's 1e-3/cosine
+    assert (
+        cfg["lr"] == 1e-2 and cfg["schedule"] == "onecycle"
+    )  # the digits recipe, not TrainConfig's 1e-3/cosine
     assert cfg["task_args"]["img_size"] == 16 and cfg["task_args"]["label_smoothing"] == 0.1
 
 

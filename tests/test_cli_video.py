@@ -43,7 +43,9 @@ def test_lstm_on_yt8m_records_learns_and_evaluates(yt8m, capsys, tmp_path):
     run = tmp_path / "video" / "l"
     ck = load_checkpoint(run / "best.pt")
     assert ck["meta"]["multi_label"] is True and ck["meta"]["feature_dim"] == 40
-    code, out, _ = mmkit(capsys, "video", "eval", "--weights", run / "best.pt", "--data", yt8m, "--json")
+    code, out, _ = mmkit(
+        capsys, "video", "eval", "--weights", run / "best.pt", "--data", yt8m, "--out", run / "eval", "--json"
+    )
     r = json.loads(out)
     assert code == 0 and r["videos"] == 40
     assert r["gap"] == pytest.approx(fit["best_value"], abs=1e-4)
@@ -157,3 +159,22 @@ def test_youtube8m_vocabulary_header_and_unlabelled_test_shards(tmp_path):
     d = load_video_data(str(tmp_path), kind="features", max_frames=4)
     assert d.classes == ["Game", "Car", "Dance"]  # the Name column, not the counts
     assert (len(d.train), len(d.val), d.feature_dim) == (9, 3, 10)  # test*.tfrecord (unlabelled) left out
+
+
+def test_recipes_are_the_readme_and_bench_ones_and_flags_fill_model_args(capsys):
+    from mmkit.tasks.registry import get_task
+    from mmkit.tasks.video import VideoTask
+
+    spec = get_task("video")
+    assert spec.recipe("motion/") == {"grad_clip": 5.0}  # folders: the task's defaults only
+    readme = spec.recipe("motion-clips")  # the README's `video train --data motion/ --model cnn-lstm ...`
+    assert {k: readme[k] for k in ("model", "img_size", "frames", "epochs", "lr", "batch_size")} == {
+        "model": "cnn-lstm", "img_size": 32, "frames": 16, "epochs": 25, "lr": 3e-3, "batch_size": 32,
+    }  # fmt: skip
+    assert readme["model_kwargs"] == {"width": 16, "diff": True}
+    bench = spec.recipe("motion-clips-large")  # bench/video_quality.py's measured recipe (96.67 %)
+    assert (bench["epochs"], bench["hidden"], bench["warmup"]) == (12, 128, 1.0)
+    task = VideoTask("motion-clips", "cnn-gru", hidden=64, bidirectional=True, model_kwargs={"hidden": 8})
+    assert task.model_kwargs == {"hidden": 64, "bidirectional": True}  # the flags win over --model-arg
+    code, _, err = mmkit(capsys, "video", "train", "--model", "lstm")
+    assert code == 2 and "--data is required" in err

@@ -78,6 +78,45 @@ def test_registry_and_cli_list(capsys):
     assert "dcgan" in out and "resnet18" in out
 
 
+def test_each_model_trains_in_one_family_task():
+    from mmkit.tasks.generate import MODEL_FAMILY, GANTask, GenerateTask, RestorationTask, TranslationTask
+
+    by_registry = {"gan": GANTask, "translation": TranslationTask, "restoration": RestorationTask}
+    assert set(MODEL_FAMILY) == set(ALL)
+    for name, family in MODEL_FAMILY.items():
+        assert family is by_registry[get_model_info(name).family] and name in family.MODELS
+    assert sum(len(f.MODELS) for f in by_registry.values()) == len(ALL)  # no model in two families
+
+    acgan = GenerateTask(data="digits", model="acgan")
+    assert isinstance(acgan, GANTask) and acgan.manual_optimization and acgan.mode_seeking == 0.3
+    assert GenerateTask(data="digits", model="cgan", mode_seeking=0.0).mode_seeking == 0.0
+    sr = GenerateTask(data="photo-sr", model="lapsrn")
+    assert isinstance(sr, RestorationTask) and not sr.manual_optimization
+    assert sr.monitor == ("val/psnr", "max")
+    pix = GenerateTask(data="photo-edges", model="pix2pix")
+    cyc = GenerateTask(data="day-tinted", model="cyclegan")
+    assert isinstance(pix, TranslationTask) and pix.monitor == ("val/psnr", "max")
+    assert cyc.monitor == ("val/fid_pix", "min")  # unpaired: judged by the distribution
+    with pytest.raises(MMKitError, match="yolov3"):
+        GenerateTask(data="digits", model="yolov3")
+    with pytest.raises(MMKitError, match="--data is required"):
+        GenerateTask(model="dcgan")
+    with pytest.raises(MMKitError, match="lapsrn"):
+        GANTask(data="digits", model="lapsrn")
+
+
+def test_a_recipe_tuned_for_another_model_does_not_apply():
+    from mmkit.tasks.generate.options import RECIPES
+
+    defaults = dict(RECIPES.defaults)
+    sr = RECIPES.for_data("photo-sr")
+    assert sr["model"] == "lapsrn" and sr["crops"] == 20000 and sr["lr"] == 1e-3 and sr["batch_size"] == 16
+    assert RECIPES.for_data("photo-denoise", "rednet")["lr"] == 1e-3
+    assert RECIPES.for_data("photo-denoise", "pix2pix") == defaults  # RED-Net's lr is not pix2pix's
+    assert RECIPES.for_data("fashion-mnist", "acgan") == defaults  # DCGAN's 5 epochs are not the AC-GAN's
+    assert RECIPES.for_data("some/folder", "dcgan") == defaults
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("name", GANS)
 def test_gan_shapes_and_range(name, channels):

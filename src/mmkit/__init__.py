@@ -1,8 +1,8 @@
 """mmkit: deep-learning multimedia analytics on PyTorch.
 
-    import mmkit
-    p = mmkit.load("runs/classify/digits/best.pt")     # the task's Predictor, whatever the task
-    p.predict(["digit.png"])
+import mmkit
+p = mmkit.load("runs/classify/digits/best.pt")     # the task's Predictor, whatever the task
+p.predict(["digit.png"])
 """
 
 from __future__ import annotations

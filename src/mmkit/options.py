@@ -90,8 +90,11 @@ class Recipes:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     by_data: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
-    def for_data(self, data: str | None) -> dict[str, Any]:
-        """`defaults` updated with the recipe of builtin `data` (none for folders and unknown names)."""
-        out = dict(self.defaults)
-        out.update(self.by_data.get(str(data), {}) if data else {})
-        return out
+    def for_data(self, data: str | None, model: str | None = None) -> dict[str, Any]:
+        """`defaults` updated with the recipe of builtin `data` (none for folders and unknown names).
+
+        A recipe is tuned for the model it names: with another `model` chosen, only `defaults` apply."""
+        recipe = self.by_data.get(str(data), {}) if data else {}
+        if model is not None and recipe.get("model", model) != model:
+            recipe = {}
+        return {**self.defaults, **recipe}

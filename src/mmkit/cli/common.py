@@ -184,7 +184,7 @@ def train_command(
 
     def train(ctx: typer.Context, **kw: Any) -> None:
         resume, as_json = kw.pop("resume"), kw.pop("json")
-        recipe = spec.recipe(kw.get("data"))
+        recipe = spec.recipe(kw.get("data"), kw.get("model") if _given(ctx, "model") else None)
         for key, value in recipe.items():
             if key in kw and not _given(ctx, key):
                 kw[key] = value

@@ -317,15 +317,3 @@ def load_matting_composites(
 ):
     """The registry's loader of the builtin: its (train, test) splits, train items of ``img_size`` px."""
     return matting_splits(n_train, 200, seed, train_size=img_size)
-
-
-from mmkit.data import sources as _sources  # noqa: E402
-from mmkit.data.registry import register_dataset as _register  # noqa: E402
-
-_register(
-    name="matting-composites", task="matte",
-    description="digits, shapes and hair strokes with soft or semi-transparent edges composited over photo "
-    "crops, exact alpha and trimap (drawn on access)",
-    size="2,000 train (64 px) + 200 test (64-96 px) composites", num_classes=0,
-    load="mmkit.data.synthetic_matting:load_matting_composites", available=_sources.skimage_available,
-)  # fmt: skip

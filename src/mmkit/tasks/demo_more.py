@@ -68,7 +68,7 @@ def caption_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[
 def generate_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[str, Any]]:
     """An AC-GAN (a conditional DCGAN with a class head) on MNIST 5k for GENERATE_DEMO_EPOCHS epochs: one column of
     samples per digit."""
-    from mmkit.tasks import generate, generate_apply
+    from mmkit.tasks import generate
 
     data = "digits" if quick else "mnist5k"
     task_args = {"data": data, "model": "acgan"}
@@ -88,7 +88,7 @@ def generate_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict
     )
     fit = Trainer(generate.GenerateTask(**task_args), cfg).fit()
     grid = out / "generated_digits.png"
-    generate_apply.sample(str(fit.run_dir / "last.pt"), n=80, out=grid, device=device)
+    generate.sample(str(fit.run_dir / "last.pt"), n=80, out=grid, device=device)
     section = Section(
         "Generation: an AC-GAN (conditional DCGAN)",
         text=(

@@ -45,10 +45,17 @@ class Predictor:
         if model is not None and name in get_model_info(model).weights:
             return cls.from_named(model, name, dev)
         path = Path(weights)
-        if not path.is_file() and model is None and name.isidentifier():
+        if not path.is_file() and model is None and name.isidentifier() and cls.named_weights():
             raise MMKitError(f"--weights {name}: named weights need --model (see `mmkit models list`)")
         ck = load_task_checkpoint(path, cls.task, get_task(cls.task).what)
         return cls.from_checkpoint(ck, path, dev)
+
+    @classmethod
+    def named_weights(cls) -> list[str]:
+        """The `model:weights` names this task's models have (e.g. efficientnet_lite0:imagenet)."""
+        from mmkit.models import list_models
+
+        return [f"{m}:{w}" for m in list_models(cls.task) for w in get_model_info(m).weights]
 
     @classmethod
     def from_checkpoint(cls, ck: dict[str, Any], path: Path, device: torch.device) -> Predictor:

@@ -46,8 +46,8 @@ class TaskSpec:
     def predictor(self) -> type[Predictor]:
         return importlib.import_module(f"{self.package}.predictor").PREDICTOR
 
-    def recipe(self, data: str | None) -> dict[str, Any]:
-        return self.recipes.for_data(data)
+    def recipe(self, data: str | None, model: str | None = None) -> dict[str, Any]:
+        return self.recipes.for_data(data, model)
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:

@@ -94,8 +94,7 @@ def load_models(
         m.mtcnn = load_mtcnn(device=dev)
         m.info["faces"] = {"detector": "mtcnn", "embedder": None, "gallery": None, "threshold": None}
     if face_db is not None:
-        from mmkit.tasks.face import load_embedder
-        from mmkit.tasks.face import match_threshold, open_gallery
+        from mmkit.tasks.face import load_embedder, match_threshold, open_gallery
 
         net, meta, fingerprint = load_embedder(face_weights, None, dev)
         m.threshold = match_threshold(meta, face_threshold)

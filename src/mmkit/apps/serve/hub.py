@@ -166,7 +166,7 @@ class ModelHub:
                     f"{self.config.video}: trained on features mmkit did not extract (e.g. YouTube-8M); "
                     "serve needs a clip model or one trained on `mmkit video features` output"
                 )
-            from mmkit.tasks.video_features import load_extractor
+            from mmkit.tasks.video import load_extractor
 
             extractor = load_extractor(meta.extractor["backbone"], meta.extractor["weights"], self.device)
         return net, meta, extractor
@@ -340,7 +340,7 @@ class ModelHub:
                 frames, ts = read_frames(path, num_frames=meta.frames, size=meta.img_size)
                 x = center_square(frames, meta.img_size)
             else:
-                from mmkit.tasks.video_features import frame_features
+                from mmkit.tasks.video import frame_features
 
                 frames, ts = read_frames(path, fps=meta.extractor["fps"])
                 x = frame_features(frames[: meta.max_frames], *extractor)

@@ -1,54 +1,31 @@
-"""Generation: GANs (label/noise → image), image-to-image translation (pix2pix, CycleGAN), super-resolution (LapSRN)
-and restoration (RED-Net), trained on the engine; sample grids every epoch.
+"""What the generation families share: the checkpoint's `GenerateMeta`, the engine Task they all are
+(`GenerateFamily`: options, data, the network, start weights, sample grids, the report), and the image-to-image
+base of translation and restoration.
 
-    task = GenerateTask("fashion-mnist", "dcgan")        # then Trainer(task, cfg).fit()
-    task = GenerateTask("photo-sr", "lapsrn")            # paired low-res -> high-res crops of real photos
-
-The adversarial models train on the engine's manual-optimization path with two optimizers, "model" (the
-generator(s)) and "disc" (the discriminator(s) or critic); LapSRN and RED-Net have one loss and train like any
-other model. Images are float in [-1, 1] inside the models; datasets give uint8 (`mmkit.data.generation`).
-Using a trained model (sample, translate, upscale, restore) and its evaluation (FID, KID, IS, PSNR, SSIM) are in
-`mmkit.tasks.generate_apply`.
+Images are float in [-1, 1] inside the models; datasets give uint8 (`mmkit.data.generation`). Each family is a
+subclass with a small `MODELS` table of the models it trains and their per-model settings.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmkit.data.generation import (
-    DEFAULT_PHOTO_CROPS,
-    GenerationData,
-    load_generation_data,
-    to_signed,
-    to_uint8,
-)
-from mmkit.engine import Runtime, Task
+from mmkit.data.generation import GenerationData, load_generation_data, to_signed, to_uint8
+from mmkit.engine import Runtime, Task, load_model_state, load_task_checkpoint
 from mmkit.errors import MMKitError
-from mmkit.models import get_model, get_model_info
+from mmkit.models import get_model_info
+from mmkit.tasks.generate.options import GenerateOptions
 
 log = logging.getLogger(__name__)
 
-GAN_MODELS = ("gan", "dcgan", "wgan-gp", "cgan", "acgan")
-CONDITIONAL = ("cgan", "acgan")
-# Weight of the mode-seeking loss by default (bench/README.md): the AC-GAN's class loss already separates the
-# classes, and weight 1 pulls its samples into ambiguous shapes; the cGAN at 0.3 still draws near-copies per class.
-MODE_SEEKING = {"cgan": 1.0, "acgan": 0.3}
-DATA_KIND = {
-    **{m: "images" for m in GAN_MODELS},
-    "pix2pix": "paired",
-    "lapsrn": "paired",
-    "rednet": "paired",
-    "cyclegan": "unpaired",
-}
-ADVERSARIAL = (*GAN_MODELS, "pix2pix", "cyclegan")
 GRID_SEED = 1234  # the fixed noise of the per-epoch sample grids
 
 
@@ -63,35 +40,21 @@ class GenerateMeta:
     img_size: int
     channels_a: int | None = None  # inputs of translation / SR / restoration
     size_a: int | None = None
-    classes: list[str] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # conditional GANs: the labels they draw
     latent_dim: int = 0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def conditional(self) -> bool:
-        return self.model in CONDITIONAL
+        return bool(self.classes)
 
 
-def build_generator(meta: GenerateMeta) -> nn.Module:
-    """The registered model that `meta` describes (untrained)."""
-    kw = dict(meta.model_kwargs)
-    if meta.model in GAN_MODELS:
-        k = len(meta.classes) if meta.conditional else 0
-        return get_model(meta.model, k, in_chans=meta.channels, img_size=meta.img_size, **kw)
-    if meta.model in ("pix2pix", "cyclegan"):
-        return get_model(
-            meta.model, 0, in_chans=meta.channels_a, out_chans=meta.channels, img_size=meta.img_size, **kw
-        )
-    return get_model(meta.model, 0, in_chans=meta.channels, **kw)
+@dataclass(frozen=True)
+class ModelSpec:
+    """One model of a family: the data it trains on and what `mmkit generate <verb>` does with it."""
 
-
-def translate_batch(model: nn.Module, meta: GenerateMeta, a: torch.Tensor) -> torch.Tensor:
-    """The model's output in [-1, 1] for inputs a in [-1, 1] (pix2pix, CycleGAN A→B, LapSRN's last level, RED-Net)."""
-    if meta.model == "lapsrn":
-        return model(a)[-1].clamp(-1, 1)
-    if meta.model == "cyclegan":
-        return model.g_ab(a)
-    return model(a).clamp(-1, 1)
+    kind: str  # images | paired | unpaired
+    verb: str  # sample | translate | upscale | restore
 
 
 def pixel_fid(real: torch.Tensor, fake: torch.Tensor, cells: int = 8) -> float:
@@ -105,37 +68,69 @@ def pixel_fid(real: torch.Tensor, fake: torch.Tensor, cells: int = 8) -> float:
     return fid_from_features(feats(real), feats(fake))
 
 
-class GenerateTask(Task):
-    name = "generate"
+def as_output(a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """An input shown beside outputs: resized (nearest) to their size and channels."""
+    if a.shape[-1] != like.shape[-1]:
+        a = F.interpolate(a, size=like.shape[-2:], mode="nearest")
+    if a.shape[1] != like.shape[1]:
+        a = a.expand(-1, like.shape[1], -1, -1) if a.shape[1] == 1 else a.mean(1, keepdim=True)
+    return a
 
-    def __init__(
-        self,
-        data: str,
-        model: str = "dcgan",
-        weights: str | None = None,
-        img_size: int | None = None,
-        crops: int = DEFAULT_PHOTO_CROPS,
-        latent_dim: int = 100,
-        n_critic: int = 5,
-        mode_seeking: float | None = None,
-        lambda_l1: float = 100.0,
-        lambda_cycle: float = 10.0,
-        lambda_identity: float = 0.5,
-        model_kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        if model not in DATA_KIND:
-            raise MMKitError(f"--model {model}: not a generation model (one of {', '.join(DATA_KIND)})")
-        self.data_spec, self.model_name, self.weights, self.img_size = str(data), model, weights, img_size
-        self.crops = crops
-        self.latent_dim, self.n_critic = latent_dim, n_critic
-        self.mode_seeking = MODE_SEEKING.get(model, 0.0) if mode_seeking is None else mode_seeking
-        self.lambda_l1, self.lambda_cycle, self.lambda_identity = lambda_l1, lambda_cycle, lambda_identity
-        self.model_kwargs = dict(model_kwargs or {})
-        self.manual_optimization = model in ADVERSARIAL
-        self.monitor = ("val/fid_pix", "min") if model in (*GAN_MODELS, "cyclegan") else ("val/psnr", "max")
+
+def baseline(a: torch.Tensor, b: torch.Tensor) -> tuple[str, torch.Tensor] | None:
+    """What a model mapping inputs `a` to targets `b` must beat: bicubic upscaling when `a` is a smaller image of
+    `b`, the input itself when they have one shape, none otherwise (e.g. edges -> photos)."""
+    from mmkit.metrics.generation import bicubic_upscale
+
+    if a.shape[:2] == b.shape[:2] and a.shape[-1] < b.shape[-1]:
+        return "bicubic upscaling", bicubic_upscale(a, b.shape[-1])
+    if a.shape == b.shape:
+        return "the input itself", a
+    return None
+
+
+@dataclass(eq=False)
+class GenerateFamily(GenerateOptions, Task):
+    """The engine Task of one generation family; its fields are the options of `mmkit generate train`.
+
+    A family sets `MODELS` (name -> its `ModelSpec`), `build` (the network a `GenerateMeta` describes) and
+    `builder_kwargs` (checks the data fits the model; the builder's arguments it implies), then trains as any
+    engine Task does. Everything else (data, start weights, per-epoch grids, checkpoint meta, report) is here.
+    """
+
+    name = "generate"
+    family: ClassVar[str] = ""
+    MODELS: ClassVar[Mapping[str, ModelSpec]] = {}
+    grid_caption: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        if self.model not in self.MODELS:
+            raise MMKitError(f"--model {self.model}: not one of the {self.family} ({', '.join(self.MODELS)})")
+        if not self.data:
+            raise MMKitError("--data is required (fashion-mnist, photo-sr, ..., or a folder)")
+        self.data = str(self.data)
+        self.model_kwargs = dict(self.model_kwargs or {})
+        self.spec = self.MODELS[self.model]
         self.last_eval: dict[str, float] | None = None
         self.last_grid: Path | None = None
-        self._steps = 0
+
+    # --- what a family defines --------------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, meta: GenerateMeta) -> nn.Module:
+        """The registered model that `meta` describes (untrained)."""
+        raise NotImplementedError
+
+    def builder_kwargs(self, d: GenerationData) -> dict[str, Any]:
+        """The builder's keyword arguments for data `d` (`--model-arg` first); refuses data the model cannot use."""
+        return dict(self.model_kwargs)
+
+    def meta_classes(self, d: GenerationData) -> list[str]:
+        """The labels the model draws (conditional GANs); none otherwise."""
+        return []
+
+    def grid(self, net: nn.Module, dev: torch.device) -> tuple[torch.Tensor, int, list[str] | None]:
+        """The per-epoch picture: images in [-1, 1], images per row, optional captions."""
+        raise NotImplementedError
 
     # --- building ---------------------------------------------------------------------------------------------------
     def setup(self, cfg, rt: Runtime) -> None:
@@ -143,255 +138,67 @@ class GenerateTask(Task):
             raise MMKitError(
                 "generate train: DDP is not supported for the generation models (run one process)"
             )
-        info = get_model_info(self.model_name)
+        info = get_model_info(self.model)
         if info.task != "generate":
-            raise MMKitError(f"--model {self.model_name}: a {info.task} model, not a generation model")
-        kind = DATA_KIND[self.model_name]
-        self.data: GenerationData = load_generation_data(
-            self.data_spec, kind, self.img_size, seed=cfg.seed, crops=self.crops
+            raise MMKitError(f"--model {self.model}: a {info.task} model, not a generation model")
+        self.dataset: GenerationData = load_generation_data(
+            self.data, self.spec.kind, self.img_size, seed=cfg.seed, crops=self.crops
         )
-        d = self.data
-        if self.model_name in CONDITIONAL and d.num_classes < 2:
-            raise MMKitError(f"{self.data_spec}: has no class labels, which {self.model_name} needs")
-        if self.model_name == "rednet" and (d.channels_a, d.size_a) != (d.channels, d.img_size):
-            raise MMKitError(
-                f"{self.data_spec}: inputs and targets differ in size or channels; rednet needs equal"
-            )
-        kwargs = dict(self.model_kwargs)
-        if self.model_name in GAN_MODELS:
-            kwargs.setdefault("latent_dim", self.latent_dim)
-        if self.model_name == "lapsrn":
-            scale = d.img_size // (d.size_a or d.img_size)
-            if d.channels_a != d.channels or scale not in (2, 4, 8) or scale * d.size_a != d.img_size:
-                raise MMKitError(
-                    f"{self.data_spec}: not super-resolution pairs (low-res inputs at 1/2, 1/4 or 1/8)"
-                )
-            kwargs.setdefault("scale", scale)
+        d = self.dataset
+        kwargs = self.builder_kwargs(d)
         self.meta = GenerateMeta(
-            self.model_name,
-            self.data_spec,
-            kind,
+            self.model,
+            self.data,
+            self.spec.kind,
             d.channels,
             d.img_size,
             d.channels_a,
             d.size_a,
-            list(d.classes) if self.model_name in CONDITIONAL else [],
+            self.meta_classes(d),
             kwargs.get("latent_dim", 0),
             kwargs,
         )
-        self.model = build_generator(self.meta)
+        self.net = self.build(self.meta)
         if self.weights:
-            from mmkit.tasks.generate_apply import load_generator
-
-            self.model.load_state_dict(load_generator(self.weights)[0].state_dict())
-        self.pools = None
-        if self.model_name == "cyclegan":
-            from mmkit.models.translation import ImagePool
-
-            self.pools = (ImagePool(50), ImagePool(50))
+            path = Path(self.weights)
+            ck = load_task_checkpoint(path, "generate", "a generation model")
+            load_model_state(self.net, ck["model"], path, self.model)
         if rt.is_main:
-            log.info("%s; %s", d.summary(), self.model_name)
+            log.info("%s; %s", d.summary(), self.model)
 
     def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
-
-    def optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        if not self.manual_optimization:
-            return super().optimizers(cfg)
-        m = self.model
-        if self.model_name == "cyclegan":
-            g_params = itertools.chain(m.g_ab.parameters(), m.g_ba.parameters())
-            d_params = itertools.chain(m.d_a.parameters(), m.d_b.parameters())
-        elif self.model_name == "pix2pix":
-            g_params, d_params = m.generator.parameters(), m.discriminator.parameters()
-        else:
-            g_params, d_params = m.generator_parameters(), m.discriminator_parameters()
-        # The papers' Adam settings: beta1 0.5 (DCGAN, pix2pix, CycleGAN), (0, 0.9) for WGAN-GP
-        betas = (0.0, 0.9) if self.model_name == "wgan-gp" else (0.5, 0.999)
-        return {
-            "model": torch.optim.Adam(g_params, lr=cfg.lr, betas=betas),
-            "disc": torch.optim.Adam(d_params, lr=cfg.lr, betas=betas),
-        }
+        return {"model": self.net}
 
     def train_dataset(self):
-        return self.data.train
+        return self.dataset.train
 
     def val_dataset(self):
-        return self.data.test
+        return self.dataset.test
 
-    # --- training ---------------------------------------------------------------------------------------------------
-    def loss(self, model, batch):
-        a, b = (to_signed(t) for t in batch)
-        if self.model_name == "lapsrn":
-            from mmkit.models.restoration import lapsrn_loss
+    def adversarial_optimizers(self, cfg, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+        """Adam for the generator(s) ("model") and the discriminator(s) ("disc"), with the papers' betas."""
+        m = self.net
+        return {
+            "model": torch.optim.Adam(m.generator_parameters(), lr=cfg.lr, betas=betas),
+            "disc": torch.optim.Adam(m.discriminator_parameters(), lr=cfg.lr, betas=betas),
+        }
 
-            loss = lapsrn_loss(model(a), b)
-        else:
-            loss = F.mse_loss(model(a), b)
-        return loss, {}
-
-    def training_step(self, ctx, batch) -> dict[str, torch.Tensor]:
-        model = ctx.models["model"]
-        self._steps += 1
-        if self.model_name in GAN_MODELS:
-            return self._gan_step(ctx, model, batch)
-        if self.model_name == "pix2pix":
-            return self._pix2pix_step(ctx, model, batch)
-        return self._cyclegan_step(ctx, model, batch)
-
-    def _gan_step(self, ctx, m, batch) -> dict[str, torch.Tensor]:
-        from mmkit.models import gans
-
-        x, y = batch
-        real = to_signed(x)
-        labels = y.long() if self.model_name in CONDITIONAL else None
-        n = len(real)
-        acgan, wgan = self.model_name == "acgan", self.model_name == "wgan-gp"
-        with ctx.autocast():
-            fake = m.generator(torch.randn(n, m.latent_dim, device=real.device), labels).detach()
-            if wgan:
-                d_loss = gans.wgan_d_loss(m.critic(real, labels), m.critic(fake, labels))
-            elif acgan:
-                # The class head learns from real images only: trained on the fakes too (the paper's choice), it
-                # follows whatever the generator draws for a label, and the classes drift from the real ones.
-                (adv_r, cls_r), (adv_f, _) = m.discriminator(real), m.discriminator(fake)
-                d_loss = gans.d_loss(adv_r, adv_f) + gans.aux_class_loss(cls_r, labels)
-            else:
-                d_loss = gans.d_loss(m.discriminator(real, labels), m.discriminator(fake, labels))
-        if wgan:
-            d_loss = d_loss + gans.gradient_penalty(m.critic, real, fake, labels)
-        ctx.backward(d_loss, "disc")
-        ctx.step("disc")
-        logs = {"d_loss": d_loss.detach()}
-        if wgan and self._steps % self.n_critic:
-            return {"loss": d_loss.detach(), **logs}  # the critic trains n_critic times per generator step
-        seeking = self.mode_seeking if labels is not None and n >= 2 else 0.0
-        if seeking:
-            # pairs of fakes with one label and two noises: the second half repeats the first's labels
-            labels = torch.cat([labels[: n // 2], labels[: n // 2], labels[2 * (n // 2) :]])
-        with gans.frozen(m.discriminator), ctx.autocast():
-            z = torch.randn(n, m.latent_dim, device=real.device)
-            fake = m.generator(z, labels)
-            if wgan:
-                g_loss = gans.wgan_g_loss(m.critic(fake, labels))
-            elif acgan:
-                adv, cls = m.discriminator(fake)
-                g_loss = gans.g_loss(adv) + gans.aux_class_loss(cls, labels)
-            else:
-                g_loss = gans.g_loss(m.discriminator(fake, labels))
-            if seeking:
-                ms = gans.mode_seeking_loss(fake, z)
-                logs["ms_loss"] = ms.detach()
-                g_loss = g_loss + seeking * ms
-        ctx.backward(g_loss, "model")
-        ctx.step("model")
-        return {"loss": g_loss.detach(), "g_loss": g_loss.detach(), **logs}
-
-    def _pix2pix_step(self, ctx, m, batch) -> dict[str, torch.Tensor]:
-        from mmkit.models.gans import frozen
-        from mmkit.models.translation import pix2pix_d_loss, pix2pix_g_loss
-
-        a, b = (to_signed(t) for t in batch)
-        with ctx.autocast():
-            fake = m(a)
-            d_loss, d_parts = pix2pix_d_loss(m, a, b, fake)
-        ctx.backward(d_loss, "disc")
-        ctx.step("disc")
-        with frozen(m.discriminator), ctx.autocast():
-            g_loss, g_parts = pix2pix_g_loss(m, a, b, fake, self.lambda_l1)
-        ctx.backward(g_loss, "model")
-        ctx.step("model")
-        return {"loss": g_loss.detach(), "d_loss": d_loss.detach(), **g_parts}
-
-    def _cyclegan_step(self, ctx, m, batch) -> dict[str, torch.Tensor]:
-        from mmkit.models.gans import frozen
-        from mmkit.models.translation import cyclegan_d_loss, cyclegan_g_loss
-
-        a, b = (to_signed(t) for t in batch)
-        with frozen(m.d_a, m.d_b), ctx.autocast():
-            g_loss, parts, fake_a, fake_b = cyclegan_g_loss(m, a, b, self.lambda_cycle, self.lambda_identity)
-        ctx.backward(g_loss, "model")
-        ctx.step("model")
-        pool_a, pool_b = self.pools
-        with ctx.autocast():
-            d_loss, _ = cyclegan_d_loss(m, a, b, pool_a.query(fake_a.detach()), pool_b.query(fake_b.detach()))
-        ctx.backward(d_loss, "disc")
-        ctx.step("disc")
-        return {"loss": g_loss.detach(), "d_loss": d_loss.detach(), **parts}
-
-    # --- evaluation -------------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def evaluate(self, model, loader, rt):
-        from mmkit.metrics.generation import psnr
-
-        model.eval()
-        dev = rt.device
-        if self.model_name in GAN_MODELS:
-            real, labels = [], []
-            for x, y in loader:
-                real.append(to_signed(x.to(dev)))
-                labels.append(y.to(dev))
-                if sum(len(r) for r in real) >= 2000:
-                    break
-            real_t, y_t = torch.cat(real), torch.cat(labels)
-            fake = model.sample(len(real_t), y_t.long() if self.model_name in CONDITIONAL else None)
-            out = {"val/fid_pix": pixel_fid(real_t, fake)}
-        else:
-            scores, base, real_b, fakes = [], [], [], []
-            for a, b in loader:
-                a, b = to_signed(a.to(dev)), to_signed(b.to(dev))
-                fake = translate_batch(model, self.meta, a)
-                scores.append(psnr(fake, b))
-                if self.model_name == "lapsrn":
-                    from mmkit.metrics.generation import bicubic_upscale
-
-                    base.append(psnr(bicubic_upscale(a, b.shape[-1]), b))
-                elif self.model_name == "rednet":
-                    base.append(psnr(a, b))
-                real_b.append(b)
-                fakes.append(fake)
-            out = {"val/psnr": float(torch.cat(scores).mean())}
-            if base:
-                out["val/psnr_baseline"] = float(torch.cat(base).mean())
-            if self.model_name == "cyclegan":
-                out["val/fid_pix"] = pixel_fid(torch.cat(real_b), torch.cat(fakes))
-                if not self.data.aligned_test:
-                    out.pop("val/psnr")
-        self.last_eval = out
-        return out
-
+    # --- outputs ----------------------------------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int, run_dir: Path | None, rt: Runtime) -> None:
         if run_dir is None:
             return
         from mmkit.report import save_image_grid
 
-        model = self.model
-        was_training = model.training
-        model.eval()
+        net = self.net
+        was_training = net.training
+        net.eval()
         with torch.no_grad():
-            grid, nrow, labels = self._grid(model, rt.device)
-        model.train(was_training)
+            grid, nrow, labels = self.grid(net, rt.device)
+        net.train(was_training)
         self.last_grid = save_image_grid(
             to_uint8(grid.cpu()), run_dir / "samples" / f"epoch_{epoch:03d}.png", nrow=nrow, labels=labels,
-            title=f"{self.model_name}, epoch {epoch}",
+            title=f"{self.model}, epoch {epoch}",
         )  # fmt: skip
-
-    def _grid(self, model, dev) -> tuple[torch.Tensor, int, list[str] | None]:
-        """GANs: 64 samples from fixed noise (conditional: a row per class); others: input | output | target."""
-        if self.model_name in GAN_MODELS:
-            g = torch.Generator().manual_seed(GRID_SEED)
-            k = len(self.meta.classes)
-            n = 10 * k if k else 64
-            z = torch.randn(n, model.latent_dim, generator=g).to(dev)
-            labels = torch.arange(n, device=dev) // 10 if k else None
-            x = model.sample(n, labels, z=z)
-            return x, 10 if k else 8, ([self.meta.classes[i // 10] for i in range(n)] if k else None)
-        rows = []
-        for i in range(min(8, len(self.data.test))):
-            a, b = (to_signed(t[None].to(dev)) for t in self.data.test[i])
-            fake = translate_batch(model, self.meta, a)
-            rows += [_as_output(a, fake), fake, b]
-        return torch.cat(rows), 3, None
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return asdict(self.meta)
@@ -401,20 +208,39 @@ class GenerateTask(Task):
 
         sections = []
         if self.last_grid is not None:
-            caption = (
-                "fixed noise" if self.model_name in GAN_MODELS else "input | output | target, test images"
-            )
-            sections.append(Section("Samples (last epoch)", images=[(self.last_grid, caption)]))
+            sections.append(Section("Samples (last epoch)", images=[(self.last_grid, self.grid_caption)]))
         if self.last_eval:
             rows = [[k, round(float(v), 4)] for k, v in self.last_eval.items()]
             sections.append(Section("Validation (last epoch)", table=(["metric", "value"], rows)))
         return sections
 
 
-def _as_output(a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """An input shown beside outputs: resized (nearest) to their size and channels."""
-    if a.shape[-1] != like.shape[-1]:
-        a = F.interpolate(a, size=like.shape[-2:], mode="nearest")
-    if a.shape[1] != like.shape[1]:
-        a = a.expand(-1, like.shape[1], -1, -1) if a.shape[1] == 1 else a.mean(1, keepdim=True)
-    return a
+class ImageToImage(GenerateFamily):
+    """Translation and restoration: a network from input images a to output images b, trained on (a, b) pairs
+    (or unpaired sets), shown as input | output | target."""
+
+    grid_caption = "input | output | target, test images"
+
+    @classmethod
+    def translate(cls, net: nn.Module, meta: GenerateMeta, a: torch.Tensor) -> torch.Tensor:
+        """The output in [-1, 1] for inputs `a` in [-1, 1]."""
+        return net(a).clamp(-1, 1)
+
+    @classmethod
+    def input_size(cls, meta: GenerateMeta) -> int | None:
+        """The size inputs are resized to before the network sees them (None: any size, fully convolutional)."""
+        return None
+
+    def outputs(self, net: nn.Module, loader, dev: torch.device):
+        """(a, b, output) batches of the validation pairs, in [-1, 1]."""
+        for a, b in loader:
+            a, b = to_signed(a.to(dev)), to_signed(b.to(dev))
+            yield a, b, self.translate(net, self.meta, a)
+
+    def grid(self, net, dev):
+        rows = []
+        for i in range(min(8, len(self.dataset.test))):
+            a, b = (to_signed(t[None].to(dev)) for t in self.dataset.test[i])
+            fake = self.translate(net, self.meta, a)
+            rows += [as_output(a, fake), fake, b]
+        return torch.cat(rows), 3, None

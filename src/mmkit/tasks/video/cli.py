@@ -1,4 +1,5 @@
-"""`mmkit video train|eval|predict|features`."""
+"""`mmkit video train|eval|predict|features`: options parsed here, the work done by the task's predictor and
+feature extractor."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 
 from mmkit.cli import common as c
 from mmkit.errors import MMKitError
+from mmkit.tasks.video.options import VideoOptions
 
 app = typer.Typer(
     help="Video classification: frame features into LSTM/GRU/NetVLAD/MoE, or CNN+LSTM end to end; YouTube-8M.",
@@ -18,78 +20,14 @@ app = typer.Typer(
 Weights = Annotated[str, typer.Option("--weights", "-w", help="A video checkpoint (best.pt / last.pt).")]
 
 
-@app.command(epilog="Example: mmkit video train --data motion-clips --model cnn-lstm --epochs 15")
-@c.engine_options(grad_clip=5.0)
-def train(
-    data: Annotated[
-        str,
-        typer.Option(
-            "--data",
-            "-d",
-            help="motion-clips, a folder of YouTube-8M TFRecords (or `video features` output), or video folders.",
-        ),
-    ] = "",
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model", "-m", help="lstm | gru | video-mean | netvlad | moe | cnn-lstm | cnn-gru | cnn-mean"
-        ),
-    ] = "lstm",
-    weights: Annotated[str | None, typer.Option("--weights", "-w", help="Start from a checkpoint.")] = None,
-    level: Annotated[str, typer.Option("--level", help="Records: frame or video level features.")] = "frame",
-    max_frames: Annotated[
-        int, typer.Option("--max-frames", help="Frame-level records: frames padded or sampled to this many.")
-    ] = 300,
-    frames: Annotated[int, typer.Option("--frames", help="Raw videos: frames sampled per video.")] = 16,
-    img_size: Annotated[
-        int | None, typer.Option("--img-size", help="Raw videos: frame size (default 64).")
-    ] = None,
-    val_split: Annotated[
-        float, typer.Option("--val-split", help="Held-out fraction when the data has no validation split.")
-    ] = 0.1,
-    hidden: Annotated[
-        int | None, typer.Option("--hidden", help="Hidden width of the RNN / MLP (default: the model's).")
-    ] = None,
-    layers: Annotated[int | None, typer.Option("--layers", help="RNN layers (1 or 2).")] = None,
-    bidirectional: Annotated[bool, typer.Option("--bidirectional", help="Bidirectional RNN.")] = False,
-    augment: Annotated[
-        bool,
-        typer.Option(
-            "--augment/--no-augment",
-            help="motion-clips: mirror and reverse training clips at random, with the labels that follow "
-            "(off by default: it cost the bench's CNN+LSTM 5 points).",
-        ),
-    ] = False,
-    model_arg: c.ModelArg = None,
-    *,
-    engine: c.EngineOptions,
-) -> None:
-    """Train a video classifier; writes runs/video/<name>/ (checkpoints, GAP/top-1 per epoch, curves, report)."""
-    from mmkit.tasks.video import VideoTask
-
-    def task_args() -> dict:
-        if not data:
-            raise MMKitError("--data is required (motion-clips, a folder of TFRecords, or video folders)")
-        kwargs = c.model_kwargs(1.0, model_arg) or {}
-        for key, value in (("hidden", hidden), ("layers", layers)):
-            if value is not None:
-                kwargs[key] = value
-        if bidirectional:
-            kwargs["bidirectional"] = True
-        return dict(
-            data=data,
-            model=model,
-            weights=weights,
-            level=level,
-            max_frames=max_frames,
-            frames=frames,
-            img_size=img_size,
-            val_split=val_split,
-            model_kwargs=kwargs,
-            augment=augment,
-        )
-
-    c.run_train("video", engine, VideoTask, task_args)
+c.train_command(
+    app,
+    "video",
+    VideoOptions,
+    "mmkit.tasks.video.task:VideoTask",
+    example="mmkit video train --data motion-clips   (the README's recipe: CNN + LSTM on frames and their "
+    "differences, 16 frames at 32 px, 25 epochs)",
+)
 
 
 @app.command("eval", epilog="Example: mmkit video eval --weights runs/video/exp/best.pt --data motion-clips")
@@ -102,7 +40,7 @@ def eval_(
     json: c.Json = False,
 ) -> None:
     """GAP@20 (YouTube-8M's metric), Hit@1, PERR, and top-1 for single-label data."""
-    from mmkit.tasks.video import evaluate
+    from mmkit.tasks.video.predictor import evaluate
 
     r = evaluate(weights, data, batch_size=batch_size, device=device, out=out)
     top1 = f"  top-1 {100 * r['top1']:.2f} %" if "top1" in r else ""
@@ -128,7 +66,7 @@ def predict(
     json: c.Json = False,
 ) -> None:
     """Labels with scores for each video (and each segment with --segment-seconds)."""
-    from mmkit.tasks.video import predict as run
+    from mmkit.tasks.video.predictor import predict as run
 
     results, failures = run(
         weights, [str(v) for v in videos], topk=topk, segment_seconds=segment_seconds, device=device
@@ -172,7 +110,7 @@ def features(
     json: c.Json = False,
 ) -> None:
     """Per-frame CNN features of each video, written as YouTube-8M frame-level records (train/validate shards)."""
-    from mmkit.tasks.video_features import extract
+    from mmkit.tasks.video.features import extract
 
     r = extract(
         [str(v) for v in videos],

@@ -8,7 +8,8 @@ Frames are sampled at `fps` (YouTube-8M: 1 per second), resized to the backbone'
 weights expect; the feature is the input of the backbone's classifier (the pooled pre-logits). YouTube-8M stores
 features quantized to 8 bits over [-2, 2] after PCA and whitening; here each frame feature is L2-normalized and
 scaled to an RMS of 0.5 per component (`scale_features`) before the same quantization; post-ReLU features use only
-the upper half of that range, and about 1 % of values (the largest) are clipped at 2. features.json records all of this, so `mmkit video predict` redoes it on new videos.
+the upper half of that range, and about 1 % of values (the largest) are clipped at 2. features.json records all
+of this, so `mmkit video predict` redoes it on new videos.
 """
 
 from __future__ import annotations
@@ -21,10 +22,15 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from rich.progress import Progress
 from torch import nn
 
+from mmkit.data.formats.video import is_video_file, read_frames
+from mmkit.data.formats.youtube8m import write_records
 from mmkit.engine import select_device
 from mmkit.errors import MMKitError
+from mmkit.models import classifier_head
+from mmkit.tasks.classify.predictor import ClassifierPredictor
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +47,6 @@ class FrameFeatures(nn.Module):
 
     def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        from mmkit.models import classifier_head
-
         self.net, self.head = net, classifier_head(net)
         self._captured: torch.Tensor | None = None
         self.head.register_forward_hook(self._capture)
@@ -58,9 +62,9 @@ class FrameFeatures(nn.Module):
 
 
 def load_extractor(backbone: str, weights: str, device: torch.device) -> tuple[FrameFeatures, dict[str, Any]]:
-    from mmkit.tasks.classify import load_classifier
-
-    net, meta = load_classifier(weights, model=backbone, device=device)
+    """A registered image model with its named (or file) `weights` as a frame feature extractor, and how to feed it."""
+    p = ClassifierPredictor.load(weights, model=backbone, device=device)
+    net, meta = p.net, p.meta
     info = {
         "backbone": backbone,
         "weights": weights,
@@ -90,8 +94,6 @@ def frame_features(
 
 def _inputs(paths: list[str]) -> tuple[list[tuple[Path, int | None]], list[str]]:
     """(video, class index or None) for files and for folders of class folders; the class names."""
-    from mmkit.data.formats.video import is_video_file
-
     classes: list[str] = []
     items: list[tuple[Path, str | None]] = []
     for p in map(Path, paths):
@@ -126,11 +128,6 @@ def extract(
 ) -> dict[str, Any]:
     """Features of every video (unreadable ones are skipped with a warning naming them), written as
     train0000.tfrecord / validate0000.tfrecord (a seeded `val_split` of the videos), vocabulary.csv, features.json."""
-    from rich.progress import Progress
-
-    from mmkit.data.formats.video import read_frames
-    from mmkit.data.formats.youtube8m import write_records
-
     items, classes = _inputs(paths)
     if not items:
         raise MMKitError(f"{', '.join(paths)}: no video files")

@@ -1,0 +1,70 @@
+"""Generation as the engine trains it: three families, each its own Task, picked by the model's name.
+
+    task = make_task(data="fashion-mnist", model="dcgan")    # a GANTask; then Trainer(task, cfg).fit()
+    task = make_task(data="photo-sr", model="lapsrn")        # a RestorationTask
+
+`MODEL_FAMILY` is the one place that maps model names to families; a family's own `MODELS` table holds each
+model's settings (conditional, Wasserstein, super-resolution, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mmkit.errors import MMKitError
+from mmkit.tasks.generate.common import GenerateFamily, GenerateMeta, ImageToImage, ModelSpec
+from mmkit.tasks.generate.gan import GANTask
+from mmkit.tasks.generate.options import GenerateOptions
+from mmkit.tasks.generate.restoration import RestorationTask
+from mmkit.tasks.generate.translation import TranslationTask
+
+MODEL_FAMILY: dict[str, type[GenerateFamily]] = {
+    "gan": GANTask,
+    "dcgan": GANTask,
+    "wgan-gp": GANTask,
+    "cgan": GANTask,
+    "acgan": GANTask,
+    "pix2pix": TranslationTask,
+    "cyclegan": TranslationTask,
+    "lapsrn": RestorationTask,
+    "rednet": RestorationTask,
+}
+
+
+def family_of(model: str) -> type[GenerateFamily]:
+    """The Task class that trains generation model `model`."""
+    if model not in MODEL_FAMILY:
+        raise MMKitError(f"--model {model}: not a generation model (one of {', '.join(MODEL_FAMILY)})")
+    return MODEL_FAMILY[model]
+
+
+def model_spec(model: str) -> ModelSpec:
+    """What `model` trains on and what `mmkit generate <verb>` does with it."""
+    return family_of(model).MODELS[model]
+
+
+def make_task(
+    data: str = GenerateOptions.data, model: str = GenerateOptions.model, **options: Any
+) -> GenerateFamily:
+    """The family Task of `model`, with the options of `mmkit generate train` (the CLI's factory)."""
+    return family_of(model)(data=data, model=model, **options)
+
+
+# The name scripts used when generation was one class: `GenerateTask(data=..., model=...)` builds the family's task.
+GenerateTask = make_task
+
+
+def build_generator(meta: GenerateMeta) -> nn.Module:
+    """The registered model that `meta` describes (untrained)."""
+    return family_of(meta.model).build(meta)
+
+
+def translate_batch(model: nn.Module, meta: GenerateMeta, a: torch.Tensor) -> torch.Tensor:
+    """The model's output in [-1, 1] for inputs a in [-1, 1] (pix2pix, CycleGAN A→B, LapSRN's last level, RED-Net)."""
+    family = family_of(meta.model)
+    if not issubclass(family, ImageToImage):
+        raise MMKitError(f"{meta.model}: draws images from noise; it does not translate inputs")
+    return family.translate(model, meta, a)
