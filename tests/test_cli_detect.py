@@ -271,7 +271,7 @@ def test_builtin_recipes_fill_what_the_command_line_did_not_give(monkeypatch, ca
     from mmkit.cli import common
 
     calls = []
-    monkeypatch.setattr(common, "run_train", lambda task, factory, t, e, **kw: calls.append((t, e)))
+    monkeypatch.setattr(common, "run_train", lambda task, t, e, **kw: calls.append((t, e)))
     assert mmkit(capsys, "detect", "train", "--data", "digit-scenes", "--epochs", "2")[0] == 0
     assert mmkit(capsys, "detect", "train", "--data", tmp_path)[0] == 0
     assert mmkit(capsys, "detect", "train", "--data", "digit-scenes-large", "--ignore-iou", "0.3")[0] == 0

@@ -190,7 +190,7 @@ def test_builtin_recipe_is_the_bench_recipe_and_folders_keep_the_old_defaults(ca
     import mmkit.cli.common as common
 
     seen = []
-    monkeypatch.setattr(common, "run_train", lambda task, factory, t, e, **kw: seen.append((t, e)))
+    monkeypatch.setattr(common, "run_train", lambda task, t, e, **kw: seen.append((t, e)))
     for data, extra in (
         ("synthetic-faces-large", []),
         (str(tmp_path), []),

@@ -147,14 +147,13 @@ def train_command(
     app: typer.Typer,
     task: str,
     options: type,
-    factory: str,
     *,
     example: str,
     extra_check: Callable | None = None,
 ) -> None:
     """Add `train` to `app`: the fields of `options` (the task's), then TrainConfig's, then --resume and --json.
 
-    `factory` ("module:attr") builds the engine Task from the task options; it is imported only when the command
+    The task's `SPEC.factory` builds the engine Task from the task options; it is imported only when the command
     runs. Defaults come from the task's recipes: `defaults` in --help, and the builtin dataset's recipe for any
     option not given on the command line. `extra_check(task_args, engine_args)` may refuse a combination.
     """
@@ -191,11 +190,9 @@ def train_command(
         task_args = {f.name: _parsed(f, kw[f.name]) for f in task_fields}
         engine_args = {f.name: kw[f.name] for f in cfg_fields}
         if resume:
-            resume_run(
-                task, factory, Path(kw["project"]), kw["name"] if _given(ctx, "name") else None, as_json
-            )
+            resume_run(task, Path(kw["project"]), kw["name"] if _given(ctx, "name") else None, as_json)
         else:
-            run_train(task, factory, task_args, engine_args, as_json=as_json, check=extra_check)
+            run_train(task, task_args, engine_args, as_json=as_json, check=extra_check)
 
     train.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     train.__doc__ = (
@@ -210,16 +207,8 @@ def _parsed(f: Field, value: Any) -> Any:
     return str(value) if isinstance(value, Path) else value
 
 
-def make_task(factory: str, task_args: dict[str, Any]) -> Any:
-    import importlib
-
-    module, _, attr = factory.partition(":")
-    return getattr(importlib.import_module(module), attr)(**task_args)
-
-
 def run_train(
     task: str,
-    factory: str,
     task_args: dict[str, Any],
     engine_args: dict[str, Any],
     *,
@@ -231,22 +220,23 @@ def run_train(
 
     if check is not None:
         check(task_args, engine_args)
-    _fit(factory, TrainConfig(task=task, **engine_args, task_args=task_args), None, as_json)
+    _fit(TrainConfig(task=task, **engine_args, task_args=task_args), None, as_json)
 
 
-def resume_run(task: str, factory: str, project: Path, name: str | None, as_json: bool = False) -> None:
+def resume_run(task: str, project: Path, name: str | None, as_json: bool = False) -> None:
     """`train --resume`: continue runs/<task>/<name>/last.pt (the latest run without a name) with the task
     arguments and engine options saved in its config.yaml."""
     from mmkit.engine import TrainConfig
 
     last = resume_target(project, task, name)
-    _fit(factory, TrainConfig.load(last.parent / "config.yaml"), last, as_json)
+    _fit(TrainConfig.load(last.parent / "config.yaml"), last, as_json)
 
 
-def _fit(factory: str, cfg: Any, last: Path | None, as_json: bool) -> None:
+def _fit(cfg: Any, last: Path | None, as_json: bool) -> None:
     from mmkit.engine import Trainer
+    from mmkit.tasks.registry import get_task
 
-    res = Trainer(make_task(factory, cfg.task_args), cfg, resume=last).fit()
+    res = Trainer(get_task(cfg.task).make_task(cfg.task_args), cfg, resume=last).fit()
     if res.run_dir is not None:  # rank 0
         emit(*fit_summary(cfg.task, res), as_json)
 

@@ -23,7 +23,7 @@ def demo(
 
     Example: mmkit demo
     """
-    from mmkit.tasks.demo import run_demo
+    from mmkit.apps.demo import run_demo
 
     r = run_demo(out, quick=quick, device=device)
     parts = [

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ class TaskSpec:
     help: str  # one line, shown by `mmkit --help`
     package: str  # "mmkit.tasks.classify": holds cli.py (`app`), predictor.py (`PREDICTOR`) and the Task
     what: str  # what its checkpoints hold, for messages: "a classifier"
+    factory: str  # "module:callable" building the engine Task from the task options (the Task class, or a function)
     recipes: Recipes = field(default_factory=Recipes)
     order: int = 100  # position in `mmkit --help` and the demo
 
@@ -48,6 +49,29 @@ class TaskSpec:
 
     def recipe(self, data: str | None, model: str | None = None) -> dict[str, Any]:
         return self.recipes.for_data(data, model)
+
+    def make_task(self, task_args: dict[str, Any]) -> Any:
+        """The engine Task of these task options."""
+        module, _, attr = self.factory.partition(":")
+        return getattr(importlib.import_module(module), attr)(**task_args)
+
+    def train_config(self, data: str, **overrides: Any) -> Any:
+        """The TrainConfig (task options in `task_args`) that trains on `data` with its recipe, then `overrides`
+        (field names of TrainConfig or of the task's options): what `mmkit <task> train --data <data>` runs."""
+        from mmkit.engine.config import TrainConfig
+
+        engine_fields = {f.name for f in fields(TrainConfig)} - {"task", "task_args"}
+        values = {**self.recipe(data, overrides.get("model")), **overrides, "data": data}
+        engine = {k: v for k, v in values.items() if k in engine_fields}
+        task_args = {k: v for k, v in values.items() if k not in engine_fields}
+        return TrainConfig(task=self.name, **engine, task_args=task_args)
+
+    def fit(self, data: str, *, progress: bool = True, **overrides: Any) -> Any:
+        """Train on `data` with the recipe and `overrides` (see `train_config`); the engine's FitResult."""
+        from mmkit.engine import Trainer
+
+        cfg = self.train_config(data, **overrides)
+        return Trainer(self.make_task(cfg.task_args), cfg, progress=progress).fit()
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:

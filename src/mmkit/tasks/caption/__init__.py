@@ -11,6 +11,7 @@ SPEC = TaskSpec(
     name="caption",
     help="Image captioning: Show-and-Tell, Show-Attend-and-Tell, paragraphs; BLEU-1..4 and CIDEr-D.",
     package=__name__,
+    factory="mmkit.tasks.caption.task:CaptionTask",
     what="a captioner",
     recipes=RECIPES,
     order=50,

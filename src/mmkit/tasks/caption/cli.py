@@ -24,7 +24,6 @@ c.train_command(
     app,
     "caption",
     CaptionOptions,
-    "mmkit.tasks.caption.task:CaptionTask",
     example="mmkit caption train --data caption-scenes   (the measured recipe: Show-Attend-and-Tell, 20 epochs)",
 )
 

@@ -10,6 +10,7 @@ SPEC = TaskSpec(
     name="classify",
     help="Image classification: train, evaluate, predict, export.",
     package=__name__,
+    factory="mmkit.tasks.classify.task:ClassifyTask",
     what="a classifier",
     recipes=RECIPES,
     order=10,

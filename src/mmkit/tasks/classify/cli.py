@@ -27,7 +27,6 @@ c.train_command(
     app,
     "classify",
     ClassifyOptions,
-    "mmkit.tasks.classify.task:ClassifyTask",
     example="mmkit classify train --data digits   (the digits recipe: 15 epochs, ~99 % top-1)",
     extra_check=_check,
 )

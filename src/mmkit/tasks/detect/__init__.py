@@ -11,6 +11,7 @@ SPEC = TaskSpec(
     name="detect",
     help="Object detection and localization: YOLOv3, YOLOv3-tiny, a single-object localizer.",
     package=__name__,
+    factory="mmkit.tasks.detect.task:DetectTask",
     what="a detector",
     recipes=RECIPES,
     order=20,

@@ -24,7 +24,6 @@ c.train_command(
     app,
     "detect",
     DetectOptions,
-    "mmkit.tasks.detect.task:DetectTask",
     example="mmkit detect train --data digit-scenes   (the README's recipe: YOLOv3-tiny at width 0.5, 256 px, 30 epochs)",
 )
 

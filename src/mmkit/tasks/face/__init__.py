@@ -12,6 +12,7 @@ SPEC = TaskSpec(
     name="face",
     help="Faces: MTCNN detection, FaceNet embeddings (triplet loss), LFW verification, a gallery to identify.",
     package=__name__,
+    factory="mmkit.tasks.face.task:face_task",
     what="a face embedder",
     recipes=RECIPES,
     order=30,

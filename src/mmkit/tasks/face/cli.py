@@ -68,7 +68,6 @@ c.train_command(
     app,
     "face",
     FaceOptions,
-    "mmkit.tasks.face.task:face_task",
     example="mmkit face train --data synthetic-faces-large   (the bench recipe: 20 epochs, ~95 % on held-out people)",
 )
 

@@ -14,6 +14,7 @@ SPEC = TaskSpec(
     name="generate",
     help="Generation: GAN, DCGAN, WGAN-GP, cGAN, AC-GAN; pix2pix, CycleGAN; LapSRN super-resolution; RED-Net.",
     package=__name__,
+    factory="mmkit.tasks.generate.task:make_task",
     what="a generation model",
     recipes=RECIPES,
     order=55,

@@ -26,7 +26,6 @@ c.train_command(
     app,
     "generate",
     GenerateOptions,
-    "mmkit.tasks.generate.task:make_task",
     example="mmkit generate train --data photo-sr   (the LapSRN x4 recipe: +1.3 dB over bicubic). GANs, pix2pix "
     "and CycleGAN train with Adam and their papers' betas; --optimizer applies to LapSRN and RED-Net.",
 )

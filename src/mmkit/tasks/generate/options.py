@@ -65,6 +65,8 @@ RECIPES = Recipes(
         "photo-sr": dict(
             model="lapsrn", epochs=4, crops=20000, lr=1e-3, optimizer="adam", schedule="cosine", batch_size=16,
         ),
+        # the demo's AC-GAN: readable digits, one column per class, in 15 epochs
+        "mnist5k": dict(model="acgan", epochs=15, batch_size=64),
         "photo-edges": dict(model="pix2pix", epochs=10),
         "photo-denoise": dict(model="rednet", epochs=10, lr=1e-3),
         # the model each remaining set is made for (no tuned settings measured)

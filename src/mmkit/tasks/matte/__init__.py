@@ -10,6 +10,7 @@ SPEC = TaskSpec(
     name="matte",
     help="Image matting (image + trimap -> alpha): train, evaluate, predict.",
     package=__name__,
+    factory="mmkit.tasks.matte.task:MatteTask",
     what="a matting model",
     recipes=RECIPES,
     order=60,

@@ -22,7 +22,6 @@ c.train_command(
     app,
     "matte",
     MatteOptions,
-    "mmkit.tasks.matte.task:MatteTask",
     example=f"mmkit matte train --data {BUILTIN}   (the recipe: dim-small, 2,000 composites at 64 px, 6 epochs)",
 )
 

@@ -13,6 +13,7 @@ SPEC = TaskSpec(
     name="video",
     help="Video classification: frame features into LSTM/GRU/NetVLAD/MoE, or CNN+LSTM end to end; YouTube-8M.",
     package=__name__,
+    factory="mmkit.tasks.video.task:VideoTask",
     what="a video model",
     recipes=RECIPES,
     order=40,

@@ -24,7 +24,6 @@ c.train_command(
     app,
     "video",
     VideoOptions,
-    "mmkit.tasks.video.task:VideoTask",
     example="mmkit video train --data motion-clips   (the README's recipe: CNN + LSTM on frames and their "
     "differences, 16 frames at 32 px, 25 epochs)",
 )
