@@ -167,7 +167,8 @@ def test_recipes_are_the_readme_and_bench_ones_and_flags_fill_model_args(capsys)
 
     spec = get_task("video")
     assert spec.recipe("motion/") == {"grad_clip": 5.0}  # folders: the task's defaults only
-    readme = spec.recipe("motion-clips")  # bench/video_quality.py's 25-epoch cnn-lstm row on motion-clips (91.9 %)
+    # bench/video_quality.py's 25-epoch cnn-lstm row on motion-clips (91.9 %)
+    readme = spec.recipe("motion-clips")
     assert {k: readme[k] for k in ("model", "img_size", "frames", "epochs", "lr", "batch_size")} == {
         "model": "cnn-lstm", "img_size": 32, "frames": 16, "epochs": 25, "lr": 3e-3, "batch_size": 32,
     }  # fmt: skip
