@@ -6,7 +6,7 @@
         model: str = option("smallcnn", "--model", "-m", help="Registered model name.")
 
 The engine's `TrainConfig` and every task's options are written this way. The CLI derives its parameters from
-the fields (`mmkit.cli.options`), a run's config.yaml stores them under the same names, and a recipe (a dict of
+the fields (`mmkit.cli.common.train_command`), a run's config.yaml stores them under the same names, and a recipe (a dict of
 field names to values, see `Recipes`) fills in what the command line did not give. No torch here: `--help` reads
 these without loading a model library.
 """

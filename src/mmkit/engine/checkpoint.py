@@ -64,10 +64,14 @@ def load_checkpoint(
     return obj
 
 
-def load_task_checkpoint(path: str | os.PathLike, task: str, what: str) -> dict[str, Any]:
+def load_task_checkpoint(
+    path: str | os.PathLike, task: str, what: str, *, allow_plain: bool = False
+) -> dict[str, Any] | None:
     """An mmkit checkpoint of `task` (e.g. "classify"); `what` names its model in the message otherwise
-    ("a classifier")."""
-    ck = load_checkpoint(path)
+    ("a classifier"). With `allow_plain`, a plain state_dict file gives None."""
+    ck = load_checkpoint(path, allow_plain=allow_plain)
+    if ck is None:
+        return None
     if ck.get("task") != task:
         raise MMKitError(f"{path}: a {ck.get('task')} checkpoint, not {what}")
     return ck

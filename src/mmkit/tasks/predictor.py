@@ -39,7 +39,8 @@ class Predictor:
     def load(
         cls, weights: str | os.PathLike, *, model: str | None = None, device: str | torch.device = "cpu"
     ) -> Predictor:
-        """From an mmkit checkpoint of this task, or a registered weights name of `model` (e.g. "imagenet")."""
+        """From an mmkit checkpoint of this task, a registered weights name of `model` (e.g. "imagenet"), or with
+        `model` a plain state_dict file (where the task's `from_state_dict` can use one)."""
         dev = select_device(device) if isinstance(device, str) else device
         name = str(weights)
         if model is not None and name in get_model_info(model).weights:
@@ -47,7 +48,9 @@ class Predictor:
         path = Path(weights)
         if not path.is_file() and model is None and name.isidentifier() and cls.named_weights():
             raise MMKitError(f"--weights {name}: named weights need --model (see `mmkit models list`)")
-        ck = load_task_checkpoint(path, cls.task, get_task(cls.task).what)
+        ck = load_task_checkpoint(path, cls.task, get_task(cls.task).what, allow_plain=model is not None)
+        if ck is None:  # a plain state_dict, for `model`
+            return cls.from_state_dict(model, path, dev)
         return cls.from_checkpoint(ck, path, dev)
 
     @classmethod
@@ -61,6 +64,13 @@ class Predictor:
     def from_checkpoint(cls, ck: dict[str, Any], path: Path, device: torch.device) -> Predictor:
         """Build the network from the checkpoint's `meta` and load its `model` state."""
         raise NotImplementedError
+
+    @classmethod
+    def from_state_dict(cls, model: str, path: Path, device: torch.device) -> Predictor:
+        """A plain state_dict file for a registered `model`, where the task can feed one without a checkpoint."""
+        raise MMKitError(
+            f"{path}: not an mmkit checkpoint (a plain state_dict needs a task that can use one)"
+        )
 
     @classmethod
     def from_named(cls, model: str, weights: str, device: torch.device) -> Predictor:

@@ -23,12 +23,10 @@ from mmkit.data.classification import collate_skip_none
 from mmkit.data.formats.captions import Vocabulary
 from mmkit.data.formats.images import read_image
 from mmkit.data.transforms import BatchTransform
-from mmkit.engine import load_task_checkpoint, select_device
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
 from mmkit.models import get_model
 from mmkit.tasks.predictor import Predictor
-from mmkit.tasks.registry import get_task
 
 SENTENCE_MODELS = ("show-tell", "show-attend-tell")
 
@@ -120,15 +118,6 @@ class CaptionPredictor(Predictor):
         super().__init__(net, meta, device, source)
         self.vocab = Vocabulary.from_dict(meta.vocab)
         self.norm = BatchTransform(False, meta.mean, meta.std, out_channels=3).to(device)
-
-    @classmethod
-    def load(cls, weights, *, model=None, device="cpu") -> CaptionPredictor:
-        """A caption checkpoint (captioners have no named weights to take instead)."""
-        if model is not None:
-            return super().load(weights, model=model, device=device)
-        ck = load_task_checkpoint(weights, cls.task, get_task(cls.task).what)
-        dev = select_device(device) if isinstance(device, str) else device
-        return cls.from_checkpoint(ck, Path(weights), dev)
 
     @classmethod
     def from_checkpoint(cls, ck, path, device) -> CaptionPredictor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from mmkit.data import collate_skip_none, load_classification_data
 from mmkit.data.classification import TensorImageDataset
 from mmkit.data.formats.images import read_image
 from mmkit.data.transforms import BatchTransform, TransformedDataset, build_transforms, crop_padding
-from mmkit.engine import Runtime, load_checkpoint, select_device
+from mmkit.engine import Runtime
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
 from mmkit.metrics.classification import ClassificationMeter
@@ -98,16 +99,6 @@ def run_meter(
 class ClassifierPredictor(Predictor):
     task = "classify"
     meta: ClassifierMeta
-
-    @classmethod
-    def load(cls, weights, *, model=None, device="cpu") -> ClassifierPredictor:
-        """An mmkit checkpoint, a registered weights name with `model` (e.g. "imagenet"), or a plain state_dict
-        file with `model` (fed as ImageNet models are)."""
-        if model is not None and Path(weights).is_file():
-            ck = load_checkpoint(weights, allow_plain=True)
-            if ck is None:
-                return cls.from_state_dict(model, Path(weights), select_device(device))
-        return super().load(weights, model=model, device=device)
 
     @classmethod
     def from_checkpoint(cls, ck, path, device) -> ClassifierPredictor:
@@ -251,7 +242,7 @@ class ClassifierPredictor(Predictor):
         """ONNX or TorchScript file next to the weights (or at `out`), checked against PyTorch."""
         from mmkit.export import export_onnx, export_torchscript
 
-        net, meta = self.net.cpu(), self.meta
+        net, meta = copy.deepcopy(self.net).cpu(), self.meta  # the predictor keeps its device
         example = torch.randn(2, meta.in_chans, meta.img_size, meta.img_size)
         suffix = {"onnx": ".onnx", "torchscript": ".torchscript"}.get(fmt)
         if suffix is None:

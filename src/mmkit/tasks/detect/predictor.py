@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -225,7 +226,7 @@ class DetectorPredictor(Predictor):
         stays outside. Checked against PyTorch with ONNX Runtime."""
         from mmkit.export import export_onnx, export_torchscript
 
-        net, meta = self.net.cpu(), self.meta
+        net, meta = copy.deepcopy(self.net).cpu(), self.meta  # the predictor keeps its device
         if is_localizer(net):
             raise MMKitError(
                 f"{self.source}: export is for YOLO detectors (the localizer is a plain classifier-style net)"
