@@ -175,7 +175,7 @@ def test_every_task_package_exports_names_that_no_submodule_hides():
         modules = [m.name for m in pkgutil.iter_modules(pkg.__path__)]
         for m in modules:
             importlib.import_module(f"{spec.package}.{m}")
-        for name in getattr(pkg, "_EXPORTS", {}):
+        for name in pkg.__getattr__.exports:
             assert name not in modules, (spec.package, name)
             assert not isinstance(getattr(pkg, name), types.ModuleType), (spec.package, name)
         assert spec.predictor().task == spec.name

@@ -349,7 +349,9 @@ def test_analyze_runs_every_model_over_the_uploads(weights, media, tmp_path, mon
 
     loads = []
     real_load = analyze_models.load_models
-    monkeypatch.setattr(analyze_models, "load_models", lambda **kw: loads.append(kw) or real_load(**kw))
+    monkeypatch.setattr(
+        analyze_models, "load_models", lambda *a, **kw: loads.append(a) or real_load(*a, **kw)
+    )
     config = ServeConfig(
         face_weights=weights["face"], face_db=str(tmp_path / "g.db"), video=weights["video"], device="cpu"
     )

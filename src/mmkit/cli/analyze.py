@@ -7,44 +7,17 @@ from typing import Annotated
 
 import typer
 
+from mmkit.apps.options import ModelOptions
 from mmkit.cli import common as c
 
 
-def analyze(
+def _analyze(
     paths: Annotated[
         list[Path], typer.Argument(help="Image and video files, or folders (walked recursively).")
     ],
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Output folder (default runs/analyze/exp, exp2, ...)."),
-    ] = None,
-    classifier: Annotated[
-        str,
-        typer.Option(
-            "--classifier",
-            help="imagenet (EfficientNet-Lite0, offline), a classify checkpoint, or none.",
-        ),
-    ] = "imagenet",
-    faces: Annotated[bool, typer.Option("--faces/--no-faces", help="Find faces (MTCNN).")] = True,
-    detector: Annotated[
-        Path | None, typer.Option("--detector", help="A detect checkpoint: objects in every image.")
-    ] = None,
-    face_db: Annotated[
-        Path | None,
-        typer.Option("--face-db", help="A face gallery (mmkit face enroll): names for the faces."),
-    ] = None,
-    face_weights: Annotated[
-        Path | None, typer.Option("--face-weights", help="The face checkpoint the gallery was enrolled with.")
-    ] = None,
-    face_threshold: Annotated[
-        float | None,
-        typer.Option("--face-threshold", help="Squared L2 distance for a name (default: the checkpoint's)."),
-    ] = None,
-    captioner: Annotated[
-        Path | None, typer.Option("--captioner", help="A caption checkpoint: a caption for every image.")
-    ] = None,
-    video: Annotated[
-        Path | None, typer.Option("--video", help="A video checkpoint: labels per video and per segment.")
     ] = None,
     segment_seconds: Annotated[
         float, typer.Option("--segment-seconds", help="Segment length for the video model's labels.")
@@ -55,6 +28,8 @@ def analyze(
     ] = None,
     device: c.Device = "auto",
     json: c.Json = False,
+    *,
+    models: ModelOptions,
 ) -> None:
     """Run every model at hand over photos and videos; write analysis.json and report.html.
 
@@ -71,14 +46,7 @@ def analyze(
     doc = run(
         paths,
         out_dir,
-        classifier=None if classifier.lower() == "none" else classifier,
-        detector=detector,
-        face_db=face_db,
-        face_weights=face_weights,
-        face_threshold=face_threshold,
-        captioner=captioner,
-        video=video,
-        faces=faces,
+        models=models,
         segment_seconds=segment_seconds,
         batch_size=batch_size,
         workers=workers,
@@ -105,3 +73,6 @@ def analyze(
         "seconds": doc["seconds"],
     }
     c.emit(summary, payload, json)
+
+
+analyze = c.options_command(_analyze, "models", ModelOptions)

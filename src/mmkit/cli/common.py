@@ -80,6 +80,34 @@ def emit(summary: str, payload: dict[str, Any], as_json: bool) -> None:
         typer.echo(summary)
 
 
+def emit_items(
+    key: str,
+    results: list[dict],
+    failures: list[tuple[str, str]],
+    as_json: bool,
+    line: Callable[[dict], str],
+    summary: str,
+) -> None:
+    """What a command over many inputs prints: a line per result and the summary (or, with --json, one object with
+    `key` and `errors`); then, if any input failed, one error line for them and a non-zero exit."""
+    if as_json:
+        emit("", {key: results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
+    else:
+        for r in results:
+            typer.echo(line(r))
+        typer.echo(summary)
+    if failures:
+        more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+        raise MMKitError(f"{failures[0][1]}{more}")
+
+
+def emit_export(task: str, path: Path, format: str, diff: float | None, as_json: bool) -> None:
+    """The summary of an `export` command: the file, and how far its outputs are from PyTorch's."""
+    checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
+    payload = {"path": str(path), "format": format, "max_abs_diff": diff}
+    emit(f"{task} export: {path}{checked}", payload, as_json)
+
+
 def _jsonable(o: Any) -> Any:
     try:
         import numpy as np
@@ -127,6 +155,14 @@ Workers = option_alias(_engine_config_cls(), "workers")
 Threads = option_alias(_engine_config_cls(), "threads")
 Seed = option_alias(_engine_config_cls(), "seed")
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON line instead of the summary.")]
+Weights = Annotated[
+    str, typer.Option("--weights", "-w", help="A checkpoint (runs/<task>/<name>/best.pt), or a weights name.")
+]
+Images = Annotated[list[Path], typer.Argument(help="Image files.")]
+ExportFormat = Annotated[str, typer.Option("--format", "-f", help="onnx | torchscript")]
+ExportOut = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Output file (default: beside the weights).")
+]
 Resume = Annotated[
     bool,
     typer.Option(
@@ -135,6 +171,25 @@ Resume = Annotated[
         rich_help_panel="Run",
     ),
 ]
+
+
+def options_command(fn: Callable, name: str, options: type) -> Callable:
+    """`fn(..., <name>: options)` as a command whose parameters are `fn`'s others, then the option fields of the
+    dataclass `options` (each declared once there); the values given build the `options` instance `fn` receives."""
+    own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != name]
+    fields_, hints = cli_fields(options), get_type_hints(options, include_extras=True)
+    defaults = {f.name: f.default for f in fields_}
+    params = own + [typer_parameter(f, hints, defaults[f.name]) for f in fields_]
+
+    def command(**kw: Any) -> Any:
+        values = {f.name: _parsed(f, kw.pop(f.name)) for f in fields_}
+        return fn(**kw, **{name: options(**values)})
+
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        sorted(params, key=lambda p: p.kind)
+    )
+    command.__doc__, command.__name__ = fn.__doc__, fn.__name__
+    return command
 
 
 def _given(ctx: typer.Context, name: str) -> bool:

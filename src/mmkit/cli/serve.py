@@ -8,43 +8,17 @@ from typing import Annotated
 
 import typer
 
+from mmkit.apps.options import ModelOptions
 from mmkit.cli import common as c
 
 log = logging.getLogger("mmkit")
 
 
-def serve(
+def _serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to bind (0.0.0.0: every interface).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.", min=1, max=65535)] = 8000,
-    classifier: Annotated[
-        str,
-        typer.Option(
-            "--classifier", help="Classify checkpoint, or a weights name of --classifier-model ('': none)."
-        ),
-    ] = "imagenet",
-    classifier_model: Annotated[
-        str, typer.Option("--classifier-model", help="Model of a named --classifier weights.")
-    ] = "efficientnet_lite0",
-    detector: Annotated[str | None, typer.Option("--detector", help="Detect checkpoint (/detect).")] = None,
-    face_db: Annotated[
-        str | None,
-        typer.Option("--face-db", help="SQLite face gallery (created if new); needs --face-weights."),
-    ] = None,
-    face_weights: Annotated[
-        str | None,
-        typer.Option(
-            "--face-weights", help="Face checkpoint, or facenet's vggface2 (/faces/identify, /enroll)."
-        ),
-    ] = None,
-    face_threshold: Annotated[
-        float | None, typer.Option("--face-threshold", help="Squared L2 (default: the weights' own).")
-    ] = None,
-    captioner: Annotated[
-        str | None, typer.Option("--captioner", help="Caption checkpoint (/caption).")
-    ] = None,
-    video: Annotated[str | None, typer.Option("--video", help="Video checkpoint (/video).")] = None,
     max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest upload.", min=0.01)] = 20.0,
     max_megapixels: Annotated[
         float,
@@ -52,6 +26,8 @@ def serve(
     ] = 40.0,
     device: c.Device = "auto",
     threads: c.Threads = None,
+    *,
+    models: ModelOptions,
 ) -> None:
     """Serve the models over HTTP: POST an image to /classify, /detect, /faces/..., /caption, a video to /video;
     the page at / draws the answers; the API is documented at /docs.
@@ -66,17 +42,7 @@ def serve(
     if threads:
         torch.set_num_threads(threads)
     config = ServeConfig(
-        classifier=classifier,
-        classifier_model=classifier_model,
-        detector=detector,
-        face_db=face_db,
-        face_weights=face_weights,
-        face_threshold=face_threshold,
-        captioner=captioner,
-        video=video,
-        max_upload_mb=max_upload_mb,
-        max_pixels=int(max_megapixels * 1e6),
-        device=device,
+        **vars(models), max_upload_mb=max_upload_mb, max_pixels=int(max_megapixels * 1e6), device=device
     )
     app = create_app(config)  # loads every model now: bad weights fail here, as one line
     if not _is_loopback(host):
@@ -93,3 +59,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+serve = c.options_command(_serve, "models", ModelOptions)

@@ -41,15 +41,22 @@ class Task:
         """Build modules and datasets. Called on every rank, with the RNG seeded identically."""
         raise NotImplementedError
 
+    # What `setup` builds: the main module and the datasets (a task with more modules overrides `modules`).
+    net: nn.Module
+    train_ds: Dataset | None = None
+    val_ds: Dataset | None = None
+
     def modules(self) -> dict[str, nn.Module]:
         """Named modules to train and checkpoint; "model" is the main one."""
-        raise NotImplementedError
+        return {"model": self.net}
 
     def train_dataset(self) -> Dataset:
-        raise NotImplementedError
+        if self.train_ds is None:
+            raise NotImplementedError(f"{type(self).__name__}.setup sets no train_ds")
+        return self.train_ds
 
     def val_dataset(self) -> Dataset | None:
-        return None
+        return self.val_ds
 
     def collate_fn(self):
         return None

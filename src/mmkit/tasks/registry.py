@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -31,15 +31,34 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task: its name (the CLI group and the `task` key of its checkpoints) and where its parts live."""
+    """One task, declared in its package's `__init__` as `SPEC = TaskSpec(__name__, __doc__, what=..., order=...)`.
 
-    name: str
-    help: str  # one line, shown by `mmkit --help`
-    package: str  # "mmkit.tasks.classify": holds cli.py (`app`), predictor.py (`PREDICTOR`) and the Task
+    Its name (the CLI group, and the `task` key of its checkpoints) is the package's; its one-line help is the first
+    paragraph of the package's docstring; its recipes are `RECIPES` of its `options.py`; its engine Task is built by
+    `factory` ("module:callable" in the package; by default `task:<Name>Task`).
+    """
+
+    package: (
+        str  # "mmkit.tasks.classify": holds cli.py (`app`), predictor.py (`PREDICTOR`), options.py, task.py
+    )
+    doc: str  # the package's docstring: its first paragraph is the help `mmkit --help` shows
     what: str  # what its checkpoints hold, for messages: "a classifier"
-    factory: str  # "module:callable" building the engine Task from the task options (the Task class, or a function)
-    recipes: Recipes = field(default_factory=Recipes)
     order: int = 100  # position in `mmkit --help` and the demo
+    factory: str = (
+        ""  # "module:callable" building the engine Task from the task options (default: task.<Name>Task)
+    )
+
+    @property
+    def name(self) -> str:
+        return self.package.rpartition(".")[2]
+
+    @property
+    def help(self) -> str:
+        return " ".join(self.doc.strip().split("\n\n")[0].split())
+
+    @property
+    def recipes(self) -> Recipes:
+        return importlib.import_module(f"{self.package}.options").RECIPES
 
     def cli(self) -> typer.Typer:
         return importlib.import_module(f"{self.package}.cli").app
@@ -52,8 +71,8 @@ class TaskSpec:
 
     def make_task(self, task_args: dict[str, Any]) -> Any:
         """The engine Task of these task options."""
-        module, _, attr = self.factory.partition(":")
-        return getattr(importlib.import_module(module), attr)(**task_args)
+        module, _, attr = (self.factory or f"task:{self.name.capitalize()}Task").partition(":")
+        return getattr(importlib.import_module(f"{self.package}.{module}"), attr)(**task_args)
 
     def train_config(self, data: str, **overrides: Any) -> Any:
         """The TrainConfig (task options in `task_args`) that trains on `data` with its recipe, then `overrides`
@@ -74,15 +93,18 @@ class TaskSpec:
         return Trainer(self.make_task(cfg.task_args), cfg, progress=progress).fit()
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
-    """A package's `__getattr__` (PEP 562) that loads `name` from its module `exports[name]` on first use, so that
-    the package's __init__ (which the registry imports) loads no torch."""
+def lazy_exports(package: str, **modules: str) -> Callable[[str], Any]:
+    """A package's `__getattr__` (PEP 562): `modules` maps each of its modules to the names it exports, separated by
+    spaces (`predictor="predict evaluate"`); a name loads from its module on first use, so that the package's
+    __init__ (which the registry imports) loads no torch."""
+    exports = {name: module for module, names in modules.items() for name in names.split()}
 
     def __getattr__(name: str) -> Any:
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
 
+    __getattr__.exports = exports  # type: ignore[attr-defined]
     return __getattr__
 
 

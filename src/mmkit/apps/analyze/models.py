@@ -7,7 +7,6 @@ Each wraps a task's own loading and inference (`load_classifier`, MTCNN + `align
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +15,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
+from mmkit.apps.options import ModelOptions
 from mmkit.engine import select_device
-from mmkit.errors import MMKitError
 
 TOPK = 5
 CAPTION_BEAM = 3
@@ -58,49 +57,35 @@ class Models:
         return out
 
 
-def load_models(
-    *,
-    classifier: str | None = "imagenet",
-    faces: bool = True,
-    detector: str | os.PathLike | None = None,
-    face_db: str | os.PathLike | None = None,
-    face_weights: str | os.PathLike | None = None,
-    face_threshold: float | None = None,
-    captioner: str | os.PathLike | None = None,
-    video: str | os.PathLike | None = None,
-    device: str = "auto",
-) -> Models:
-    """Load what is asked for; bad weights fail here, before any file is read."""
+def load_models(options: ModelOptions | None = None, *, device: str = "auto", **fields: Any) -> Models:
+    """Load the models `options` (or the ModelOptions `fields`) ask for; bad weights fail here, before any file is
+    read."""
+    o = options if options is not None else ModelOptions(**fields)
+    classifier, detector, captioner, video = o.classifier, o.detector, o.captioner, o.video
     dev = select_device(device)
     m = Models(dev, {"classifier": None, "faces": None, "detector": None, "captioner": None, "video": None})
-    if face_db is not None and face_weights is None:
-        raise MMKitError(
-            "--face-db: naming faces needs --face-weights, the embedder the gallery was enrolled with"
-        )
-    if face_weights is not None and face_db is None:
-        raise MMKitError("--face-weights: faces are named from a gallery; give --face-db too")
-    if (face_db is not None) and not faces:
-        raise MMKitError("--face-db: naming faces needs face detection (do not turn faces off)")
     if classifier:
         from mmkit.tasks.classify import load_classifier
 
         named = not Path(classifier).is_file()
-        net, meta = load_classifier(classifier, "efficientnet_lite0" if named else None, dev)
+        net, meta = load_classifier(classifier, o.classifier_model if named else None, dev)
         m.classifier = (net, meta, meta.eval_transform(in_channels=3))
         m.info["classifier"] = {"model": meta.model, "weights": str(classifier), "classes": meta.num_classes}
-    if faces:
+    if o.faces:
         from mmkit.models.mtcnn import load_mtcnn
 
         m.mtcnn = load_mtcnn(device=dev)
         m.info["faces"] = {"detector": "mtcnn", "embedder": None, "gallery": None, "threshold": None}
-    if face_db is not None:
+    if o.face_db is not None:
+        from mmkit.models import get_model_info
         from mmkit.tasks.face import load_embedder, match_threshold, open_gallery
 
-        net, meta, fingerprint = load_embedder(face_weights, None, dev)
-        m.threshold = match_threshold(meta, face_threshold)
-        m.gallery = open_gallery(face_db, fingerprint, meta.embedding_dim, must_exist=True)
+        named = o.face_weights in get_model_info("facenet").weights
+        net, meta, fingerprint = load_embedder(o.face_weights, "facenet" if named else None, dev)
+        m.threshold = match_threshold(meta, o.face_threshold)
+        m.gallery = open_gallery(o.face_db, fingerprint, meta.embedding_dim, must_exist=True)
         m.embedder = (net, meta)
-        m.info["faces"].update(embedder=str(face_weights), gallery=str(face_db), threshold=m.threshold)
+        m.info["faces"].update(embedder=o.face_weights, gallery=o.face_db, threshold=m.threshold)
     if detector is not None:
         from mmkit.data.detection_transforms import build_detection_transforms
         from mmkit.tasks.detect import load_detector

@@ -238,7 +238,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
                 if not analyze_models:
                     from mmkit.apps.analyze.models import load_models
 
-                    analyze_models.append(load_models(**_analyze_options(config)))
+                    analyze_models.append(load_models(config, device=config.device))
                 doc = run(
                     inputs, out, progress=False, segment_seconds=segment_seconds, models=analyze_models[0]
                 )
@@ -253,20 +253,6 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         return doc
 
     return app
-
-
-def _analyze_options(c: ServeConfig) -> dict[str, Any]:
-    return {
-        "classifier": c.classifier,
-        "faces": c.faces,
-        "detector": c.detector,
-        "face_db": c.face_db,
-        "face_weights": c.face_weights,
-        "face_threshold": c.face_threshold,
-        "captioner": c.captioner,
-        "video": c.video,
-        "device": c.device,
-    }
 
 
 def _rename(obj: Any, names: dict[str, str]) -> Any:

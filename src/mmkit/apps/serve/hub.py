@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from mmkit.apps.options import ModelOptions
 from mmkit.apps.serve.uploads import DEFAULT_MAX_PIXELS, ServeError, UploadLimits
 from mmkit.engine import select_device
 
@@ -30,18 +31,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class ServeConfig:
-    """What `mmkit serve` was told: the weights of each model (None: that endpoint answers 409) and the limits."""
+class ServeConfig(ModelOptions):
+    """What `mmkit serve` was told: the models (`ModelOptions`; None: that endpoint answers 409) and the limits."""
 
-    classifier: str | None = "imagenet"  # a classify checkpoint, or a registered weights name with the model
-    classifier_model: str | None = "efficientnet_lite0"
-    detector: str | None = None
-    faces: bool = True  # MTCNN face detection (weights from facenet-pytorch)
-    face_weights: str | None = None  # a face checkpoint, or facenet's vggface2 / casia-webface
-    face_db: str | None = None
-    face_threshold: float | None = None  # squared L2; default: the one stored with the face weights
-    captioner: str | None = None
-    video: str | None = None
     max_upload_mb: float = 20.0
     max_pixels: int = DEFAULT_MAX_PIXELS
     device: str = "auto"
@@ -88,10 +80,6 @@ class ModelHub:
             "captioner": self._load_captioner if c.captioner else None,
             "video": self._load_video if c.video else None,
         }
-        if bool(c.face_weights) != bool(c.face_db):
-            from mmkit.errors import MMKitError
-
-            raise MMKitError("--face-weights and --face-db go together (identify and enroll need both)")
 
     # --- loading --------------------------------------------------------------------------------------------------
     def configured(self, name: str) -> bool:

@@ -1,32 +1,15 @@
-"""Image captioning: `CaptionTask` (trained by the engine), `CaptionPredictor` (caption images, evaluate BLEU-1..4
-and CIDEr-D).
+"""Image captioning: Show-and-Tell, Show-Attend-and-Tell, paragraphs; BLEU-1..4 and CIDEr-D.
 
-The names below load on first use, so that the task registry reads `SPEC` without importing torch.
+`CaptionTask` (trained by the engine), `CaptionPredictor` (caption images, evaluate BLEU-1..4
+and CIDEr-D).
 """
 
-from mmkit.tasks.caption.options import RECIPES
 from mmkit.tasks.registry import TaskSpec, lazy_exports
 
-SPEC = TaskSpec(
-    name="caption",
-    help="Image captioning: Show-and-Tell, Show-Attend-and-Tell, paragraphs; BLEU-1..4 and CIDEr-D.",
-    package=__name__,
-    factory="mmkit.tasks.caption.task:CaptionTask",
-    what="a captioner",
-    recipes=RECIPES,
-    order=50,
+SPEC = TaskSpec(__name__, __doc__, what="a captioner", order=50)
+
+__getattr__ = lazy_exports(
+    __name__,
+    task="CaptionTask",
+    predictor="CaptionMeta CaptionPredictor SquareResize decode_batch score_items load_captioner evaluate predict",
 )
-
-_EXPORTS = {
-    "CaptionTask": "task",
-    "CaptionMeta": "predictor",
-    "CaptionPredictor": "predictor",
-    "SquareResize": "predictor",
-    "decode_batch": "predictor",
-    "score_items": "predictor",
-    "load_captioner": "predictor",
-    "evaluate": "predictor",
-    "predict": "predictor",
-}
-
-__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,15 +8,10 @@ from typing import Annotated
 import typer
 
 from mmkit.cli import common as c
-from mmkit.errors import MMKitError
 from mmkit.tasks.caption.options import CaptionOptions
 
-app = typer.Typer(
-    help="Image captioning: Show-and-Tell, Show-Attend-and-Tell, paragraphs; BLEU-1..4 and CIDEr-D.",
-    no_args_is_help=True,
-)
+app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
-Weights = Annotated[str, typer.Option("--weights", "-w", help="A caption checkpoint (best.pt / last.pt).")]
 Beam = Annotated[int, typer.Option("--beam", help="Beam width (1: greedy).")]
 
 
@@ -32,7 +27,7 @@ c.train_command(
     "eval", epilog="Example: mmkit caption eval --weights runs/caption/exp/best.pt --data caption-scenes"
 )
 def eval_(
-    weights: Weights,
+    weights: c.Weights,
     data: Annotated[str, typer.Option("--data", "-d", help="Dataset whose test split is captioned.")],
     beam: Beam = 3,
     split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
@@ -60,8 +55,8 @@ def eval_(
     epilog="Example: mmkit caption predict --weights runs/caption/exp/best.pt photo.jpg --save-dir out/"
 )
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    weights: Weights,
+    images: c.Images,
+    weights: c.Weights,
     beam: Beam = 3,
     device: c.Device = "auto",
     save_dir: Annotated[
@@ -74,13 +69,11 @@ def predict(
     from mmkit.tasks.caption.predictor import predict as run
 
     results, failures = run(weights, [str(p) for p in images], beam=beam, device=device, save_dir=save_dir)
-    if json:
-        c.emit("", {"captions": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
-    else:
-        for r in results:
-            typer.echo(f"{r['image']}: {r['caption']}")
-        typer.echo(f"caption predict: {len(results)} images" + (f" -> {save_dir}" if save_dir else ""))
-    if failures:
-        raise MMKitError(
-            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-        )
+    c.emit_items(
+        "captions",
+        results,
+        failures,
+        json,
+        lambda r: f"{r['image']}: {r['caption']}",
+        f"caption predict: {len(results)} images" + (f" -> {save_dir}" if save_dir else ""),
+    )

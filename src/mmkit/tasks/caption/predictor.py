@@ -113,18 +113,16 @@ def _sentence(vocab: Vocabulary, tokens: list[int]) -> str:
 class CaptionPredictor(Predictor):
     task = "caption"
     meta: CaptionMeta
+    meta_type = CaptionMeta
 
     def __init__(self, net: nn.Module, meta: CaptionMeta, device: torch.device, source: str) -> None:
         super().__init__(net, meta, device, source)
         self.vocab = Vocabulary.from_dict(meta.vocab)
         self.norm = BatchTransform(False, meta.mean, meta.std, out_channels=3).to(device)
 
-    @classmethod
-    def from_checkpoint(cls, ck, path, device) -> CaptionPredictor:
-        meta = CaptionMeta(**ck["meta"])
-        vocab_size = len(Vocabulary.from_dict(meta.vocab))
-        net = get_model(meta.model, vocab_size=vocab_size, **meta.model_kwargs)
-        return cls(cls.build(net, ck, path, meta.model), meta, device, str(path))
+    @staticmethod
+    def network(meta: CaptionMeta) -> nn.Module:
+        return get_model(meta.model, vocab_size=len(Vocabulary.from_dict(meta.vocab)), **meta.model_kwargs)
 
     def caption(self, images: torch.Tensor, *, beam: int = 3, attention: bool = False) -> list:
         """`decode_batch` of uint8 (or float 0-255) images [B, 3, H, W] already at `meta.img_size`."""

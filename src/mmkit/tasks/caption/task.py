@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from mmkit.data.captions import CaptionData, CaptionDataset, load_caption_data
 from mmkit.data.classification import collate_skip_none
@@ -120,15 +119,6 @@ class CaptionTask(CaptionOptions, Task):
                 self.encoder,
                 img,
             )
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.net}
-
-    def train_dataset(self):
-        return self.train_ds
-
-    def val_dataset(self):
-        return self.val_ds
 
     def collate_fn(self):
         return collate_skip_none

@@ -11,7 +11,7 @@ from mmkit.cli import common as c
 from mmkit.errors import MMKitError
 from mmkit.tasks.classify.options import ClassifyOptions
 
-app = typer.Typer(help="Image classification: train, evaluate, predict, export.", no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
 Model = Annotated[
     str | None, typer.Option("--model", "-m", help="Registered model name (see `mmkit models list`).")
@@ -34,9 +34,7 @@ c.train_command(
 
 @app.command("eval", epilog="Example: mmkit classify eval --weights runs/classify/exp/best.pt --data digits")
 def eval_(
-    weights: Annotated[
-        str, typer.Option("--weights", "-w", help="Checkpoint, or a weights name with --model.")
-    ],
+    weights: c.Weights,
     data: Annotated[str, typer.Option("--data", "-d", help="Dataset to evaluate on.")],
     model: Model = None,
     split: Annotated[
@@ -72,10 +70,8 @@ def eval_(
 
 @app.command(epilog="Example: mmkit classify predict --model efficientnet_lite0 --weights imagenet photo.jpg")
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    weights: Annotated[
-        str, typer.Option("--weights", "-w", help="Checkpoint, or a weights name with --model.")
-    ],
+    images: c.Images,
+    weights: c.Weights,
     model: Model = None,
     topk: Annotated[int, typer.Option("--topk", "-k", help="Labels per image.")] = 5,
     device: c.Device = "auto",
@@ -86,39 +82,26 @@ def predict(
     from mmkit.tasks.classify.predictor import predict as run
 
     results, failures = run(weights, images, model=model, topk=topk, device=device, save_dir=save_dir)
-    if json:
-        c.emit("", {"predictions": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
-    else:
-        for r in results:
-            tops = ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"])
-            typer.echo(f"{r['path']}: {tops}")
-        typer.echo(
-            f"classify predict: {len(results)} images"
-            + (f" -> {save_dir}/predictions.png" if save_dir else "")
-        )
-    if failures:
-        raise MMKitError(
-            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-        )
+    c.emit_items(
+        "predictions",
+        results,
+        failures,
+        json,
+        lambda r: f"{r['path']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]),
+        f"classify predict: {len(results)} images" + (f" -> {save_dir}/predictions.png" if save_dir else ""),
+    )
 
 
 @app.command(epilog="Example: mmkit classify export --weights runs/classify/exp/best.pt --format onnx")
 def export(
-    weights: Annotated[
-        str, typer.Option("--weights", "-w", help="Checkpoint, or a weights name with --model.")
-    ],
-    format: Annotated[str, typer.Option("--format", "-f", help="onnx | torchscript")] = "onnx",
+    weights: c.Weights,
+    format: c.ExportFormat = "onnx",
     model: Model = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output file (default: beside the weights).")
-    ] = None,
+    out: c.ExportOut = None,
     json: c.Json = False,
 ) -> None:
     """Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX)."""
     from mmkit.tasks.classify.predictor import export as run
 
     path, diff = run(weights, format, model=model, out=out)
-    checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
-    c.emit(
-        f"classify export: {path}{checked}", {"path": str(path), "format": format, "max_abs_diff": diff}, json
-    )
+    c.emit_export("classify", path, format, diff, json)

@@ -99,12 +99,11 @@ def run_meter(
 class ClassifierPredictor(Predictor):
     task = "classify"
     meta: ClassifierMeta
+    meta_type = ClassifierMeta
 
-    @classmethod
-    def from_checkpoint(cls, ck, path, device) -> ClassifierPredictor:
-        meta = ClassifierMeta(**ck["meta"])
-        net = get_model(meta.model, meta.num_classes, in_chans=meta.in_chans, **meta.model_kwargs)
-        return cls(cls.build(net, ck, path, meta.model), meta, device, str(path))
+    @staticmethod
+    def network(meta: ClassifierMeta) -> nn.Module:
+        return get_model(meta.model, meta.num_classes, in_chans=meta.in_chans, **meta.model_kwargs)
 
     @classmethod
     def from_named(cls, model, weights, device) -> ClassifierPredictor:

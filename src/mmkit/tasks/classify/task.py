@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from mmkit.data import ClassificationData, collate_skip_none, load_classification_data
 from mmkit.data.transforms import TransformedDataset, build_transforms
@@ -98,15 +97,6 @@ class ClassifyTask(ClassifyOptions, Task):
                 img,
                 f", {len(d.skipped)} unreadable files skipped" if d.skipped else "",
             )
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.net}
-
-    def train_dataset(self):
-        return self.train_ds
-
-    def val_dataset(self):
-        return self.val_ds
 
     def collate_fn(self):
         return collate_skip_none

@@ -8,15 +8,10 @@ from typing import Annotated
 import typer
 
 from mmkit.cli import common as c
-from mmkit.errors import MMKitError
 from mmkit.tasks.detect.options import DetectOptions
 
-app = typer.Typer(
-    help="Object detection and localization: YOLOv3, YOLOv3-tiny, a single-object localizer.",
-    no_args_is_help=True,
-)
+app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
-Weights = Annotated[str, typer.Option("--weights", "-w", help="A detect checkpoint (best.pt / last.pt).")]
 ImgSize = c.option_alias(DetectOptions, "img_size")
 
 
@@ -32,7 +27,7 @@ c.train_command(
     "eval", epilog="Example: mmkit detect eval --weights runs/detect/exp/best.pt --data digit-scenes"
 )
 def eval_(
-    weights: Weights,
+    weights: c.Weights,
     data: Annotated[str, typer.Option("--data", "-d", help="Dataset to evaluate on.")],
     split: Annotated[str, typer.Option("--split", help="train | val")] = "val",
     img_size: ImgSize = None,
@@ -74,8 +69,8 @@ def eval_(
     epilog="Example: mmkit detect predict --weights runs/detect/exp/best.pt scene.png --save-dir out/"
 )
 def predict(
-    images: Annotated[list[Path], typer.Argument(help="Image files.")],
-    weights: Weights,
+    images: c.Images,
+    weights: c.Weights,
     conf: Annotated[float, typer.Option("--conf", help="Score threshold.")] = 0.25,
     iou: Annotated[float, typer.Option("--iou", help="NMS IoU threshold.")] = 0.45,
     img_size: ImgSize = None,
@@ -91,43 +86,36 @@ def predict(
     results, failures = run(
         weights, images, conf=conf, iou=iou, img_size=img_size, device=device, save_dir=save_dir
     )
-    if json:
-        c.emit("", {"predictions": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
-    else:
-        for r in results:
-            dets = (
+    n = sum(len(r["detections"]) for r in results)
+    c.emit_items(
+        "predictions",
+        results,
+        failures,
+        json,
+        lambda r: (
+            f"{r['path']}: "
+            + (
                 "; ".join(f"{d['class']} {d['score']:.2f} {d['box']}" for d in r["detections"])
                 or "nothing found"
             )
-            typer.echo(f"{r['path']}: {dets}")
-        n = sum(len(r["detections"]) for r in results)
-        typer.echo(
-            f"detect predict: {n} objects in {len(results)} images" + (f" -> {save_dir}" if save_dir else "")
-        )
-    if failures:
-        raise MMKitError(
-            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-        )
+        ),
+        f"detect predict: {n} objects in {len(results)} images" + (f" -> {save_dir}" if save_dir else ""),
+    )
 
 
 @app.command(epilog="Example: mmkit detect export --weights runs/detect/exp/best.pt --format onnx")
 def export(
-    weights: Weights,
-    format: Annotated[str, typer.Option("--format", "-f", help="onnx | torchscript")] = "onnx",
+    weights: c.Weights,
+    format: c.ExportFormat = "onnx",
     img_size: ImgSize = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Output file (default: beside the weights).")
-    ] = None,
+    out: c.ExportOut = None,
     json: c.Json = False,
 ) -> None:
     """Export with box decoding inside the graph (NMS stays outside), checked with ONNX Runtime."""
     from mmkit.tasks.detect.predictor import export as run
 
     path, diff = run(weights, format, out=out, img_size=img_size)
-    checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
-    c.emit(
-        f"detect export: {path}{checked}", {"path": str(path), "format": format, "max_abs_diff": diff}, json
-    )
+    c.emit_export("detect", path, format, diff, json)
 
 
 @app.command(epilog="Example: mmkit detect anchors --data digit-scenes --img-size 256 --tiny")

@@ -113,12 +113,11 @@ class _Inference(nn.Module):
 class DetectorPredictor(Predictor):
     task = "detect"
     meta: DetectorMeta
+    meta_type = DetectorMeta
 
-    @classmethod
-    def from_checkpoint(cls, ck, path, device) -> DetectorPredictor:
-        meta = DetectorMeta(**ck["meta"])
-        net = get_model(meta.model, meta.num_classes, **meta.model_kwargs)
-        return cls(cls.build(net, ck, path, meta.model), meta, device, str(path))
+    @staticmethod
+    def network(meta: DetectorMeta) -> nn.Module:
+        return get_model(meta.model, meta.num_classes, **meta.model_kwargs)
 
     def evaluate(
         self,

@@ -80,15 +80,6 @@ class DetectTask(DetectOptions, Task):
                 f", {len(d.problems)} label problems skipped (see the warnings above)" if d.problems else "",
             )
 
-    def modules(self):
-        return {"model": self.net}
-
-    def train_dataset(self):
-        return self.train_ds
-
-    def val_dataset(self):
-        return self.val_ds
-
     def collate_fn(self):
         return detection_collate
 

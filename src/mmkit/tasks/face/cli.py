@@ -11,14 +11,8 @@ import typer
 from mmkit.cli import common as c
 from mmkit.tasks.face.options import FaceOptions
 
-app = typer.Typer(
-    help="Faces: MTCNN detection, FaceNet embeddings (triplet loss), LFW verification, a gallery to identify.",
-    no_args_is_help=True,
-)
+app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
-Weights = Annotated[
-    str, typer.Option("--weights", "-w", help="A face checkpoint (best.pt), or a weights name with --model.")
-]
 ModelOpt = Annotated[
     str | None, typer.Option("--model", "-m", help="With a weights name: facenet (vggface2, casia-webface).")
 ]
@@ -31,12 +25,11 @@ Aligned = Annotated[
     bool,
     typer.Option("--aligned", help="Images are already face crops: skip detection, one face per image."),
 ]
-Images = Annotated[list[Path], typer.Argument(help="Image files.")]
 
 
 @app.command(epilog="Example: mmkit face detect photo.jpg --save-dir out/")
 def detect(
-    images: Images,
+    images: c.Images,
     min_face: Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels.")] = 20,
     crop_size: Annotated[int, typer.Option("--crop-size", help="Side of the aligned crops written.")] = 160,
     device: c.Device = "auto",
@@ -77,7 +70,7 @@ c.train_command(
     epilog="Example: mmkit face eval --weights runs/face/train/best.pt --data faces/test --pairs faces/pairs.txt",
 )
 def eval_(
-    weights: Weights,
+    weights: c.Weights,
     data: Annotated[
         str,
         typer.Option(
@@ -109,10 +102,10 @@ def eval_(
 
 @app.command(epilog="Example: mmkit face enroll --db faces.db --name ada --weights best.pt ada1.jpg ada2.jpg")
 def enroll(
-    images: Images,
+    images: c.Images,
     db: Db,
     name: Annotated[str, typer.Option("--name", help="The person's name.")],
-    weights: Weights,
+    weights: c.Weights,
     model: ModelOpt = None,
     aligned: Aligned = False,
     device: c.Device = "auto",
@@ -131,9 +124,9 @@ def enroll(
 
 @app.command(epilog="Example: mmkit face identify --db faces.db --weights best.pt party.jpg")
 def identify(
-    images: Images,
+    images: c.Images,
     db: Db,
-    weights: Weights,
+    weights: c.Weights,
     model: ModelOpt = None,
     threshold: Threshold = None,
     aligned: Aligned = False,
@@ -167,7 +160,7 @@ def identify(
 def verify(
     image1: Annotated[Path, typer.Argument(help="First image.")],
     image2: Annotated[Path, typer.Argument(help="Second image.")],
-    weights: Weights,
+    weights: c.Weights,
     model: ModelOpt = None,
     threshold: Threshold = None,
     aligned: Aligned = False,

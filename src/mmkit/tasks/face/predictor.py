@@ -89,6 +89,7 @@ class FacePredictor(Predictor):
 
     task = "face"
     meta: FaceMeta
+    meta_type = FaceMeta
 
     def __init__(
         self,
@@ -101,10 +102,14 @@ class FacePredictor(Predictor):
         super().__init__(net, meta, device, source)
         self.fingerprint = fingerprint or source
 
+    @staticmethod
+    def network(meta: FaceMeta) -> nn.Module:
+        return get_model(meta.model, 0, **meta.model_kwargs)
+
     @classmethod
     def from_checkpoint(cls, ck, path, device) -> FacePredictor:
         meta = FaceMeta(**ck["meta"])
-        net = cls.build(get_model(meta.model, 0, **meta.model_kwargs), ck, path, meta.model)
+        net = cls.build(cls.network(meta), ck, path, meta.model)
         return cls(net, meta, device, str(path), _weights_fingerprint(meta.model, ck["model"]))
 
     @classmethod

@@ -114,12 +114,6 @@ class FaceTask(FaceOptions, Task):
             groups += decay_groups(self.head, cfg.weight_decay)
         return {"model": build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.weight_decay, cfg.momentum)}
 
-    def train_dataset(self):
-        return self.train_ds
-
-    def val_dataset(self):
-        return self.val_ds
-
     def train_batch_sampler(self, batch_size: int, seed: int, rank: int, world: int):
         if self.loss_type != "triplet":
             return None

@@ -12,13 +12,8 @@ from mmkit.cli import common as c
 from mmkit.errors import MMKitError
 from mmkit.tasks.generate.options import GenerateOptions
 
-app = typer.Typer(
-    help="Generation: GAN, DCGAN, WGAN-GP, cGAN, AC-GAN; pix2pix, CycleGAN; LapSRN super-resolution; RED-Net.",
-    no_args_is_help=True,
-)
+app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
-Weights = Annotated[str, typer.Option("--weights", "-w", help="A generate checkpoint (best.pt / last.pt).")]
-Images = Annotated[list[Path], typer.Argument(help="Image files.")]
 OutDir = Annotated[Path, typer.Option("--out", "-o", help="Folder for the output images.")]
 
 
@@ -35,7 +30,7 @@ c.train_command(
     epilog="Example: mmkit generate sample --weights runs/generate/exp/best.pt --n 64 --out grid.png"
 )
 def sample(
-    weights: Weights,
+    weights: c.Weights,
     n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 64,
     label: Annotated[
         int | None, typer.Option("--label", help="Conditional models: the class to draw.")
@@ -56,24 +51,22 @@ def _apply(weights, images, out, verb, device, json) -> None:
     from mmkit.tasks.generate.predictor import apply
 
     results, failures = apply(weights, [str(p) for p in images], out_dir=out, verb=verb, device=device)
-    if json:
-        c.emit("", {"images": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
-    else:
-        for r in results:
-            typer.echo(f"{r['image']} ({r['size_in'][1]}x{r['size_in'][0]}) -> {r['out']}")
-        typer.echo(f"generate {verb}: {len(results)} images -> {out}")
-    if failures:
-        raise MMKitError(
-            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-        )
+    c.emit_items(
+        "images",
+        results,
+        failures,
+        json,
+        lambda r: f"{r['image']} ({r['size_in'][1]}x{r['size_in'][0]}) -> {r['out']}",
+        f"generate {verb}: {len(results)} images -> {out}",
+    )
 
 
 @app.command(
     epilog="Example: mmkit generate translate --weights runs/generate/p2p/best.pt edges.png --out out/"
 )
 def translate(
-    images: Images,
-    weights: Weights,
+    images: c.Images,
+    weights: c.Weights,
     out: OutDir = Path("translated"),
     device: c.Device = "auto",
     json: c.Json = False,
@@ -84,8 +77,8 @@ def translate(
 
 @app.command(epilog="Example: mmkit generate upscale --weights runs/generate/sr/best.pt small.png --scale 4")
 def upscale(
-    images: Images,
-    weights: Weights,
+    images: c.Images,
+    weights: c.Weights,
     scale: Annotated[
         int | None, typer.Option("--scale", help="Check: the model's scale (2, 4 or 8).")
     ] = None,
@@ -108,8 +101,8 @@ def upscale(
     epilog="Example: mmkit generate restore --weights runs/generate/dn/best.pt noisy.png --out clean/"
 )
 def restore(
-    images: Images,
-    weights: Weights,
+    images: c.Images,
+    weights: c.Weights,
     out: OutDir = Path("restored"),
     device: c.Device = "auto",
     json: c.Json = False,
@@ -120,7 +113,7 @@ def restore(
 
 @app.command("eval", epilog="Example: mmkit generate eval --weights runs/generate/exp/best.pt --json")
 def eval_(
-    weights: Weights,
+    weights: c.Weights,
     data: Annotated[
         str | None,
         typer.Option("--data", "-d", help="Real data to compare with (default: the training data)."),

@@ -145,6 +145,7 @@ class GenerateFamily(GenerateOptions, Task):
             self.data, self.spec.kind, self.img_size, seed=cfg.seed, crops=self.crops
         )
         d = self.dataset
+        self.train_ds, self.val_ds = d.train, d.test
         kwargs = self.builder_kwargs(d)
         self.meta = GenerateMeta(
             self.model,
@@ -165,15 +166,6 @@ class GenerateFamily(GenerateOptions, Task):
             load_model_state(self.net, ck["model"], path, self.model)
         if rt.is_main:
             log.info("%s; %s", d.summary(), self.model)
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.net}
-
-    def train_dataset(self):
-        return self.dataset.train
-
-    def val_dataset(self):
-        return self.dataset.test
 
     def adversarial_optimizers(self, cfg, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         """Adam for the generator(s) ("model") and the discriminator(s) ("disc"), with the papers' betas."""

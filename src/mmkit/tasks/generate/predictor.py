@@ -42,11 +42,9 @@ class GeneratorPredictor(Predictor):
 
     task = "generate"
     meta: GenerateMeta
+    meta_type = GenerateMeta
 
-    @classmethod
-    def from_checkpoint(cls, ck, path, device) -> GeneratorPredictor:
-        meta = GenerateMeta(**ck["meta"])
-        return cls(cls.build(build_generator(meta), ck, path, meta.model), meta, device, str(path))
+    network = staticmethod(build_generator)
 
     @property
     def verb(self) -> str:

@@ -10,13 +10,8 @@ import typer
 from mmkit.cli import common as c
 from mmkit.tasks.matte.options import BUILTIN, MatteOptions
 
-app = typer.Typer(
-    help="Image matting (image + trimap -> alpha): train, evaluate, predict.", no_args_is_help=True
-)
+app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
-Weights = Annotated[
-    str, typer.Option("--weights", "-w", help="A matte checkpoint (runs/matte/<name>/best.pt).")
-]
 
 c.train_command(
     app,
@@ -28,7 +23,7 @@ c.train_command(
 
 @app.command("eval", epilog=f"Example: mmkit matte eval --weights runs/matte/exp/best.pt --data {BUILTIN}")
 def eval_(
-    weights: Weights,
+    weights: c.Weights,
     data: Annotated[str, typer.Option("--data", "-d", help=f"{BUILTIN} or a matting folder.")] = BUILTIN,
     limit: Annotated[
         int | None, typer.Option("--limit", help="Evaluate the first N held-out images.")
@@ -60,7 +55,7 @@ def predict(
     trimap: Annotated[
         Path, typer.Option("--trimap", "-t", help="Its trimap: 0 background, 128 unknown, 255 fg.")
     ],
-    weights: Weights,
+    weights: c.Weights,
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for alpha.png and composite.png.")] = Path(
         "runs/matte/predict"
     ),

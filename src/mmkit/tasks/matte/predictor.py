@@ -81,12 +81,11 @@ def _checkerboard(h: int, w: int, square: int = 8) -> np.ndarray:
 class MattePredictor(Predictor):
     task = "matte"
     meta: MatteMeta
+    meta_type = MatteMeta
 
-    @classmethod
-    def from_checkpoint(cls, ck, path, device) -> MattePredictor:
-        meta = MatteMeta(**ck["meta"])
-        net = get_model(meta.model, 1, in_chans=4, **meta.model_kwargs)
-        return cls(cls.build(net, ck, path, meta.model), meta, device, str(path))
+    @staticmethod
+    def network(meta: MatteMeta) -> nn.Module:
+        return get_model(meta.model, 1, in_chans=4, **meta.model_kwargs)
 
     def predict_alpha(self, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
         """The alpha [H, W] in [0, 1] of a uint8 image [3, H, W] and a uint8 trimap [1, H, W] of 0/128/255."""

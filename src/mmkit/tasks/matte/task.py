@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from mmkit.engine import Runtime, Task
 from mmkit.errors import MMKitError
@@ -45,6 +44,7 @@ class MatteTask(MatteOptions, Task):
         self.dataset: MattingData = load_matting_data(
             self.data, self.train_size, self.img_size, seed=cfg.seed
         )
+        self.train_ds, self.val_ds = self.dataset.train, self.dataset.test
         self.net = get_model(self.model, 1, in_chans=4, **self.model_kwargs)
         self.meta = MatteMeta(self.model, self.img_size, self.data, self.model_kwargs)
         if rt.is_main:
@@ -53,15 +53,6 @@ class MatteTask(MatteOptions, Task):
                 "%s: %d train / %d held-out composites, %s at %dpx",
                 d.name, len(d.train), len(d.test), self.model, self.img_size,
             )  # fmt: skip
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.net}
-
-    def train_dataset(self):
-        return self.dataset.train
-
-    def val_dataset(self):
-        return self.dataset.test
 
     def collate_fn(self):
         return collate_matting

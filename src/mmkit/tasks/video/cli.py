@@ -9,15 +9,9 @@ from typing import Annotated
 import typer
 
 from mmkit.cli import common as c
-from mmkit.errors import MMKitError
 from mmkit.tasks.video.options import VideoOptions
 
-app = typer.Typer(
-    help="Video classification: frame features into LSTM/GRU/NetVLAD/MoE, or CNN+LSTM end to end; YouTube-8M.",
-    no_args_is_help=True,
-)
-
-Weights = Annotated[str, typer.Option("--weights", "-w", help="A video checkpoint (best.pt / last.pt).")]
+app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
 
 c.train_command(
@@ -31,7 +25,7 @@ c.train_command(
 
 @app.command("eval", epilog="Example: mmkit video eval --weights runs/video/exp/best.pt --data motion-clips")
 def eval_(
-    weights: Weights,
+    weights: c.Weights,
     data: Annotated[str, typer.Option("--data", "-d", help="Dataset whose validation split is evaluated.")],
     batch_size: c.BatchSize = 64,
     device: c.Device = "auto",
@@ -56,7 +50,7 @@ def eval_(
 )
 def predict(
     videos: Annotated[list[Path], typer.Argument(help="Video files.")],
-    weights: Weights,
+    weights: c.Weights,
     topk: Annotated[int, typer.Option("--topk", "-k", help="Labels per video.")] = 5,
     segment_seconds: Annotated[
         float | None, typer.Option("--segment-seconds", help="Also predict each segment of this length.")
@@ -70,20 +64,18 @@ def predict(
     results, failures = run(
         weights, [str(v) for v in videos], topk=topk, segment_seconds=segment_seconds, device=device
     )
-    if json:
-        c.emit("", {"predictions": results, "errors": [{"path": p, "error": e} for p, e in failures]}, True)
-    else:
-        for r in results:
-            labels = ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top"])
-            typer.echo(f"{r['path']}: {labels}")
-            for s in r.get("segments", []):
-                seg = ", ".join(f"{t['label']} {t['score']:.2f}" for t in s["top"][:3])
-                typer.echo(f"  {s['start']:.1f}-{s['end']:.1f}s: {seg}")
-        typer.echo(f"video predict: {len(results)} videos")
-    if failures:
-        raise MMKitError(
-            f"{failures[0][1]}" + (f" (and {len(failures) - 1} more)" if len(failures) > 1 else "")
-        )
+    c.emit_items(
+        "predictions", results, failures, json, _video_lines, f"video predict: {len(results)} videos"
+    )
+
+
+def _video_lines(r: dict) -> str:
+    """A video's labels, then those of each of its segments."""
+    lines = [f"{r['path']}: " + ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top"])]
+    for s in r.get("segments", []):
+        seg = ", ".join(f"{t['label']} {t['score']:.2f}" for t in s["top"][:3])
+        lines.append(f"  {s['start']:.1f}-{s['end']:.1f}s: {seg}")
+    return "\n".join(lines)
 
 
 @app.command(epilog="Example: mmkit video features clips/ --backbone efficientnet_lite0 --out feats/")

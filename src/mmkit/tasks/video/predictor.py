@@ -131,16 +131,15 @@ def segment_labels(net, meta: VideoMeta, path: str, x, ts, seconds: float, topk:
 class VideoPredictor(Predictor):
     task = "video"
     meta: VideoMeta
+    meta_type = VideoMeta
 
     def __init__(self, net: nn.Module, meta: VideoMeta, device: torch.device, source: str) -> None:
         super().__init__(net, meta, device, source)
         self._extractor: tuple[FrameFeatures, dict[str, Any]] | None = None
 
-    @classmethod
-    def from_checkpoint(cls, ck, path, device) -> VideoPredictor:
-        meta = VideoMeta(**ck["meta"])
-        net = get_model(meta.model, meta.num_classes, in_chans=meta.in_chans, **meta.model_kwargs)
-        return cls(cls.build(net, ck, path, meta.model), meta, device, str(path))
+    @staticmethod
+    def network(meta: VideoMeta) -> nn.Module:
+        return get_model(meta.model, meta.num_classes, in_chans=meta.in_chans, **meta.model_kwargs)
 
     def extractor(self) -> tuple[FrameFeatures, dict[str, Any]]:
         """Feature models: the image model that made their training features, and how it was fed (loaded once)."""

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from mmkit.data.videos import VideoData, load_video_data, prepare_features
 from mmkit.engine import Runtime, Task
@@ -78,6 +77,7 @@ class VideoTask(VideoOptions, Task):
             )
             raise MMKitError(f"{self.data}: holds {d.kind}; use {hint}")
         self.multi_label = d.multi_label
+        self.train_ds, self.val_ds = d.train, d.val
         self.monitor = ("val/gap", "max") if d.multi_label else ("val/top1", "max")
         self.meta = VideoMeta(
             self.model,
@@ -99,15 +99,6 @@ class VideoTask(VideoOptions, Task):
         )
         if rt.is_main:
             log.info("%s; %s", d.summary(), self.model)
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.net}
-
-    def train_dataset(self):
-        return self.dataset.train
-
-    def val_dataset(self):
-        return self.dataset.val
 
     def default_workers(self) -> int:
         return self.dataset.workers
