@@ -22,6 +22,8 @@ from fastapi.testclient import TestClient  # noqa: E402
 from mmkit.apps.serve import ServeConfig, create_app  # noqa: E402
 from mmkit.engine.checkpoint import FORMAT, VERSION, save_checkpoint  # noqa: E402
 
+LOCAL = "http://localhost"  # the Host a browser on this machine sends; others are refused (see guard.py)
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Fixtures: photos, a clip, and small untrained checkpoints of every other task (the server must pass their answers
 # through unchanged, which the tests check against each task's own `predict`)
@@ -91,7 +93,7 @@ def client(weights) -> TestClient:
         face_db=weights["db"],
         device="cpu",
     )
-    return TestClient(create_app(config))
+    return TestClient(create_app(config), base_url=LOCAL)
 
 
 def post(client: TestClient, path: str, name: str, data: bytes, **kw):
@@ -184,7 +186,7 @@ def test_models_lists_what_is_loaded(client):
 
 
 def test_a_model_not_configured_is_409_naming_the_option(media):
-    c = TestClient(create_app(ServeConfig(classifier=None, faces=False, device="cpu")))
+    c = TestClient(create_app(ServeConfig(classifier=None, faces=False, device="cpu")), base_url=LOCAL)
     jpg = media["coffee"].read_bytes()
     for path, option in [
         ("/classify", "--classifier"),
@@ -277,7 +279,8 @@ def test_bad_uploads_get_a_clear_4xx_and_the_server_keeps_serving(client, media)
 
 def test_upload_size_limit_before_and_while_reading(media):
     c = TestClient(
-        create_app(ServeConfig(classifier="imagenet", faces=False, max_upload_mb=0.05, device="cpu"))
+        create_app(ServeConfig(classifier="imagenet", faces=False, max_upload_mb=0.05, device="cpu")),
+        base_url=LOCAL,
     )
     png, jpg = media["astronaut"].read_bytes(), media["coffee"].read_bytes()
     assert len(png) > 200_000 and 60_000 < len(jpg) < 110_000
@@ -355,7 +358,7 @@ def test_analyze_runs_every_model_over_the_uploads(weights, media, tmp_path, mon
     config = ServeConfig(
         face_weights=weights["face"], face_db=str(tmp_path / "g.db"), video=weights["video"], device="cpu"
     )
-    client = TestClient(create_app(config))
+    client = TestClient(create_app(config), base_url=LOCAL)
     png = media["astronaut"].read_bytes()
     r = client.post("/analyze", files=[("files", ("before.png", png))])
     assert r.status_code == 200, r.text
@@ -427,7 +430,91 @@ def test_cli_starts_uvicorn_on_loopback_with_the_models(capsys, monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda a, **kw: seen.update(app=a, **kw))
     assert run_cli(app, ["serve", "--port", "8123", "--device", "cpu", "--max-upload-mb", "5"]) == 0
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 8123)
-    c = TestClient(seen["app"])
+    c = TestClient(seen["app"], base_url=LOCAL)
     m = c.get("/models").json()
     assert m["models"]["classifier"]["loaded"] and m["models"]["faces"]["loaded"]
     assert m["limits"]["max_upload_mb"] == 5.0 and not m["models"]["detector"]["configured"]
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Who may drive the server (guard.py): Host names, the Origin of state-changing requests, the access token
+
+
+def _bare(**kw) -> TestClient:
+    """A server with no model (endpoints answer 409 when a request gets through to them)."""
+    return TestClient(
+        create_app(ServeConfig(classifier=None, faces=False, device="cpu", **kw)), base_url=LOCAL
+    )
+
+
+def test_requests_for_another_host_name_are_refused():
+    """DNS rebinding: a page on attacker.example resolving to 127.0.0.1 sends `Host: attacker.example`."""
+    c = _bare()
+    for path in ("/faces/people", "/models", "/"):
+        r = c.get(path, headers={"Host": "attacker.example"})
+        assert r.status_code == 421 and "attacker.example" in r.json()["detail"], path
+    assert c.get("/models", headers={"Host": "127.0.0.1:8000"}).status_code == 200
+    assert c.get("/models", headers={"Host": "[::1]:8000"}).status_code == 200
+    proxied = _bare(allow_hosts=("mmkit.example.org",))
+    assert proxied.get("/models", headers={"Host": "mmkit.example.org"}).status_code == 200
+    assert (
+        _bare(host="0.0.0.0", token="t").get("/health", headers={"Host": "10.1.2.3:8000"}).status_code == 200
+    )
+
+
+def test_state_changing_requests_from_another_origin_are_refused(media):
+    c = _bare()
+    png = media["astronaut"].read_bytes()
+    form = {"file": ("a.png", png)}
+    for origin in ("http://evil.example", "http://localhost:9999", "null"):
+        r = c.post("/faces/enroll", files=form, data={"name": "x"}, headers={"Origin": origin})
+        assert r.status_code == 403 and "another origin" in r.json()["detail"], origin
+    # the page's own origin, and clients that are not browsers (no Origin), reach the endpoint (409: no model)
+    assert c.post("/classify", files=form, headers={"Origin": LOCAL}).status_code == 409
+    assert c.post("/classify", files=form).status_code == 409
+    assert (
+        c.get("/models", headers={"Origin": "http://evil.example"}).status_code == 200
+    )  # reads: Host + token
+
+
+def test_the_access_token_is_required_where_set(media):
+    c = _bare(token="s3cret")
+    assert c.get("/models").status_code == 401
+    assert c.get("/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert c.get("/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    assert c.get("/models", headers={"X-MMKit-Token": "s3cret"}).status_code == 200
+    assert c.get("/models?token=s3cret").status_code == 200
+    r = c.post("/classify", files={"file": ("a.png", media["astronaut"].read_bytes())})
+    assert r.status_code == 401
+    for path in ("/", "/health", "/docs", "/openapi.json"):  # the page and the docs hold no data
+        assert c.get(path).status_code == 200, path
+
+
+def test_models_shows_file_names_not_server_paths(weights):
+    c = TestClient(
+        create_app(ServeConfig(detector=weights["detector"], faces=False, device="cpu")), base_url=LOCAL
+    )
+    shown = c.get("/models").json()["models"]["detector"]["weights"]
+    assert shown == Path(weights["detector"]).name and "/" not in shown
+
+
+def test_cli_binding_other_machines_always_has_a_token(monkeypatch):
+    import uvicorn
+
+    from mmkit.cli import app
+    from mmkit.cli.common import run_cli
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda a, **kw: seen.update(app=a, **kw))
+    monkeypatch.delenv("MMKIT_TOKEN", raising=False)
+    args = ["serve", "--host", "0.0.0.0", "--classifier", "none", "--no-faces", "--device", "cpu"]
+    assert run_cli(app, args) == 0
+    c = TestClient(seen["app"], base_url=LOCAL)
+    assert c.get("/models").status_code == 401
+    token = seen["app"].state.hub.config.token  # made up, and printed with the page's address
+    assert (
+        len(token) >= 24 and c.get("/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    )
+    monkeypatch.setenv("MMKIT_TOKEN", "from-env")
+    assert run_cli(app, args[:-2] + ["--host", "127.0.0.1", "--device", "cpu"]) == 0
+    assert TestClient(seen["app"], base_url=LOCAL).get("/models?token=from-env").status_code == 200

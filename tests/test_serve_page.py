@@ -26,12 +26,11 @@ pytestmark = pytest.mark.skipif(
 FACE_RGB = (0x00, 0xE6, 0x76)  # FACE in static/index.html
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The app on a free loopback port, served by uvicorn in a thread."""
-    from mmkit.apps.serve import ServeConfig, create_app
+TOKEN = "page-test-token"
 
-    app = create_app(ServeConfig(device="cpu"))
+
+def _serve_in_thread(app):
+    """`app` on a free loopback port, served by uvicorn in a thread: (url, stop)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -42,10 +41,34 @@ def server():
     while not srv.started:
         assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+
+    def stop():
+        srv.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app, with an access token, and the (path, method, status) of every request it answered."""
+    from mmkit.apps.serve import ServeConfig, create_app
+
+    app = create_app(ServeConfig(device="cpu", token=TOKEN))
+    answered = []
+
+    async def recorded(scope, receive, send):
+        async def send_(message):
+            if message["type"] == "http.response.start":
+                answered.append((scope["path"], scope["method"], message["status"]))
+            await send(message)
+
+        await app(scope, receive, send_)
+
+    url, stop = _serve_in_thread(recorded)
+    yield url, app, answered
+    stop()
 
 
 @pytest.fixture(scope="module")
@@ -95,9 +118,12 @@ def test_upload_photos_and_see_labels_and_faces_drawn(server, browser, photos):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    url, _ = server
-    browser.get(url + "/")
+    url, _, _ = server
+    browser.get(
+        f"{url}/?token={TOKEN}"
+    )  # as `mmkit serve` prints it; the page sends it on with every request
     assert browser.title == "mmkit"
+    assert "token" not in browser.current_url  # taken out of the address bar
     browser.execute_async_script("window.mmkitReady.then(arguments[0])")
     assert "classifier" in browser.find_element(By.ID, "models").text
     files = [photos / "coffee.jpg", photos / "astronaut.png", photos / "notes.jpg"]
@@ -147,3 +173,40 @@ def test_upload_photos_and_see_labels_and_faces_drawn(server, browser, photos):
     assert notes.get_attribute("data-state") == "error"
     errors = " | ".join(e.text for e in notes.find_elements(By.CSS_SELECTOR, ".error"))
     assert "notes.jpg: not an image" in errors and "judged by content" in errors
+
+
+ATTACKER_PAGE = """<!doctype html><title>cat pictures</title><script>
+const form = new FormData();
+form.append("file", new Blob([new Uint8Array([137, 80, 78, 71, 13, 10, 26, 10])], {type: "image/png"}), "x.png");
+form.append("name", "mallory");
+Promise.allSettled([
+  fetch(TARGET + "/faces/enroll", {method: "POST", mode: "no-cors", body: form}),
+  fetch(TARGET + "/classify?token=TOKEN", {method: "POST", mode: "no-cors", body: form}),
+]).then(() => { document.title = "sent"; });
+</script>"""
+
+
+def test_a_page_of_another_origin_cannot_drive_the_server(server, browser):
+    """A page from another port (another origin) posts to the server the way a hostile site would (no-cors
+    multipart POSTs; even knowing the token): the server refuses both with 403 before any endpoint runs."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    from starlette.responses import HTMLResponse
+
+    url, _, answered = server
+    page = ATTACKER_PAGE.replace("TARGET", repr(url)).replace("TOKEN", TOKEN)
+
+    async def attacker(scope, receive, send):
+        await HTMLResponse(page)(scope, receive, send)
+
+    evil_url, stop = _serve_in_thread(attacker)
+    try:
+        before = len(answered)
+        browser.get(evil_url + "/")
+        WebDriverWait(browser, 30).until(lambda d: d.title == "sent")
+        deadline = time.monotonic() + 10
+        while len(answered) < before + 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        posts = sorted(a for a in answered[before:] if a[1] == "POST")
+        assert posts == [("/classify", "POST", 403), ("/faces/enroll", "POST", 403)], answered[before:]
+    finally:
+        stop()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
+import secrets
 from typing import Annotated
 
 import typer
@@ -24,6 +24,21 @@ def _serve(
         float,
         typer.Option("--max-megapixels", help="Largest image (or video frame), checked before decoding."),
     ] = 40.0,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="MMKIT_TOKEN",
+            help="Access token every API request must carry (the page passes it on from its URL's ?token=). "
+            "Made up and printed when binding anything but loopback without one.",
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host", help="Another Host name to answer (behind a proxy; '*': any). Repeatable."
+        ),
+    ] = None,
     device: c.Device = "auto",
     threads: c.Threads = None,
     *,
@@ -38,27 +53,28 @@ def _serve(
     import uvicorn
 
     from mmkit.apps.serve import ServeConfig, create_app
+    from mmkit.apps.serve.guard import is_loopback, is_wildcard
 
     if threads:
         torch.set_num_threads(threads)
+    if not token and not is_loopback(host):
+        token = secrets.token_urlsafe(24)  # reachable from other machines: never without a token
     config = ServeConfig(
-        **vars(models), max_upload_mb=max_upload_mb, max_pixels=int(max_megapixels * 1e6), device=device
+        **vars(models),
+        max_upload_mb=max_upload_mb,
+        max_pixels=int(max_megapixels * 1e6),
+        device=device,
+        host=host,
+        token=token or None,
+        allow_hosts=tuple(allow_host or ()),
     )
     app = create_app(config)  # loads every model now: bad weights fail here, as one line
-    if not _is_loopback(host):
-        log.warning("serve: listening on %s, reachable from other machines; there is no authentication", host)
     loaded = [k for k, v in app.state.hub.describe().items() if v["loaded"]]
-    log.info("serve: %s on http://%s:%d (page /, API docs /docs)", ", ".join(loaded), host, port)
+    page = f"http://{'localhost' if is_wildcard(host) else host}:{port}/"
+    log.info("serve: %s; page %s, API docs %sdocs", ", ".join(loaded) or "no models", page, page)
+    if config.token:
+        log.info("serve: access token %s (open %s?token=%s)", config.token, page, config.token)
     uvicorn.run(app, host=host, port=port, log_level="info")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 serve = c.options_command(_serve, "models", ModelOptions)

@@ -23,6 +23,7 @@ from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFi
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 
+from mmkit.apps.serve.guard import Guard
 from mmkit.apps.serve.hub import ModelHub, ServeConfig
 from mmkit.apps.serve.uploads import (
     ServeError,
@@ -112,6 +113,9 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     _add_offline_docs(app)
     app.state.hub = hub
     app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
+    app.add_middleware(
+        Guard, bind_host=config.host, token=config.token, allow_hosts=tuple(config.allow_hosts)
+    )
     _add_error_handlers(app)
 
     def image_of(file: UploadFile) -> UploadedImage:

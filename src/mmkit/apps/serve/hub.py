@@ -38,6 +38,9 @@ class ServeConfig(ModelOptions):
     max_pixels: int = DEFAULT_MAX_PIXELS
     device: str = "auto"
     preload: bool = True  # load every configured model in create_app (else on first use)
+    host: str = "127.0.0.1"  # the address it is bound to: the Host names it answers (see guard.py)
+    token: str | None = None  # the access token every API request must carry (None: none needed)
+    allow_hosts: tuple[str, ...] = ()  # more Host names to answer ("*": any)
 
     @property
     def limits(self) -> UploadLimits:
@@ -53,6 +56,11 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "captioner": ("--captioner", "/caption"),
     "video": ("--video", "/video"),
 }
+
+
+def _shown(weights: str | None) -> str | None:
+    """A weights source as /models shows it: a file's name, never where it lies on the server."""
+    return Path(weights).name if weights else weights
 
 
 def _none_if_inf(v: float) -> float | None:
@@ -163,12 +171,12 @@ class ModelHub:
         """Per model: configured, loaded, the option that sets it, and what it is."""
         c = self.config
         source = {
-            "classifier": c.classifier and f"{c.classifier_model or ''}:{c.classifier}".lstrip(":"),
-            "detector": c.detector,
+            "classifier": c.classifier and f"{c.classifier_model or ''}:{_shown(c.classifier)}".lstrip(":"),
+            "detector": _shown(c.detector),
             "faces": "mtcnn" if c.faces else None,
-            "embedder": c.face_weights and f"{c.face_weights} (gallery {Path(c.face_db or '').name})",
-            "captioner": c.captioner,
-            "video": c.video,
+            "embedder": c.face_weights and f"{_shown(c.face_weights)} (gallery {_shown(c.face_db)})",
+            "captioner": _shown(c.captioner),
+            "video": _shown(c.video),
         }
         out: dict[str, Any] = {}
         for name, (option, endpoint) in OPTIONS.items():

@@ -136,7 +136,7 @@ def _kind(data: bytes, name: str, want: str) -> str:
         raise UploadError(415, f"{name}: not {expected}; the type is judged by content, not by name")
     kind, fmt = found
     if want not in ("any", kind):
-        raise UploadError(415, f"{name}: a {kind} ({fmt.upper()}), but this endpoint takes {what[want]}")
+        raise UploadError(415, f"{name}: {what[kind].split(' (')[0]} ({fmt.upper()}), but this endpoint takes {what[want]}")
     return fmt
 
 
