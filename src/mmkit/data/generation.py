@@ -45,6 +45,7 @@ from mmkit.data.formats.images import is_image_file, read_image
 from mmkit.data.photo_pairs import SR_SCALE, day_tinted, photo_pairs
 from mmkit.data.photo_pairs import TEST_FRACTION as PHOTO_TEST_FRACTION
 from mmkit.data.registry import get_dataset, list_datasets
+from mmkit.data.walk import walk_files
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -298,12 +299,8 @@ def load_generation_builtin(
 
 
 def list_image_files(directory: Path) -> list[Path]:
-    """Image files under ``directory`` (recursively, hidden names skipped), sorted."""
-    found = []
-    for root, dirs, files in os.walk(directory, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found += [Path(root) / f for f in files if not f.startswith(".") and is_image_file(f)]
-    return sorted(found)
+    """Image files under ``directory`` (recursively, by ``walk_files``), sorted."""
+    return sorted(p for p in walk_files(directory) if is_image_file(p.name))
 
 
 def _readable(paths: list[Path], skipped: list[tuple[str, str]]) -> list[Path]:

@@ -13,6 +13,7 @@ import html
 import logging
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,9 +22,11 @@ from typing import Any
 
 import mmkit
 
-__all__ = ["Section", "atomic_output", "write_report"]
+__all__ = ["Section", "atomic_output", "displayable", "write_report"]
 
 log = logging.getLogger(__name__)
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 _MIME = {
     ".png": "image/png",
@@ -112,8 +115,16 @@ document.querySelectorAll("table.sortable th").forEach(function (th, col) {
 """
 
 
+def displayable(value: Any) -> str:
+    """``str(value)`` with each byte of a file name that is not UTF-8 shown as the replacement character U+FFFD.
+
+    Python reads such a byte as a lone surrogate (``b"caf\\xe9"`` -> ``"caf\\udce9"``), which opens the file
+    but cannot be written as UTF-8 or drawn."""
+    return _SURROGATE.sub("\ufffd", str(value))
+
+
 def _esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(displayable(value), quote=True)
 
 
 def format_cell(value: Any) -> str:

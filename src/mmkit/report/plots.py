@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from mmkit.errors import MMKitError
-from mmkit.report.html import atomic_output
+from mmkit.report.html import atomic_output, displayable
 
 __all__ = ["plot_confusion_matrix", "plot_curves", "plot_predictions", "save_image_grid"]
 
@@ -140,7 +140,7 @@ def plot_curves(metrics_csv: Path, out_png: Path) -> Path:
 
 
 def _short(label: str, limit: int = 18) -> str:
-    label = str(label)
+    label = displayable(label)
     return label if len(label) <= limit else label[: limit - 1] + "…"
 
 

@@ -17,7 +17,7 @@ from torchvision.transforms.v2 import functional as TF
 from torchvision.utils import draw_bounding_boxes, draw_keypoints
 
 from mmkit.report.faces import BOX_COLOR, LANDMARK_COLORS
-from mmkit.report.html import REPORT_CSS, REPORT_JS, atomic_output
+from mmkit.report.html import REPORT_CSS, REPORT_JS, atomic_output, displayable
 
 __all__ = ["draw_picture", "contact_sheet", "save_jpeg", "shrink", "write_analysis_report"]
 
@@ -103,7 +103,7 @@ td.details { font-size:0.9em; max-width:420px; }
 
 
 def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+    return html.escape(displayable(value), quote=True)
 
 
 def _num(value: float | int | None, text: str | None = None) -> str:

@@ -48,8 +48,10 @@ from mmkit.apps.analyze.report import (
     shrink,
     write_analysis_report,
 )
+from mmkit.apps.options import ModelOptions
 from mmkit.data.formats.images import IMG_EXTENSIONS, read_image
 from mmkit.data.formats.video import VIDEO_EXTENSIONS, probe, read_frames
+from mmkit.data.walk import walk_files
 from mmkit.errors import MMKitError
 from mmkit.report.html import atomic_output
 
@@ -100,7 +102,7 @@ def collect_files(
     for arg in paths:
         root = Path(arg)
         if root.is_dir():
-            for p in _walk(root, skip):
+            for p in walk_files(root, exclude=skip):
                 kind = media_kind(p)
                 if kind is None:
                     ignored.append(str(p))
@@ -111,20 +113,6 @@ def collect_files(
         else:
             errors.append({"path": str(root), "reason": "no such file or folder"})
     return files, errors, ignored
-
-
-def _walk(root: Path, skip: Path | None) -> list[Path]:
-    """The files under `root`, sorted by path; hidden files and folders, and the folder `skip`, left out."""
-    if skip is not None and root.resolve().is_relative_to(skip):
-        return []
-    found = []
-    for folder, dirs, names in os.walk(root):
-        here = Path(folder)
-        dirs[:] = [
-            d for d in dirs if not d.startswith(".") and (skip is None or (here / d).resolve() != skip)
-        ]
-        found += [here / n for n in names if not n.startswith(".") and (here / n).is_file()]
-    return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
 def _reason(error: MMKitError, path: str) -> str:
@@ -328,29 +316,22 @@ def analyze(
     paths: Sequence[str | os.PathLike] | str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    classifier: str | None = "imagenet",
-    detector: str | os.PathLike | None = None,
-    face_db: str | os.PathLike | None = None,
-    face_weights: str | os.PathLike | None = None,
-    face_threshold: float | None = None,
-    captioner: str | os.PathLike | None = None,
-    video: str | os.PathLike | None = None,
-    faces: bool = True,
+    models: ModelOptions | Models | None = None,
     segment_seconds: float = 5.0,
     batch_size: int = 32,
     workers: int | None = None,
     device: str = "auto",
     progress: bool = True,
-    models: Models | None = None,
+    **model_options: Any,
 ) -> dict[str, Any]:
     """Analyze every image and video under `paths`; write `out_dir`/analysis.json (returned as a dict) and
     report.html, with thumbs/, pictures/ (faces, names and objects drawn) and keyframes/.
 
-    `classifier`: "imagenet" (EfficientNet-Lite0), a classify checkpoint, or None. `faces`: MTCNN; named from the
-    gallery `face_db` with the embedder `face_weights` (threshold: the checkpoint's unless `face_threshold`).
-    `detector`, `captioner`, `video`: checkpoints of those tasks. `workers`: decoding threads (default up to 4).
-    Unreadable files are listed under "errors"; an MMKitError when nothing at all could be analyzed. `models`:
-    already loaded by `load_models` (a server reuses them; the model options are then ignored and they stay open)."""
+    `models`: the `ModelOptions` to load (or its fields as keywords: `classifier="imagenet"` (EfficientNet-Lite0),
+    a classify checkpoint or None; `faces`: MTCNN, named from the gallery `face_db` with the embedder `face_weights`;
+    `detector`, `captioner`, `video`: checkpoints of those tasks), or `Models` already loaded by `load_models` (a
+    server reuses them; they stay open). `workers`: decoding threads (default up to 4). Unreadable files are listed
+    under "errors"; an MMKitError when nothing at all could be analyzed."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if batch_size < 1:
@@ -360,18 +341,8 @@ def analyze(
     files, errors, ignored = collect_files(paths, exclude=out)
     if not files:
         raise _nothing_read(errors, ignored, paths)
-    own = models is None
-    m = models or load_models(
-        classifier=classifier,
-        faces=faces,
-        detector=detector,
-        face_db=face_db,
-        face_weights=face_weights,
-        face_threshold=face_threshold,
-        captioner=captioner,
-        video=video,
-        device=device,
-    )
+    own = not isinstance(models, Models)
+    m = load_models(models, device=device, **model_options) if own else models
     digits = max(4, len(str(len(files))))
     names = [f"{i:0{digits}d}_{safe_stem(p)}" for i, (p, _) in enumerate(files)]
     records: dict[int, dict[str, Any]] = {}

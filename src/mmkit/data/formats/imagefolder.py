@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mmkit.data.formats.images import IMG_EXTENSIONS, check_image, is_image_file, read_image
+from mmkit.data.walk import walk_files
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -66,17 +67,15 @@ def find_classes(directory: str | os.PathLike) -> tuple[list[str], dict[str, int
 
 
 def list_images(directory: str | os.PathLike, class_to_idx: dict[str, int]) -> list[tuple[str, int]]:
-    """All image files under ``directory/<class>/`` (recursively, following links), sorted, as (path, label)."""
+    """All image files under ``directory/<class>/`` (recursively, as ``mmkit.data.walk`` walks), sorted, as
+    (path, label)."""
     directory = Path(directory)
     samples: list[tuple[str, int]] = []
     for name in sorted(class_to_idx):
         class_dir = directory / name
         if not class_dir.is_dir():
             continue
-        found = []
-        for root, dirs, files in os.walk(class_dir, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            found += [os.path.join(root, f) for f in files if not f.startswith(".") and is_image_file(f)]
+        found = [str(p) for p in walk_files(class_dir, tree=directory) if is_image_file(p.name)]
         if not found:
             logger.warning("%s: class folder has no images", class_dir)
         samples += [(path, class_to_idx[name]) for path in sorted(found)]

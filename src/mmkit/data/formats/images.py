@@ -8,6 +8,7 @@ JPEG raises instead of decoding to a half-grey picture) and it guards against de
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -27,6 +28,14 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return os.fspath(path).lower().endswith(IMG_EXTENSIONS)
 
 
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """``PIL.Image.open`` for a regular file only: for anything else (a folder; a FIFO, socket or device, which
+    would block or never end) an OSError is raised before the file is opened."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError("not a regular file")
+    return Image.open(path)
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, UnidentifiedImageError):
         return "not an image file"
@@ -37,14 +46,18 @@ def _reason(exc: BaseException) -> str:
 def read_image(path: str | os.PathLike) -> torch.Tensor:
     """Decode an image file to an RGB ``torch.uint8`` tensor of shape [3, H, W].
 
-    Grayscale, palette, CMYK and RGBA images are converted to RGB (alpha is dropped); a photo's EXIF orientation is
-    applied, so a phone picture comes out upright. Raises ``MMKitError("<path>: cannot read image (<reason>)")`` for a corrupt, truncated or non-image file.
+    Grayscale, palette, CMYK and RGBA images are converted to RGB (alpha is dropped; 16-bit channels keep their
+    high byte, grayscale as colour); a photo's EXIF orientation is applied, so a phone picture comes out upright.
+    Raises ``MMKitError("<path>: cannot read image (<reason>)")`` for a corrupt, truncated or non-image file.
     """
     path = os.fspath(path)
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
-            rgb = ImageOps.exif_transpose(img).convert("RGB")
+            upright = ImageOps.exif_transpose(img)
+            if upright.mode.startswith("I"):  # 16-bit grayscale: its high byte, as PIL reduces 16-bit RGB
+                upright = Image.fromarray(np.clip(np.asarray(upright) >> 8, 0, 255).astype(np.uint8))
+            rgb = upright.convert("RGB")
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise MMKitError(f"{path}: cannot read image ({_reason(exc)})") from exc
     array = np.asarray(rgb, dtype=np.uint8)
@@ -61,7 +74,7 @@ def check_image(path: str | os.PathLike) -> str | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 img.verify()
         if path.lower().endswith(_JPEG_EXTENSIONS) and not _has_jpeg_end(path):
             with Image.open(path) as img:

@@ -32,7 +32,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from mmkit.data.formats.images import is_image_file, read_image
+from mmkit.data.formats.images import is_image_file, open_image, read_image
+from mmkit.data.walk import walk_files
 from mmkit.errors import MMKitError
 
 __all__ = [
@@ -67,8 +68,8 @@ def _subdir(root: Path, names: tuple[str, ...]) -> Path | None:
 
 def _by_stem(folder: Path) -> dict[str, Path]:
     files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or not is_image_file(path):
+    for path in walk_files(folder, recursive=False):
+        if not is_image_file(path):
             continue
         if path.stem in files:
             raise MMKitError(f"{path}: two files with the stem {path.stem!r} (also {files[path.stem].name})")
@@ -79,7 +80,7 @@ def _by_stem(folder: Path) -> dict[str, Path]:
 def _header_size(path: Path) -> tuple[int, int]:
     """(width, height) from the file header, without decoding the pixels."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             return img.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = "not an image file" if isinstance(exc, UnidentifiedImageError) else str(exc).splitlines()[0]
@@ -131,7 +132,7 @@ def find_matting_splits(root: str | os.PathLike) -> dict[str, Path]:
 def read_alpha(path: str | os.PathLike) -> torch.Tensor:
     """A grayscale alpha matte file as float32 [1, H, W] in [0, 1] (8-bit / 255, 16-bit / 65535; colour: luma)."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 array = np.asarray(img, np.float64) / 65535
@@ -146,7 +147,7 @@ def read_alpha(path: str | os.PathLike) -> torch.Tensor:
 def read_trimap(path: str | os.PathLike) -> torch.Tensor:
     """A trimap file as uint8 [1, H, W] with values snapped to 0 / 128 / 255."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             array = np.asarray(img.convert("L"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = "not an image file" if isinstance(exc, UnidentifiedImageError) else str(exc).splitlines()[0]

@@ -43,6 +43,7 @@ import torch
 from torch.utils.data import Dataset
 
 from mmkit.data.formats.imagefolder import find_classes
+from mmkit.data.walk import walk_files
 from mmkit.errors import MMKitError
 
 __all__ = [
@@ -88,6 +89,8 @@ def _open(path: str | os.PathLike, threads: int = 0) -> tuple[av.container.Input
         raise MMKitError(f"{p}: no such file")
     if p.is_dir():
         raise MMKitError(f"{p}: is a folder, not a video file")
+    if not p.is_file():  # a FIFO, socket or device: opening it would block or never end
+        raise MMKitError(f"{p}: not a regular file (a pipe, socket or device)")
     try:
         container = av.open(str(p))
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -362,15 +365,12 @@ def _list_folder(root: Path, classes: list[str] | None) -> tuple[list[tuple[str,
         raise MMKitError(
             f"{root}: class folders not in the given classes: {sorted(set(found) - set(classes))[:5]}"
         )
-    rows = []
-    for name in found:
-        for walk_root, dirs, files in os.walk(root / name, followlinks=True):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            rows += [
-                (os.path.join(walk_root, f), [name])
-                for f in sorted(files)
-                if is_video_file(f) and not f.startswith(".")
-            ]
+    rows = [
+        (str(path), [name])
+        for name in found
+        for path in walk_files(root / name, tree=root)
+        if is_video_file(path.name)
+    ]
     return rows, found
 
 

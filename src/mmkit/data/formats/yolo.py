@@ -22,7 +22,8 @@ import numpy as np
 import yaml
 from PIL import Image
 
-from mmkit.data.formats.images import is_image_file
+from mmkit.data.formats.images import is_image_file, open_image
+from mmkit.data.walk import walk_files
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class ImageRecord:
 def image_size(path: str | os.PathLike) -> tuple[int, int] | str:
     """(width, height) from the image header, or the reason the file cannot be opened."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             return img.size
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -170,13 +171,7 @@ def list_split_images(spec, root: Path, yaml_path: Path) -> list[str]:
         path = Path(os.path.expanduser(str(item)))
         path = path if path.is_absolute() else root / path
         if path.is_dir():
-            found = []
-            for folder, dirs, files in os.walk(path, followlinks=True):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found += [
-                    os.path.join(folder, f) for f in files if not f.startswith(".") and is_image_file(f)
-                ]
-            images += sorted(found)
+            images += sorted(str(p) for p in walk_files(path) if is_image_file(p.name))
         elif path.is_file() and path.suffix == ".txt":
             for line in path.read_text(encoding="utf-8").splitlines():
                 line = line.strip()

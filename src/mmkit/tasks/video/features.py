@@ -27,6 +27,7 @@ from torch import nn
 
 from mmkit.data.formats.video import is_video_file, read_frames
 from mmkit.data.formats.youtube8m import write_records
+from mmkit.data.walk import walk_files
 from mmkit.engine import select_device
 from mmkit.errors import MMKitError
 from mmkit.models import classifier_head
@@ -100,10 +101,9 @@ def _inputs(paths: list[str]) -> tuple[list[tuple[Path, int | None]], list[str]]
         if p.is_dir():
             subs = sorted(d for d in p.iterdir() if d.is_dir() and not d.name.startswith("."))
             for d in subs:
-                vids = sorted(f for f in d.iterdir() if f.is_file() and is_video_file(f.name))
-                items += [(f, d.name) for f in vids]
+                items += [(f, d.name) for f in walk_files(d, recursive=False) if is_video_file(f.name)]
             if not subs:
-                items += [(f, None) for f in sorted(p.iterdir()) if f.is_file() and is_video_file(f.name)]
+                items += [(f, None) for f in walk_files(p, recursive=False) if is_video_file(f.name)]
         elif p.is_file():
             items.append((p, None))
         else:
