@@ -443,7 +443,7 @@ def test_cli_starts_uvicorn_on_loopback_with_the_models(capsys, monkeypatch):
 def _bare(**kw) -> TestClient:
     """A server with no model (endpoints answer 409 when a request gets through to them)."""
     return TestClient(
-        create_app(ServeConfig(classifier=None, faces=False, device="cpu", **kw)), base_url=LOCAL
+        create_app(ServeConfig(**{"classifier": None, "faces": False, "device": "cpu", **kw})), base_url=LOCAL
     )
 
 
@@ -518,3 +518,67 @@ def test_cli_binding_other_machines_always_has_a_token(monkeypatch):
     monkeypatch.setenv("MMKIT_TOKEN", "from-env")
     assert run_cli(app, args[:-2] + ["--host", "127.0.0.1", "--device", "cpu"]) == 0
     assert TestClient(seen["app"], base_url=LOCAL).get("/models?token=from-env").status_code == 200
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Bounded memory: extreme shapes refused before decoding, large images decoded reduced, stalled bodies timed out
+
+
+def test_extreme_aspect_ratios_are_refused_before_decoding(media):
+    c = _bare(faces=True)
+    for w, h in [(88, 440_000), (1, 39_000_000), (440_000, 88)]:
+        r = post(c, "/faces/detect", "strip.png", _png_with_size(w, h))
+        assert r.status_code == 400 and "aspect ratio over 50:1" in r.json()["detail"], (w, h, r.text)
+    still = post(c, "/faces/detect", "astronaut.png", media["astronaut"].read_bytes())
+    assert still.status_code == 200 and len(still.json()["faces"]) == 1
+
+
+def test_large_images_are_decoded_reduced_and_answered_in_their_own_pixels(media):
+    """A 2048² copy of the astronaut, with a working size of 0.3 MP: the server decodes it reduced (by 4) and
+    answers the face's box in the uploaded image's pixels, where it lies on the 512² original times 4."""
+    from mmkit.apps.serve.uploads import UploadLimits, read_upload_image
+
+    small = Image.open(media["astronaut"])
+    big = io.BytesIO()
+    small.resize((2048, 2048), Image.LANCZOS).save(big, format="JPEG", quality=95)
+    img = read_upload_image(big.getvalue(), "big.jpg", UploadLimits(work_pixels=300_000))
+    assert (img.width, img.height) == (2048, 2048) and img.pixels.shape[-1] * img.pixels.shape[-2] <= 300_000
+    assert img.scale == (4.0, 4.0)  # JPEG DCT scaling by 1/4
+
+    png = io.BytesIO()
+    small.resize((2048, 2048), Image.LANCZOS).save(png, format="PNG")
+    assert read_upload_image(png.getvalue(), "big.png", UploadLimits(work_pixels=300_000)).scale == (4.0, 4.0)
+
+    c = _bare(faces=True, work_pixels=300_000)
+    (ref,) = post(c, "/faces/detect", "small.png", media["astronaut"].read_bytes()).json()["faces"]
+    r = post(c, "/faces/detect", "big.jpg", big.getvalue()).json()
+    assert (r["width"], r["height"]) == (2048, 2048)
+    (face,) = r["faces"]
+    assert np.allclose(face["box"], 4 * np.array(ref["box"]), atol=4 * 6), (face["box"], ref["box"])
+    assert np.allclose(face["landmarks"], 4 * np.array(ref["landmarks"]), atol=4 * 6)
+
+
+def test_a_stalled_request_body_gets_408():
+    import asyncio
+
+    from mmkit.apps.serve.app import BodyLimit
+
+    answered = []
+
+    async def app(scope, receive, send):
+        await receive()  # the first chunk
+        await receive()  # never comes
+
+    async def run():
+        async def receive():
+            if not answered:
+                answered.append("chunk")
+                return {"type": "http.request", "body": b"x" * 10, "more_body": True}
+            await asyncio.sleep(60)
+
+        scope = {"type": "http", "path": "/classify", "headers": [(b"content-length", b"100")]}
+        await BodyLimit(app, max_bytes=1000, timeout=0.2)(scope, receive, None)
+
+    with pytest.raises(Exception) as e:
+        asyncio.run(asyncio.wait_for(run(), 5))
+    assert getattr(e.value, "status_code", None) == 408 and "stalled for 0.2 s" in e.value.detail

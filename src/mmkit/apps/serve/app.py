@@ -13,6 +13,7 @@ server was not started with (the message names the option), 422 a bad form field
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 import threading
@@ -55,8 +56,8 @@ class BodyLimit:
     """ASGI middleware: a request body over `max_bytes` (MAX_ANALYZE_FILES times that for /analyze) gets 413,
     from its Content-Length before anything is read, or as soon as the streamed bytes pass the limit."""
 
-    def __init__(self, app, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app, max_bytes: int, timeout: float = 30.0) -> None:
+        self.app, self.max_bytes, self.timeout = app, max_bytes, timeout
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -75,7 +76,10 @@ class BodyLimit:
 
         async def counted():
             nonlocal seen
-            message = await receive()
+            try:  # a client that stops sending holds a worker and memory: 408 after `timeout` seconds of silence
+                message = await asyncio.wait_for(receive(), self.timeout)
+            except asyncio.TimeoutError:
+                raise HTTPException(408, f"the request body stalled for {self.timeout:g} s") from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
@@ -83,6 +87,27 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def in_image(img: UploadedImage, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results with their "box" [x1, y1, x2, y2] and "landmarks" [[x, y], ...] in the uploaded image's pixels
+    (the models saw it reduced where it was larger than the working size)."""
+    sx, sy = img.scale
+    if sx == sy == 1:
+        return items
+
+    def scaled(v):
+        if isinstance(v[0], list):
+            return [scaled(p) for p in v]
+        return [round(c * (sx if k % 2 == 0 else sy), 1) for k, c in enumerate(v)]
+
+    return [{**r, **{k: scaled(r[k]) for k in ("box", "landmarks") if r.get(k)}} for r in items]
+
+
+def work_min_face(img: UploadedImage, min_face: float) -> float:
+    """The smallest face to find, in the (maybe reduced) pixels the detector sees; never below MTCNN's 12-pixel
+    window, where it would have to enlarge the image again."""
+    return max(min(min_face, 12.0), min_face / min(img.scale))
 
 
 def _too_large_text(size: int, limit: int) -> str:
@@ -112,7 +137,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     )
     _add_offline_docs(app)
     app.state.hub = hub
-    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_bytes, timeout=config.body_timeout)
     app.add_middleware(
         Guard, bind_host=config.host, token=config.token, allow_hosts=tuple(config.allow_hosts)
     )
@@ -157,20 +182,20 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         """Boxes [x1, y1, x2, y2] in image pixels with score and class (needs --detector)."""
         hub.require("detector")  # 409 before reading the upload when there is no detector
         img = image_of(file)
-        return {**about(img), "detections": hub.detect(img.pixels, conf, iou)}
+        return {**about(img), "detections": in_image(img, hub.detect(img.pixels, conf, iou))}
 
     @app.post("/faces/detect", tags=["faces"])
     def faces_detect(file: ImageFile, min_face: Annotated[float, Query(ge=8)] = 20) -> dict[str, Any]:
         """Every face (MTCNN): box, score and five landmarks (eyes, nose, mouth corners)."""
         img = image_of(file)
-        return {**about(img), "faces": hub.faces(img.pixels, min_face)}
+        return {**about(img), "faces": in_image(img, hub.faces(img.pixels, work_min_face(img, min_face)))}
 
     @app.post("/faces/identify", tags=["faces"])
     def faces_identify(file: ImageFile, min_face: Annotated[float, Query(ge=8)] = 20) -> dict[str, Any]:
         """Every face with the nearest enrolled person, or "unknown" past the threshold (needs --face-db)."""
         hub.require("embedder")
         img = image_of(file)
-        return {**about(img), "faces": hub.identify(img.pixels, min_face)}
+        return {**about(img), "faces": in_image(img, hub.identify(img.pixels, work_min_face(img, min_face)))}
 
     @app.post("/faces/enroll", tags=["faces"])
     def faces_enroll(
@@ -181,7 +206,8 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
         """Add the one face of the image to `name` in the gallery (needs --face-db)."""
         hub.require("embedder")
         img = image_of(file)
-        return {"file": img.name, **hub.enroll(img.pixels, name, img.name, min_face)}
+        r = hub.enroll(img.pixels, name, img.name, work_min_face(img, min_face))
+        return {"file": img.name, **r, "face": in_image(img, [r["face"]])[0]}
 
     @app.get("/faces/people", tags=["faces"])
     def faces_people() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from mmkit.apps.options import ModelOptions
-from mmkit.apps.serve.uploads import DEFAULT_MAX_PIXELS, ServeError, UploadLimits
+from mmkit.apps.serve.uploads import DEFAULT_MAX_PIXELS, DEFAULT_WORK_PIXELS, ServeError, UploadLimits
 from mmkit.engine import select_device
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,10 @@ class ServeConfig(ModelOptions):
 
     max_upload_mb: float = 20.0
     max_pixels: int = DEFAULT_MAX_PIXELS
+    work_pixels: int = (
+        DEFAULT_WORK_PIXELS  # larger images are decoded reduced (coordinates answered in the image's)
+    )
+    body_timeout: float = 30.0  # seconds a request body may stall before 408
     device: str = "auto"
     preload: bool = True  # load every configured model in create_app (else on first use)
     host: str = "127.0.0.1"  # the address it is bound to: the Host names it answers (see guard.py)
@@ -44,7 +48,11 @@ class ServeConfig(ModelOptions):
 
     @property
     def limits(self) -> UploadLimits:
-        return UploadLimits(max_bytes=int(self.max_upload_mb * 2**20), max_pixels=int(self.max_pixels))
+        return UploadLimits(
+            max_bytes=int(self.max_upload_mb * 2**20),
+            max_pixels=int(self.max_pixels),
+            work_pixels=int(self.work_pixels),
+        )
 
 
 # slot -> (the CLI option that configures it, the endpoints that need it)

@@ -16,7 +16,9 @@ carrying the HTTP status (413 too large, 415 wrong type, 400 undecodable) and on
 from __future__ import annotations
 
 import io
+import math
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,9 @@ IMAGE_TYPES = "JPEG, PNG, WebP, BMP or GIF"
 VIDEO_TYPES = "MP4/MOV, WebM/Matroska or AVI"
 DEFAULT_MAX_BYTES = 20 * 2**20
 DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_WORK_PIXELS = 12_000_000  # larger images are decoded reduced to this (the models need no more)
+MAX_ASPECT = 50  # longer side / shorter side: a 1 x 39,000,000 "image" is not one a model can use
+_DECODES = threading.BoundedSemaphore(2)  # full-size decodes at once: bounds the memory of concurrent uploads
 
 
 class ServeError(Exception):
@@ -47,23 +52,30 @@ class UploadError(ServeError):
 class UploadLimits:
     max_bytes: int = DEFAULT_MAX_BYTES  # per file, and (plus a little for the form) per request body
     max_pixels: int = DEFAULT_MAX_PIXELS  # width × height of an image or a video frame
+    work_pixels: int = (
+        DEFAULT_WORK_PIXELS  # an image over this is decoded reduced (see `UploadedImage.scale`)
+    )
 
 
 @dataclass
 class UploadedImage:
-    """A decoded upload: RGB uint8 pixels [3, H, W] (EXIF orientation applied, as browsers show it)."""
+    """A decoded upload: RGB uint8 pixels [3, h, w] (EXIF orientation applied, as browsers show it), reduced from
+    the image's `width` x `height` where it is over `UploadLimits.work_pixels`; `scale` maps the pixels' (x, y)
+    back to the image's."""
 
     name: str
     format: str  # "jpeg", "png", ...
     pixels: torch.Tensor
+    width: int = 0  # of the image as uploaded (0: the pixels')
+    height: int = 0
+
+    def __post_init__(self) -> None:
+        self.width = self.width or int(self.pixels.shape[-1])
+        self.height = self.height or int(self.pixels.shape[-2])
 
     @property
-    def width(self) -> int:
-        return int(self.pixels.shape[-1])
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[-2])
+    def scale(self) -> tuple[float, float]:
+        return self.width / self.pixels.shape[-1], self.height / self.pixels.shape[-2]
 
 
 @dataclass
@@ -136,7 +148,9 @@ def _kind(data: bytes, name: str, want: str) -> str:
         raise UploadError(415, f"{name}: not {expected}; the type is judged by content, not by name")
     kind, fmt = found
     if want not in ("any", kind):
-        raise UploadError(415, f"{name}: {what[kind].split(' (')[0]} ({fmt.upper()}), but this endpoint takes {what[want]}")
+        raise UploadError(
+            415, f"{name}: {what[kind].split(' (')[0]} ({fmt.upper()}), but this endpoint takes {what[want]}"
+        )
     return fmt
 
 
@@ -171,13 +185,44 @@ def read_upload_image(data: bytes, filename: str | None, limits: UploadLimits) -
                 )
             if w < 1 or h < 1:
                 raise UploadError(400, f"{name}: image has no pixels ({w}×{h})")
-            try:
-                img.load()
-                rgb = ImageOps.exif_transpose(img).convert("RGB")
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-                raise UploadError(400, f"{name}: cannot decode the {fmt.upper()} ({_first_line(e)})") from e
-    array = np.asarray(rgb, dtype=np.uint8)
-    return UploadedImage(name, fmt, torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous())
+            if max(w, h) > MAX_ASPECT * min(w, h):
+                raise UploadError(
+                    400, f"{name}: {w}×{h}, an aspect ratio over {MAX_ASPECT}:1 (checked before decoding)"
+                )
+            if _transposed(img):  # shown rotated by 90 degrees: the image people see is h x w
+                w, h = h, w
+            with _DECODES:
+                try:
+                    rgb = _decode_reduced(img, limits.work_pixels)
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+                    raise UploadError(
+                        400, f"{name}: cannot decode the {fmt.upper()} ({_first_line(e)})"
+                    ) from e
+                array = np.asarray(rgb, dtype=np.uint8)
+    pixels = torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    return UploadedImage(name, fmt, pixels, w, h)
+
+
+def _decode_reduced(img: Image.Image, work_pixels: int) -> Image.Image:
+    """The image as RGB, at most about `work_pixels`: JPEGs decode reduced (DCT scaling, `draft`), others are
+    reduced by an integer factor right after decoding; the EXIF orientation applied."""
+    w, h = img.size
+    factor = math.ceil(math.sqrt(w * h / work_pixels)) if w * h > work_pixels else 1
+    if factor > 1 and img.format == "JPEG":
+        img.draft("RGB", (math.ceil(w / factor), math.ceil(h / factor)))
+    img.load()
+    left = img.size[0] * img.size[1] / work_pixels
+    if left > 1:
+        img = img.reduce(math.ceil(math.sqrt(left)))
+    return ImageOps.exif_transpose(img).convert("RGB")
+
+
+def _transposed(img: Image.Image) -> bool:
+    """Whether the EXIF orientation swaps width and height (5-8: rotated by 90 or 270 degrees)."""
+    try:
+        return img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except Exception:  # a broken EXIF block: exif_transpose ignores it too
+        return False
 
 
 def _first_line(e: BaseException) -> str:
