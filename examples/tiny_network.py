@@ -33,23 +33,16 @@ class TinyMLPTask(Task):
         self.hidden = hidden
 
     def setup(self, cfg: TrainConfig, rt) -> None:
+        """Build the datasets and the network; the base `Task` hands `self.net` (trained and checkpointed as
+        "model"), `self.train_ds` and `self.val_ds` to the Trainer."""
         data = load_classification_data("digits", val_split=0.1, seed=cfg.seed)
-        self.train_set, self.val_set = data.train, data.val  # items: (uint8 image [1, 8, 8], label)
-        self.model = nn.Sequential(
+        self.train_ds, self.val_ds = data.train, data.val  # items: (uint8 image [1, 8, 8], label)
+        self.net = nn.Sequential(
             nn.Flatten(),  # [B, 1, 8, 8] -> [B, 64]
             nn.Linear(64, self.hidden),  # a fully connected layer: y = x W^T + b
             nn.ReLU(),  # the activation function
             nn.Linear(self.hidden, 10),  # one score (logit) per class
         )
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"model": self.model}
-
-    def train_dataset(self):
-        return self.train_set
-
-    def val_dataset(self):
-        return self.val_set
 
     @staticmethod
     def _logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

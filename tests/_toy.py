@@ -29,19 +29,10 @@ class ToyTask(Task):
         self.n, self.nan_at_epoch, self.noise, self.crash_at_epoch = n, nan_at_epoch, noise, crash_at_epoch
         self.epoch = 0
 
-    def setup(self, cfg, rt):
-        self.model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
-        self.data = toy_data(self.n)
-        self.val = toy_data(64, seed=7)
-
-    def modules(self):
-        return {"model": self.model}
-
-    def train_dataset(self):
-        return self.data
-
-    def val_dataset(self):
-        return self.val
+    def setup(self, cfg, rt):  # the base Task hands net, train_ds and val_ds to the Trainer
+        self.net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+        self.train_ds = toy_data(self.n)
+        self.val_ds = toy_data(64, seed=7)
 
     def loss(self, model, batch):
         x, y = batch

@@ -5,27 +5,12 @@ import csv
 import json
 
 import pytest
+from _cli import mmkit, synth_fixture
 
-from mmkit.cli import app
-from mmkit.cli.common import run_cli
 from mmkit.engine import load_checkpoint
 from mmkit.metrics.captioning import score
 
-
-def mmkit(capsys, *args) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def scenes(tmp_path_factory):
-    root = tmp_path_factory.mktemp("captions") / "scenes"
-    assert (
-        run_cli(app, ["data", "synth", "captions", "--out", str(root), "--n", "120", "--img-size", "32"]) == 0
-    )
-    return root
-
+scenes = synth_fixture("captions", "--n", "120", "--img-size", "32")
 
 TRAIN = ["--epochs", "3", "--batch-size", "16", "--lr", "3e-3", "--threads", "1", "--min-count", "1"]
 

@@ -11,44 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _cli import mmkit, run_fixture, train
 from PIL import Image
 
-from mmkit.cli import app
-from mmkit.cli.common import run_cli
 from mmkit.engine import load_checkpoint
 
-
-def mmkit(*args, capsys=None) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr() if capsys else ("", "")
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def digits_run(tmp_path_factory):
-    """One short digits training shared by the tests below."""
-    root = tmp_path_factory.mktemp("runs")
-    code = run_cli(
-        app,
-        [
-            "classify",
-            "train",
-            "--data",
-            "digits",
-            "--epochs",
-            "4",
-            "--lr",
-            "3e-3",
-            "--project",
-            str(root),
-            "--name",
-            "d",
-            "--device",
-            "cpu",
-        ],
-    )
-    assert code == 0
-    return root / "classify" / "d"
+# one short digits training shared by the tests below
+digits_run = run_fixture("classify", "--data", "digits", "--epochs", "4", "--lr", "3e-3", "--device", "cpu")
 
 
 def test_train_writes_a_complete_run(digits_run):
@@ -70,17 +39,9 @@ def test_train_writes_a_complete_run(digits_run):
 
 def test_eval_reports_accuracy_and_confusion(digits_run, tmp_path, capsys):
     code, out, _ = mmkit(
-        "classify",
-        "eval",
-        "--weights",
-        digits_run / "best.pt",
-        "--data",
-        "digits",
-        "--out",
-        tmp_path,
-        "--json",
-        capsys=capsys,
-    )
+        capsys, "classify", "eval", "--weights", digits_run / "best.pt", "--data", "digits",
+        "--out", tmp_path, "--json",
+    )  # fmt: skip
     assert code == 0
     r = json.loads(out.strip().splitlines()[-1])
     assert r["split"] == "test" and r["images"] == 359
@@ -101,18 +62,9 @@ def test_predict_with_a_trained_checkpoint(digits_run, tmp_path, capsys):
         Image.fromarray(img).resize((32, 32), Image.NEAREST).save(p)
         paths.append(p)
     code, out, _ = mmkit(
-        "classify",
-        "predict",
-        *paths,
-        "--weights",
-        digits_run / "best.pt",
-        "--topk",
-        "3",
-        "--json",
-        "--save-dir",
-        tmp_path,
-        capsys=capsys,
-    )
+        capsys, "classify", "predict", *paths, "--weights", digits_run / "best.pt", "--topk", "3", "--json",
+        "--save-dir", tmp_path,
+    )  # fmt: skip
     assert code == 0
     preds = json.loads(out)["predictions"]
     assert len(preds) == 4 and all(len(p["top"]) == 3 for p in preds)
@@ -128,17 +80,9 @@ def test_predict_imagenet_names_real_photos(tmp_path, capsys):
     q = tmp_path / "coffee.jpg"
     Image.fromarray(data.coffee()).save(q)
     code, out, _ = mmkit(
-        "classify",
-        "predict",
-        p,
-        q,
-        "--model",
-        "efficientnet_lite0",
-        "--weights",
-        "imagenet",
+        capsys, "classify", "predict", p, q, "--model", "efficientnet_lite0", "--weights", "imagenet",
         "--json",
-        capsys=capsys,
-    )
+    )  # fmt: skip
     assert code == 0
     preds = {Path(r["path"]).stem: [t["label"] for t in r["top"]] for r in json.loads(out)["predictions"]}
     assert {"tabby", "tiger cat", "Egyptian cat"} & set(preds["chelsea"][:3])
@@ -150,9 +94,7 @@ def test_bad_image_is_reported_and_good_ones_still_predicted(digits_run, tmp_pat
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(good)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
-    code, out, err = mmkit(
-        "classify", "predict", good, bad, "--weights", digits_run / "best.pt", capsys=capsys
-    )
+    code, out, err = mmkit(capsys, "classify", "predict", good, bad, "--weights", digits_run / "best.pt")
     assert code == 2
     assert "good.png:" in out
     assert err.strip().startswith("error:") and "broken.jpg" in err and len(err.strip().splitlines()) == 1
@@ -162,90 +104,49 @@ def test_bad_image_is_reported_and_good_ones_still_predicted(digits_run, tmp_pat
 def test_export_is_checked(digits_run, tmp_path, capsys, fmt):
     out_file = tmp_path / f"model.{fmt}"
     code, out, _ = mmkit(
-        "classify",
-        "export",
-        "--weights",
-        digits_run / "best.pt",
-        "--format",
-        fmt,
-        "--out",
-        out_file,
+        capsys, "classify", "export", "--weights", digits_run / "best.pt", "--format", fmt, "--out", out_file,
         "--json",
-        capsys=capsys,
-    )
+    )  # fmt: skip
     assert code == 0
     r = json.loads(out)
     assert out_file.is_file() and r["max_abs_diff"] < 1e-4
 
 
 def test_bad_inputs_get_one_clear_line(tmp_path, capsys):
-    code, _, err = mmkit(
-        "classify", "train", "--data", tmp_path / "nowhere", "--project", tmp_path, capsys=capsys
-    )
+    code, _, err = mmkit(capsys, "classify", "train", "--data", tmp_path / "nowhere", "--project", tmp_path)
     assert code == 2 and "nowhere" in err and len(err.strip().splitlines()) == 1
     junk = tmp_path / "junk.pt"
     junk.write_bytes(os.urandom(256))
-    code, _, err = mmkit("classify", "eval", "--weights", junk, "--data", "digits", capsys=capsys)
+    code, _, err = mmkit(capsys, "classify", "eval", "--weights", junk, "--data", "digits")
     assert code == 2 and "junk.pt" in err and len(err.strip().splitlines()) == 1
     code, _, err = mmkit(
-        "classify", "train", "--data", "digits", "--model", "resnet9000", "--project", tmp_path, capsys=capsys
+        capsys, "classify", "train", "--data", "digits", "--model", "resnet9000", "--project", tmp_path
     )
     assert code == 2 and "resnet9000" in err
     code, _, err = mmkit(
-        "classify",
-        "train",
-        "--data",
-        "digits",
-        "--model",
-        "resnet18",
-        "--width",
-        "2",
-        "--project",
-        tmp_path,
-        capsys=capsys,
-    )
+        capsys, "classify", "train", "--data", "digits", "--model", "resnet18", "--width", "2",
+        "--project", tmp_path,
+    )  # fmt: skip
     assert code == 2 and "resnet18" in err and "width" in err and len(err.strip().splitlines()) == 1
-    code, _, err = mmkit("classify", "train", "--data", "digits", "--augment", "mixup", capsys=capsys)
+    code, _, err = mmkit(capsys, "classify", "train", "--data", "digits", "--augment", "mixup")
     assert code == 2 and "--augment mixup" in err
 
 
 def test_width_and_augment_options_reach_the_model(tmp_path):
-    code = run_cli(
-        app,
-        [
-            "classify",
-            "train",
-            "--data",
-            "digits",
-            "--width",
-            "0.5",
-            "--augment",
-            "flip",
-            "--model-arg",
-            "pool_size=3",
-            "--epochs",
-            "1",
-            "--project",
-            str(tmp_path),
-            "--name",
-            "w",
-            "--device",
-            "cpu",
-        ],
-    )
-    assert code == 0
-    ck = load_checkpoint(tmp_path / "classify" / "w" / "best.pt")
+    args = ["--data", "digits", "--width", "0.5", "--augment", "flip", "--model-arg", "pool_size=3"]
+    run = train(tmp_path, "classify", *args, "--epochs", "1", "--device", "cpu", name="w")
+    ck = load_checkpoint(run / "best.pt")
     assert ck["meta"]["model_kwargs"] == {"width": 0.5, "pool_size": 3}
     assert ck["model"]["features.0.weight"].shape[0] == 8  # 16 channels x 0.5
     assert ck["model"]["fc.weight"].shape == (10, 32 * 3 * 3)  # 64 x 0.5 channels, pooled to 3x3
 
 
 def test_data_list_and_show(tmp_path, capsys):
-    code, out, _ = mmkit("data", "list", "--json", capsys=capsys)
+    code, out, _ = mmkit(capsys, "data", "list", "--json")
     names = {d["name"]: d for d in json.loads(out)["datasets"]}
     assert code == 0 and names["digits"]["available"]
     png = tmp_path / "grid.png"
-    code, out, _ = mmkit("data", "show", "digits", "--out", png, "--n", "16", capsys=capsys)
+    code, out, _ = mmkit(capsys, "data", "show", "digits", "--out", png, "--n", "16")
     assert code == 0 and png.is_file() and "digits: 10 classes" in out
 
 

@@ -6,55 +6,16 @@ import sqlite3
 
 import numpy as np
 import pytest
+from _cli import mmkit, run_fixture, synth_fixture
 from PIL import Image
 
-from mmkit.cli import app
-from mmkit.cli.common import run_cli
 from mmkit.engine import load_checkpoint
 
-
-def mmkit(capsys, *args) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def identities(tmp_path_factory):
-    root = tmp_path_factory.mktemp("faces") / "ids"
-    code = run_cli(
-        app,
-        [
-            "data",
-            "synth",
-            "identities",
-            "--out",
-            str(root),
-            "--identities",
-            "40",
-            "--images",
-            "6",
-            "--seed",
-            "1",
-        ],
-    )
-    assert code == 0
-    return root
-
-
-@pytest.fixture(scope="module")
-def face_run(identities, tmp_path_factory):
-    project = tmp_path_factory.mktemp("runs")
-    code = run_cli(
-        app,
-        [
-            "face", "train", "--data", str(identities), "--model", "facenet-light", "--epochs", "2",
-            "--batch-size", "32", "--images-per-person", "4", "--lr", "3e-3", "--project", str(project),
-            "--name", "t", "--threads", "2",
-        ],
-    )  # fmt: skip
-    assert code == 0
-    return project / "face" / "t"
+identities = synth_fixture("identities", "--identities", "40", "--images", "6", "--seed", "1")
+face_run = run_fixture(
+    "face", "--model", "facenet-light", "--epochs", "2", "--batch-size", "32", "--images-per-person", "4",
+    "--lr", "3e-3", "--threads", "2", data="identities",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -131,19 +92,9 @@ def test_gallery_enroll_identify_verify_list_remove(face_run, identities, capsys
     # a threshold of 0 makes a new image of someone unknown, but the nearest is still reported
     other = sorted(people[0].iterdir())[-1]
     code, out, _ = mmkit(
-        capsys,
-        "face",
-        "identify",
-        "--db",
-        db,
-        "--weights",
-        w,
-        "--aligned",
-        "--threshold",
-        "0",
-        other,
+        capsys, "face", "identify", "--db", db, "--weights", w, "--aligned", "--threshold", "0", other,
         "--json",
-    )
+    )  # fmt: skip
     face = json.loads(out)["identities"][0]["faces"][0]
     assert face["name"] == "unknown" and face["nearest"] is not None
 

@@ -2,36 +2,19 @@
 
 import json
 
-import pytest
+from _cli import mmkit, run_fixture
 from PIL import Image
 
-from mmkit.cli import app
-from mmkit.cli.common import run_cli
 from mmkit.data.formats.matting import write_matting_folder
 from mmkit.data.synthetic_matting import matting_splits
 from mmkit.engine import load_checkpoint
 from mmkit.tasks.registry import get_task
 
-
-def mmkit(capsys, *args) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("matte")
-    code = run_cli(
-        app,
-        [
-            "matte", "train", "--data", "matting-composites", "--train-size", "16", "--img-size", "32",
-            "--epochs", "1", "--batch-size", "8", "--max-steps", "2", "--model-arg", "width=8",
-            "--project", str(root), "--name", "t", "--device", "cpu", "--workers", "0", "--threads", "1",
-        ],
-    )  # fmt: skip
-    assert code == 0
-    return root
+trained = run_fixture(
+    "matte", "--data", "matting-composites", "--train-size", "16", "--img-size", "32", "--epochs", "1",
+    "--batch-size", "8", "--max-steps", "2", "--model-arg", "width=8", "--device", "cpu", "--workers", "0",
+    "--threads", "1",
+)  # fmt: skip
 
 
 def test_registered_with_recipe():
@@ -42,14 +25,14 @@ def test_registered_with_recipe():
 
 
 def test_train_writes_checkpoint(trained):
-    ck = load_checkpoint(trained / "matte" / "t" / "best.pt")
+    ck = load_checkpoint(trained / "best.pt")
     assert ck["task"] == "matte"
     assert ck["meta"]["model"] == "dim-small" and ck["meta"]["img_size"] == 32
     assert ck["meta"]["model_kwargs"] == {"width": 8}
 
 
 def test_eval_prints_metrics_and_baselines(trained, tmp_path, capsys):
-    best = trained / "matte" / "t" / "best.pt"
+    best = trained / "best.pt"
     code, out, err = mmkit(
         capsys, "matte", "eval", "-w", best, "--limit", "4", "--out", tmp_path, "--device", "cpu"
     )
@@ -66,7 +49,7 @@ def test_eval_on_a_folder(trained, tmp_path, capsys):
     train, test = matting_splits(4, 3, 0, train_size=32)
     write_matting_folder(train, tmp_path / "f" / "train")
     write_matting_folder(test, tmp_path / "f" / "test")
-    best = trained / "matte" / "t" / "best.pt"
+    best = trained / "best.pt"
     code, out, err = mmkit(
         capsys, "matte", "eval", "-w", best, "-d", tmp_path / "f", "--out", tmp_path / "e", "--json"
     )
@@ -79,20 +62,12 @@ def test_predict_writes_alpha_and_composite(trained, tmp_path, capsys):
     image, alpha, trimap = test[0][:3]
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "im.png")
     Image.fromarray(trimap[0].numpy()).save(tmp_path / "tri.png")
-    best = trained / "matte" / "t" / "best.pt"
+    best = trained / "best.pt"
     out = tmp_path / "out"
     code, stdout, err = mmkit(
-        capsys,
-        "matte",
-        "predict",
-        tmp_path / "im.png",
-        "--trimap",
-        tmp_path / "tri.png",
-        "-w",
-        best,
-        "--out",
-        out,
-    )
+        capsys, "matte", "predict", tmp_path / "im.png", "--trimap", tmp_path / "tri.png", "-w", best,
+        "--out", out,
+    )  # fmt: skip
     assert code == 0, err
     a = Image.open(out / "alpha.png")
     assert a.mode == "L" and a.size == (image.shape[2], image.shape[1])
@@ -107,7 +82,7 @@ def test_predict_writes_alpha_and_composite(trained, tmp_path, capsys):
 def test_bad_trimap_is_one_error_line(trained, tmp_path, capsys):
     _, test = matting_splits(1, 1, 0)
     Image.fromarray(test[0][0].permute(1, 2, 0).numpy()).save(tmp_path / "im.png")
-    best = trained / "matte" / "t" / "best.pt"
+    best = trained / "best.pt"
     code, out, err = mmkit(
         capsys, "matte", "predict", tmp_path / "im.png", "--trimap", tmp_path / "missing.png", "-w", best,
         "--out", tmp_path / "o",

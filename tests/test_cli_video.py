@@ -4,32 +4,14 @@ on disk (end-to-end CNN + RNN), features extracted from video files, predictions
 import json
 
 import pytest
+from _cli import mmkit, synth_fixture
 
-from mmkit.cli import app
-from mmkit.cli.common import run_cli
 from mmkit.engine import load_checkpoint
 
-
-def mmkit(capsys, *args) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture(scope="module")
-def yt8m(tmp_path_factory):
-    root = tmp_path_factory.mktemp("yt8m") / "records"
-    args = ["data", "synth", "yt8m", "--out", root, "--videos", "200", "--classes", "6", "--frames", "12"]
-    assert run_cli(app, [str(a) for a in [*args, "--rgb-dim", "32", "--audio-dim", "8"]]) == 0
-    return root
-
-
-@pytest.fixture(scope="module")
-def motion_videos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("videos") / "motion"
-    args = ["data", "synth", "videos", "--out", root, "--n", "45", "--frames", "8", "--size", "32"]
-    assert run_cli(app, [str(a) for a in args]) == 0
-    return root
+yt8m = synth_fixture(
+    "yt8m", "--videos", "200", "--classes", "6", "--frames", "12", "--rgb-dim", "32", "--audio-dim", "8"
+)
+motion_videos = synth_fixture("videos", "--n", "45", "--frames", "8", "--size", "32")
 
 
 def test_lstm_on_yt8m_records_learns_and_evaluates(yt8m, capsys, tmp_path):
@@ -63,18 +45,9 @@ def test_clip_model_on_video_files_and_segment_predictions(motion_videos, capsys
     weights = tmp_path / "video" / "c" / "best.pt"
     clip = sorted((motion_videos / "test" / "left").glob("*.mp4"))[0]
     code, out, _ = mmkit(
-        capsys,
-        "video",
-        "predict",
-        "--weights",
-        weights,
-        clip,
-        "--segment-seconds",
-        "0.5",
-        "--topk",
-        "9",
+        capsys, "video", "predict", "--weights", weights, clip, "--segment-seconds", "0.5", "--topk", "9",
         "--json",
-    )
+    )  # fmt: skip
     assert code == 0
     pred = json.loads(out)["predictions"][0]
     assert len(pred["top"]) == 9 and abs(sum(t["score"] for t in pred["top"]) - 1) < 1e-3  # softmax over 9
