@@ -4,16 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from _cli import mmkit
 from PIL import Image
 
 from mmkit.cli import app
 from mmkit.cli.common import run_cli
-
-
-def mmkit(capsys, *args) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def show(capsys, data, png, *args) -> dict:

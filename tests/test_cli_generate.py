@@ -6,18 +6,11 @@ import json
 import pytest
 import torch
 import yaml
+from _cli import mmkit
 
-from mmkit.cli import app
-from mmkit.cli.common import run_cli
 from mmkit.engine import load_checkpoint
 
 FAST = ["--epochs", "1", "--max-steps", "4", "--batch-size", "16", "--threads", "1"]
-
-
-def mmkit(capsys, *args) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def train(capsys, tmp_path, data, model, *extra) -> object:

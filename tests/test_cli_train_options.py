@@ -5,9 +5,9 @@ from dataclasses import MISSING
 import pytest
 import typer.main
 import yaml
+from _cli import mmkit
 
 from mmkit.cli import app
-from mmkit.cli.common import run_cli
 from mmkit.engine.config import TrainConfig
 from mmkit.options import cli_fields
 
@@ -23,12 +23,6 @@ DEFAULTS = {
     "caption": dict(grad_clip=5.0),
     "generate": dict(lr=2e-4, weight_decay=0.0, schedule="constant", grad_clip=0.0),
 }
-
-
-def mmkit(capsys, *args) -> tuple[int, str, str]:
-    code = run_cli(app, [str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("task", TASKS)
