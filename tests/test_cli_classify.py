@@ -72,6 +72,40 @@ def test_predict_with_a_trained_checkpoint(digits_run, tmp_path, capsys):
     assert (tmp_path / "predictions.png").is_file()
 
 
+def test_predict_resizes_any_size_as_training_did(tmp_path, capsys):
+    """A model trained on 8-px digits at their own size reads the same digits at 28 and 64 px, and at 5 px
+    (smaller than the net's input), all in one call with images of mixed sizes."""
+    from sklearn.datasets import load_digits
+
+    run = train(
+        tmp_path, "classify", "--data", "digits", "--img-size", "8", "--epochs", "6", "--device", "cpu"
+    )
+    capsys.readouterr()  # the training's summary
+
+    d = load_digits()
+    picks = [i for i in range(1700, 1797)][:12]
+    paths, truth = [], []
+    for side in (8, 28, 64, 5):
+        for i in picks:
+            img = Image.fromarray((d.images[i] * 255 / 16).astype(np.uint8))
+            p = tmp_path / f"{side}_{i}.png"
+            (img if side == 8 else img.resize((side, side), Image.BILINEAR)).save(p)
+            paths.append(p)
+            truth.append(str(d.target[i]))
+    code, out, err = mmkit(capsys, "classify", "predict", *paths, "--weights", run / "best.pt", "--json")
+    assert code == 0, err
+    labels = [p["top"][0]["label"] for p in json.loads(out)["predictions"]]
+    n = len(picks)
+    right = [
+        sum(a == b for a, b in zip(labels[k * n : (k + 1) * n], truth[:n], strict=True)) for k in range(4)
+    ]
+    assert right[0] >= 0.75 * n, right  # at the training data's own size
+    assert min(right[1:3]) >= 0.6 * n, (
+        right
+    )  # 28 and 64 px (smoothly enlarged): read too, far above chance (10 %)
+    assert len(labels) == 4 * n  # 5 px: answered too (not a crash)
+
+
 def test_predict_imagenet_names_real_photos(tmp_path, capsys):
     from skimage import data
 

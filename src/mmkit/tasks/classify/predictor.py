@@ -45,7 +45,9 @@ class ClassifierMeta:
     data: str | None = None
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def eval_transform(self, in_channels: int):
+    def eval_transform(self, in_channels: int, any_size: bool = True):
+        """The evaluation transform of user images: to the training size whatever their size (`any_size=False`:
+        images known to be at the data's native size, as in `evaluate`)."""
         return build_transforms(
             False,
             self.img_size,
@@ -54,6 +56,7 @@ class ClassifierMeta:
             in_channels=in_channels,
             out_channels=self.in_chans,
             native_size=self.native_size,
+            any_size=any_size,
         )
 
 
