@@ -6,8 +6,9 @@
     p.evaluate("digits")                                   # what `mmkit <task> eval` prints
     p.export("onnx")                                       # what `mmkit <task> export` writes
 
-A task's predictor.py subclasses `Predictor`, sets `task`, builds its network in `from_checkpoint` (and
-`from_named` where the registry has named weights) and exports the class as `PREDICTOR`. Checkpoint loading and
+A task's predictor.py subclasses `Predictor`, sets `task`, annotates `meta` with the dataclass its checkpoints'
+`meta` holds, builds the network a meta describes in `network` (and one with named weights in `from_named`, where the
+registry has some) and exports the class as `PREDICTOR`. Checkpoint loading and
 its error messages live here and in `mmkit.engine.checkpoint`, once.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, get_type_hints
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ class Predictor:
     """A network in eval mode on `device`, with the `meta` it was trained with and the `source` it came from."""
 
     task: ClassVar[str] = ""
+    meta: Any  # a subclass names the dataclass its checkpoints store as `meta`: `meta: ClassifierMeta`
 
     def __init__(self, net: nn.Module, meta: Any, device: torch.device, source: str) -> None:
         self.net, self.meta, self.device, self.source = net.to(device).eval(), meta, device, source
@@ -60,10 +62,16 @@ class Predictor:
 
         return [f"{m}:{w}" for m in list_models(cls.task) for w in get_model_info(m).weights]
 
+    @staticmethod
+    def network(meta: Any) -> nn.Module:
+        """The (untrained) network that `meta` describes."""
+        raise NotImplementedError
+
     @classmethod
     def from_checkpoint(cls, ck: dict[str, Any], path: Path, device: torch.device) -> Predictor:
         """Build the network from the checkpoint's `meta` and load its `model` state."""
-        raise NotImplementedError
+        meta = get_type_hints(cls)["meta"](**ck["meta"])
+        return cls(cls.build(cls.network(meta), ck, path, meta.model), meta, device, str(path))
 
     @classmethod
     def from_state_dict(cls, model: str, path: Path, device: torch.device) -> Predictor:

@@ -113,7 +113,6 @@ def _sentence(vocab: Vocabulary, tokens: list[int]) -> str:
 class CaptionPredictor(Predictor):
     task = "caption"
     meta: CaptionMeta
-    meta_type = CaptionMeta
 
     def __init__(self, net: nn.Module, meta: CaptionMeta, device: torch.device, source: str) -> None:
         super().__init__(net, meta, device, source)

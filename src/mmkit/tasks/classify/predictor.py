@@ -102,7 +102,6 @@ def run_meter(
 class ClassifierPredictor(Predictor):
     task = "classify"
     meta: ClassifierMeta
-    meta_type = ClassifierMeta
 
     @staticmethod
     def network(meta: ClassifierMeta) -> nn.Module:

@@ -113,7 +113,6 @@ class _Inference(nn.Module):
 class DetectorPredictor(Predictor):
     task = "detect"
     meta: DetectorMeta
-    meta_type = DetectorMeta
 
     @staticmethod
     def network(meta: DetectorMeta) -> nn.Module:

@@ -89,7 +89,6 @@ class FacePredictor(Predictor):
 
     task = "face"
     meta: FaceMeta
-    meta_type = FaceMeta
 
     def __init__(
         self,

@@ -42,7 +42,6 @@ class GeneratorPredictor(Predictor):
 
     task = "generate"
     meta: GenerateMeta
-    meta_type = GenerateMeta
 
     network = staticmethod(build_generator)
 

@@ -81,7 +81,6 @@ def _checkerboard(h: int, w: int, square: int = 8) -> np.ndarray:
 class MattePredictor(Predictor):
     task = "matte"
     meta: MatteMeta
-    meta_type = MatteMeta
 
     @staticmethod
     def network(meta: MatteMeta) -> nn.Module:

@@ -131,7 +131,6 @@ def segment_labels(net, meta: VideoMeta, path: str, x, ts, seconds: float, topk:
 class VideoPredictor(Predictor):
     task = "video"
     meta: VideoMeta
-    meta_type = VideoMeta
 
     def __init__(self, net: nn.Module, meta: VideoMeta, device: torch.device, source: str) -> None:
         super().__init__(net, meta, device, source)
