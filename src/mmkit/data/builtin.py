@@ -39,27 +39,12 @@ _DIGIT_CLASSES = [str(i) for i in range(10)]
 _TEST_FRACTION = 0.2
 
 
-def _load_digits(val_split: float, seed: int) -> ClassificationData:
-    from sklearn.datasets import load_digits  # slow to import: only when the set is loaded
-
-    bunch = load_digits()
-    images = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+def _digit_data(
+    name: str, images: np.ndarray, labels: np.ndarray, val_split: float, seed: int
+) -> ClassificationData:
+    """A digit set (classes "0".."9", never flipped) split into train / val / test."""
     return from_arrays(
-        "digits",
-        images,
-        bunch.target,
-        _DIGIT_CLASSES,
-        hflip=False,
-        val_split=val_split,
-        seed=seed,
-        test_fraction=_TEST_FRACTION,
-    )
-
-
-def _load_mnist5k(val_split: float, seed: int) -> ClassificationData:
-    images, labels = read_mnist5k()
-    return from_arrays(
-        "mnist5k",
+        name,
         images,
         labels,
         _DIGIT_CLASSES,
@@ -68,6 +53,19 @@ def _load_mnist5k(val_split: float, seed: int) -> ClassificationData:
         seed=seed,
         test_fraction=_TEST_FRACTION,
     )
+
+
+def _load_digits(val_split: float, seed: int) -> ClassificationData:
+    from sklearn.datasets import load_digits  # slow to import: only when the set is loaded
+
+    bunch = load_digits()
+    images = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    return _digit_data("digits", images, bunch.target, val_split, seed)
+
+
+def _load_mnist5k(val_split: float, seed: int) -> ClassificationData:
+    images, labels = read_mnist5k()
+    return _digit_data("mnist5k", images, labels, val_split, seed)
 
 
 def _load_fashion_mnist(val_split: float, seed: int) -> ClassificationData:

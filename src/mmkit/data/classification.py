@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, default_collate
 from mmkit.data.formats.cifar import find_cifar_dir, read_cifar
 from mmkit.data.formats.idx import is_idx_dir, read_idx_split
 from mmkit.data.formats.imagefolder import index_image_folder, split_layout
-from mmkit.data.registry import dataset_names, find_dataset
+from mmkit.data.registry import existing_path, find_dataset
 from mmkit.data.sources import FASHION_MNIST_CLASSES
 from mmkit.errors import MMKitError
 
@@ -294,12 +294,7 @@ def load_classification_data(
     builtin = find_dataset(text, "classify")
     if builtin is not None:
         return builtin.load_data(val_split=val_split, seed=seed)
-    path = Path(text).expanduser()
-    if not path.exists():
-        if "/" not in text and os.sep not in text and not path.suffix:
-            known = ", ".join(dataset_names("classify"))
-            raise MMKitError(f"{text}: no such builtin dataset ({known}) or path")
-        raise MMKitError(f"{path}: no such file or directory")
+    path = existing_path(text, "classify")
     if not path.is_dir():
         raise MMKitError(
             f"{path}: not a directory (expected an image folder, CIFAR or IDX files, or a builtin name)"

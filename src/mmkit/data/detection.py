@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 from mmkit.data.formats.coco import coco_dict, read_coco, write_coco_json
 from mmkit.data.formats.images import read_image
 from mmkit.data.formats.yolo import ImageRecord, format_label_lines, read_yolo, write_data_yaml
-from mmkit.data.registry import dataset_names, find_dataset, get_dataset, list_datasets
+from mmkit.data.registry import existing_path, find_dataset, get_dataset, list_datasets
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -244,12 +244,7 @@ def detection_format(spec: str | os.PathLike) -> tuple[str, Path | dict[str, Pat
     text = os.fspath(spec)
     if find_dataset(text, "detect") is not None:
         return "builtin", None
-    path = Path(text).expanduser()
-    if not path.exists():
-        if "/" not in text and os.sep not in text and not path.suffix:
-            known = ", ".join(dataset_names("detect"))
-            raise MMKitError(f"{text}: no such builtin detection dataset ({known}) or path")
-        raise MMKitError(f"{path}: no such file or directory")
+    path = existing_path(text, "detect", "detection dataset")
     if path.is_file() and path.suffix in (".yaml", ".yml"):
         return "yolo", path
     if path.is_file() and path.suffix == ".json":

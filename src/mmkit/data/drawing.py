@@ -49,6 +49,19 @@ def digit_pool(split: str) -> tuple[np.ndarray, ...]:
     return tuple(pools)
 
 
+def check_scene_index(index: int, n: int) -> None:
+    """IndexError unless ``0 <= index < n``."""
+    if not 0 <= index < n:
+        raise IndexError(f"scene index {index} out of range for {n} scenes")
+
+
+def scene_rng(seed: int, split_code: int, index: int, stream: int, n: int) -> np.random.Generator:
+    """The generator of ``stream`` of scene ``index`` in a set of ``n`` (IndexError outside it): one generator per
+    scene and purpose, so that a scene is drawn alone, in any order, always the same."""
+    check_scene_index(index, n)
+    return np.random.default_rng((seed, split_code, index, stream))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Alpha masks: uint8 [h, w], cut to the tight box of their pixels at or above ALPHA_THRESHOLD
 

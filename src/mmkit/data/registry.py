@@ -19,8 +19,10 @@ Adding a builtin: write its loader next to the code that makes the data, and add
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mmkit.data import sources
@@ -107,6 +109,18 @@ def find_dataset(name: str, task: str | None = None) -> DatasetSpec | None:
     """The builtin called ``name`` (of ``task``, when given); None when there is none."""
     spec = _REGISTRY.get(name)
     return spec if spec is not None and (task is None or spec.task == task) else None
+
+
+def existing_path(text: str, task: str, what: str = "dataset") -> Path:
+    """The path ``text`` names (``~`` expanded); an MMKitError when there is nothing there. When ``text`` looks like
+    a name rather than a path (no slash, no suffix), the error lists the builtins of ``task``: "<text>: no such
+    builtin <what> (<names>) or path"."""
+    path = Path(text).expanduser()
+    if not path.exists():
+        if "/" not in text and os.sep not in text and not path.suffix:
+            raise MMKitError(f"{text}: no such builtin {what} ({', '.join(dataset_names(task))}) or path")
+        raise MMKitError(f"{path}: no such file or directory")
+    return path
 
 
 def get_dataset(name: str) -> DatasetSpec:

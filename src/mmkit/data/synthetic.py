@@ -33,6 +33,7 @@ from mmkit.data.drawing import (
     digit_pool,
     paint,
     pick_color,
+    scene_rng,
     shape_mask,
 )
 
@@ -173,9 +174,7 @@ class SyntheticDetectionDataset(Dataset):
 
     def rng(self, index: int, stream: int) -> np.random.Generator:
         """The generator of scene ``index``: stream 0 draws the layout, stream 1 the background and colors."""
-        if not 0 <= index < self.n:
-            raise IndexError(f"scene index {index} out of range for {self.n} scenes")
-        return np.random.default_rng((self.seed, DIGIT_SPLITS[self.digit_split], index, stream))
+        return scene_rng(self.seed, DIGIT_SPLITS[self.digit_split], index, stream, self.n)
 
     def layout(self, index: int) -> list[SceneObject]:
         """The objects of scene ``index`` (class, box, alpha mask, MNIST source row)."""

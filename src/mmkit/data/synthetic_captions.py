@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mmkit.data.drawing import digit_mask, digit_pool, paint, shape_mask
+from mmkit.data.drawing import check_scene_index, digit_mask, digit_pool, paint, scene_rng, shape_mask
 from mmkit.data.formats.captions import CaptionedImage, write_coco_captions, write_paragraphs
 
 SHAPES = ("circle", "square", "triangle")
@@ -294,9 +294,7 @@ class SyntheticCaptionScenes:
         return self.n
 
     def _rng(self, index: int, stream: int) -> np.random.Generator:
-        if not 0 <= index < self.n:
-            raise IndexError(f"scene index {index} out of range for {self.n} scenes")
-        return np.random.default_rng((self.seed, SPLIT_CODES[self.split], index, stream))
+        return scene_rng(self.seed, SPLIT_CODES[self.split], index, stream, self.n)
 
     def spec(self, index: int) -> SceneSpec:
         """Objects, axis and text of scene ``index`` (stream 0 of its generator)."""
@@ -320,8 +318,7 @@ class SyntheticCaptionScenes:
         """The uint8 [S, S, 3] picture of scene ``index``."""
         index = int(index)
         if self._images is not None:
-            if not 0 <= index < self.n:
-                raise IndexError(f"scene index {index} out of range for {self.n} scenes")
+            check_scene_index(index, self.n)
             return self._images[index]
         return self._draw(index)
 

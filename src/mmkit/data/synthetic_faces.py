@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from mmkit.data.formats.pairs import image_name, sample_pairs, write_pairs
+from mmkit.data.output_folder import claim_output_folder
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -529,19 +530,10 @@ def _write_identity(folder: Path, seed: int, identity: int, name: str, images: i
 
 def _prepare(out: Path) -> None:
     """Refuse a folder that holds anything but a previous output; clear what a previous output wrote."""
-    if out.exists() and not out.is_dir():
-        raise MMKitError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        readme = out / "README.txt"
-        first = readme.read_text(encoding="utf-8").split("\n", 1)[0] if readme.is_file() else ""
-        if first != README_MARKER:
-            raise MMKitError(
-                f"{out}: not empty and not written by `mmkit data synth identities` (choose another folder)"
-            )
+    if claim_output_folder(out, README_MARKER, "mmkit data synth identities"):
         for entry in ("train", "test"):
             shutil.rmtree(out / entry, ignore_errors=True)
         (out / "pairs.txt").unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def make_identities(

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from mmkit.data.formats.youtube8m import dequantize_features, quantize_features, write_records
-from mmkit.errors import MMKitError
+from mmkit.data.output_folder import claim_output_folder
 
 logger = logging.getLogger(__name__)
 
@@ -135,19 +135,10 @@ def _videos(world: World, split: str, n: int, frames: int, level: str, seed: int
 
 def _prepare(out: Path) -> None:
     """Make `out` ready: new, empty, or a previous output of this generator (whose shards are removed)."""
-    if out.exists() and not out.is_dir():
-        raise MMKitError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        readme = out / "README.txt"
-        first = readme.read_text(encoding="utf-8").split("\n", 1)[0] if readme.is_file() else ""
-        if first != README_MARKER:
-            raise MMKitError(
-                f"{out}: not empty and not written by `mmkit data synth yt8m` (choose another folder)"
-            )
+    if claim_output_folder(out, README_MARKER, "mmkit data synth yt8m"):
         for split in _STREAM_SPLIT:
             for old in (out / split).glob("*.tfrecord"):
                 old.unlink()
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def write_synthetic_yt8m(

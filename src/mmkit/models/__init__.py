@@ -13,6 +13,7 @@ from mmkit.models.registry import (
     get_model_info,
     get_weights,
     list_models,
+    model_family,
     register_model,
 )
 from mmkit.models.weights import load_state_dict_file
@@ -31,5 +32,6 @@ __all__ = [
     "get_weights",
     "list_models",
     "load_state_dict_file",
+    "model_family",
     "register_model",
 ]

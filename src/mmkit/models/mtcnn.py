@@ -88,53 +88,62 @@ class PNet(nn.Module):
         return self.conv4_2(x), self.conv4_1(x).softmax(1)[:, 1]
 
 
-class RNet(nn.Module):
+class _CropNet(nn.Module):
+    """R-Net and O-Net: conv-PReLU stages `conv<i>`/`prelu<i>` (`stages`: (channels, kernel, max-pool kernel or 0)
+    each; the pools are stride 2 and ceil-mode), then on the (W, H, C)-flattened map of `flat` values a dense layer
+    + PReLU (`dense<n>`/`prelu<n>`, n = stages + 1) and the linear heads `dense<n+1>_<j>` (`heads`: their sizes)."""
+
+    def __init__(
+        self, stages: tuple[tuple[int, int, int], ...], flat: int, dense: int, heads: tuple[int, ...]
+    ) -> None:
+        super().__init__()
+        cin = 3
+        for i, (cout, k, pool) in enumerate(stages, 1):
+            setattr(self, f"conv{i}", nn.Conv2d(cin, cout, k))
+            setattr(self, f"prelu{i}", nn.PReLU(cout))
+            if pool:
+                setattr(self, f"pool{i}", nn.MaxPool2d(pool, 2, ceil_mode=True))
+            cin = cout
+        self.n = n = len(stages) + 1
+        setattr(self, f"dense{n}", nn.Linear(flat, dense))
+        setattr(self, f"prelu{n}", nn.PReLU(dense))
+        self.heads = [f"dense{n + 1}_{j}" for j in range(1, len(heads) + 1)]
+        for name, size in zip(self.heads, heads, strict=True):
+            setattr(self, name, nn.Linear(dense, size))
+
+    def run(self, x: Tensor) -> list[Tensor]:
+        """The heads' outputs, in order (face / not-face logits first, then box offsets, ...)."""
+        for i in range(1, self.n):
+            x = getattr(self, f"prelu{i}")(getattr(self, f"conv{i}")(x))
+            if hasattr(self, f"pool{i}"):
+                x = getattr(self, f"pool{i}")(x)
+        x = getattr(self, f"prelu{self.n}")(getattr(self, f"dense{self.n}")(_flatten_wh(x)))
+        return [getattr(self, name)(x) for name in self.heads]
+
+
+class RNet(_CropNet):
     """Refinement network on 24×24 crops. Returns (box regression [B, 4], face probability [B])."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
-        self.dense4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
-        self.dense5_1 = nn.Linear(128, 2)
-        self.dense5_2 = nn.Linear(128, 4)
+        super().__init__(((28, 3, 3), (48, 3, 3), (64, 2, 0)), flat=576, dense=128, heads=(2, 4))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.prelu3(self.conv3(x))
-        x = self.prelu4(self.dense4(_flatten_wh(x)))
-        return self.dense5_2(x), self.dense5_1(x).softmax(1)[:, 1]
+        face, box = self.run(x)
+        return box, face.softmax(1)[:, 1]
 
 
-class ONet(nn.Module):
+class ONet(_CropNet):
     """Output network on 48×48 crops.
 
     Returns (box regression [B, 4], landmarks [B, 10] = 5 x then 5 y relative to the box, face probability [B])."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
-        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
-        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
-        self.dense5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
-        self.dense6_1 = nn.Linear(256, 2)
-        self.dense6_2 = nn.Linear(256, 4)
-        self.dense6_3 = nn.Linear(256, 10)
+        stages = ((32, 3, 3), (64, 3, 3), (64, 3, 2), (128, 2, 0))
+        super().__init__(stages, flat=1152, dense=256, heads=(2, 4, 10))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
-        x = self.prelu5(self.dense5(_flatten_wh(self.prelu4(self.conv4(x)))))
-        return self.dense6_2(x), self.dense6_3(x), self.dense6_1(x).softmax(1)[:, 1]
+        face, box, landmarks = self.run(x)
+        return box, landmarks, face.softmax(1)[:, 1]
 
 
 # ---------------------------------------------------------------------------------------------------------------

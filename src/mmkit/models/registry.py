@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -87,6 +88,25 @@ def register_model(
         return fn
 
     return wrap
+
+
+def model_family(
+    task: str, family: str, default_input_size: int, in_chans: int = 3
+) -> Callable[..., Callable[[Builder], Builder]]:
+    """`register_model` with the fields that a family's models share fixed:
+
+        _register = model_family("generate", "gan", 28, in_chans=1)
+
+        @_register("dcgan", "DCGAN (Radford et al. 2016): ...")
+        def dcgan(num_classes, in_chans, **kwargs): ...
+
+    A keyword given to `_register` (`weights=`, `default_input_size=`, ...) adds to or overrides the family's."""
+    shared = {"task": task, "family": family, "default_input_size": default_input_size, "in_chans": in_chans}
+
+    def register(name: str, description: str, **fields: Any) -> Callable[[Builder], Builder]:
+        return register_model(name, description=description, **(shared | fields))
+
+    return register
 
 
 def list_models(task: str | None = None) -> list[str]:

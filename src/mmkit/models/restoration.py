@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
-from mmkit.models.registry import register_model
+from mmkit.models.registry import model_family
 
 __all__ = ["LapSRN", "REDNet", "bilinear_kernel", "charbonnier", "lapsrn_loss"]
 
@@ -159,15 +159,7 @@ class REDNet(nn.Module):
 # Registry: fn(num_classes, in_chans, **kwargs); num_classes is ignored.
 
 
-def _register(name: str, description: str):
-    return register_model(
-        name,
-        task="generate",
-        family="restoration",
-        description=description,
-        default_input_size=64,
-        in_chans=3,
-    )
+_register = model_family("generate", "restoration", 64)
 
 
 @_register("lapsrn", "LapSRN (Lai et al. 2017): progressive x2/x4 super-resolution, Charbonnier loss")

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
 from mmkit.models.gans import dcgan_init
-from mmkit.models.registry import register_model
+from mmkit.models.registry import model_family
 
 __all__ = [
     "CycleGAN",
@@ -422,15 +422,7 @@ def cyclegan_d_loss(
 # Registry: fn(num_classes, in_chans, **kwargs); num_classes is ignored.
 
 
-def _register(name: str, description: str):
-    return register_model(
-        name,
-        task="generate",
-        family="translation",
-        description=description,
-        default_input_size=64,
-        in_chans=3,
-    )
+_register = model_family("generate", "translation", 64)
 
 
 @_register(

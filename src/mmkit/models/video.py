@@ -47,7 +47,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmkit.errors import MMKitError
-from mmkit.models.registry import register_model
+from mmkit.models.registry import model_family
 
 YT8M_FEATURES = 1152  # 1024 rgb (Inception, PCA-whitened) + 128 audio (VGGish) per frame / per video
 MAX_FRAMES = 300  # YouTube-8M keeps at most 300 one-second frames per video
@@ -169,11 +169,28 @@ def _head(kind: str, in_features: int, num_classes: int, experts: int) -> nn.Mod
     raise MMKitError(f"head must be 'linear' or 'moe', got {kind!r}")
 
 
+class _FeatureClassifier(nn.Module):
+    """A classifier of frame features [B, T, in_features] (or video features [B, in_features]) and their lengths,
+    whose last layer is `classifier`; `reset_classifier` swaps that for a fresh `new_head`."""
+
+    def __init__(self, num_classes: int, in_features: int) -> None:
+        super().__init__()
+        self.num_classes, self.in_features = num_classes, in_features
+
+    def new_head(self, num_classes: int) -> nn.Module:
+        """A fresh last layer like `classifier` with `num_classes` outputs (a Linear here)."""
+        return nn.Linear(self.classifier.in_features, num_classes)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.num_classes = num_classes
+        self.classifier = self.new_head(num_classes)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Pooling models: video-mean, moe
 
 
-class PoolingClassifier(nn.Module):
+class PoolingClassifier(_FeatureClassifier):
     """Masked mean / max / mean+max pooling of the frames, then an MLP (hidden, ReLU, dropout) — the video-level
     baseline. `hidden=0` makes it a linear (logistic) classifier on the pooled features."""
 
@@ -186,10 +203,10 @@ class PoolingClassifier(nn.Module):
         hidden: int = 1024,
         dropout: float = 0.5,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_features)
         if pool not in ("mean", "max", "meanmax"):
             raise MMKitError(f"video-mean: pool must be 'mean', 'max' or 'meanmax', got {pool!r}")
-        self.num_classes, self.in_features, self.pool = num_classes, in_features, pool
+        self.pool = pool
         pooled = in_features * (2 if pool == "meanmax" else 1)
         self.mlp = (
             nn.Sequential(nn.Linear(pooled, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
@@ -198,30 +215,24 @@ class PoolingClassifier(nn.Module):
         )
         self.classifier = nn.Linear(hidden if hidden > 0 else pooled, num_classes)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(self.classifier.in_features, num_classes)
-
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         x, lengths, mask = _frames(x, lengths, self.in_features, "video-mean")
         return self.classifier(self.mlp(_masked_pool(x, lengths, mask, self.pool)))
 
 
-class MoEClassifier(nn.Module):
+class MoEClassifier(_FeatureClassifier):
     """The starter code's video-level MoE model: masked mean pooling (a no-op on video-level input), optional
     dropout of the pooled features (0 in the starter code), then MoE."""
 
     def __init__(
         self, num_classes: int, in_features: int = YT8M_FEATURES, *, experts: int = 2, dropout: float = 0.0
     ) -> None:
-        super().__init__()
-        self.num_classes, self.in_features = num_classes, in_features
+        super().__init__(num_classes, in_features)
         self.dropout = nn.Dropout(dropout)
         self.classifier = MoE(in_features, num_classes, experts)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier = MoE(self.in_features, num_classes, self.classifier.experts)
+    def new_head(self, num_classes: int) -> nn.Module:
+        return MoE(self.in_features, num_classes, self.classifier.experts)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         x, lengths, mask = _frames(x, lengths, self.in_features, "moe")
@@ -232,7 +243,7 @@ class MoEClassifier(nn.Module):
 # Recurrent models: lstm, gru
 
 
-class RecurrentClassifier(nn.Module):
+class RecurrentClassifier(_FeatureClassifier):
     """An LSTM or GRU over the valid frames (packed sequences), read out as the last valid hidden state of the
     last layer (forward state at t = length − 1 and, when bidirectional, backward state at t = 0, concatenated)
     or as the mean of the last layer's outputs over the valid frames; then dropout and a linear classifier."""
@@ -249,14 +260,14 @@ class RecurrentClassifier(nn.Module):
         readout: str = "last",
         dropout: float = 0.2,
     ) -> None:
-        super().__init__()
+        super().__init__(num_classes, in_features)
         if cell not in ("lstm", "gru"):
             raise MMKitError(f"cell must be 'lstm' or 'gru', got {cell!r}")
         if readout not in ("last", "mean"):
             raise MMKitError(f"{cell}: readout must be 'last' or 'mean', got {readout!r}")
         if layers < 1:
             raise MMKitError(f"{cell}: layers must be >= 1, got {layers}")
-        self.num_classes, self.in_features, self.cell, self.readout = num_classes, in_features, cell, readout
+        self.cell, self.readout = cell, readout
         self.directions = 2 if bidirectional else 1
         rnn = nn.LSTM if cell == "lstm" else nn.GRU
         self.rnn = rnn(
@@ -269,10 +280,6 @@ class RecurrentClassifier(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden * self.directions, num_classes)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier = nn.Linear(self.classifier.in_features, num_classes)
 
     def encode(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         """The video representation [B, hidden · directions] before the classifier."""
@@ -317,7 +324,7 @@ class NetVLAD(nn.Module):
         return F.normalize(vlad.flatten(1), dim=1)
 
 
-class NetVLADClassifier(nn.Module):
+class NetVLADClassifier(_FeatureClassifier):
     """NetVLAD → hidden FC (no bias) + BatchNorm (+ ReLU if `relu`) → context gating → dropout → MoE or linear.
 
     The YouTube-8M 2017 winning configuration used K = 256 clusters, hidden 1024, no ReLU, gating and an MoE;
@@ -336,13 +343,8 @@ class NetVLADClassifier(nn.Module):
         experts: int = 2,
         dropout: float = 0.0,
     ) -> None:
-        super().__init__()
-        self.num_classes, self.in_features, self.head_kind, self.experts = (
-            num_classes,
-            in_features,
-            head,
-            experts,
-        )
+        super().__init__(num_classes, in_features)
+        self.head_kind, self.experts = head, experts
         self.pool = NetVLAD(in_features, clusters)
         self.hidden = nn.Sequential(
             nn.Linear(clusters * in_features, hidden, bias=False),
@@ -353,9 +355,8 @@ class NetVLADClassifier(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.classifier = _head(head, hidden, num_classes, experts)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.classifier = _head(self.head_kind, self.hidden[0].out_features, num_classes, self.experts)
+    def new_head(self, num_classes: int) -> nn.Module:
+        return _head(self.head_kind, self.hidden[0].out_features, num_classes, self.experts)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         x, _, mask = _frames(x, lengths, self.in_features, "netvlad")
@@ -466,15 +467,7 @@ class CNNRecurrent(nn.Module):
 # Registry
 
 
-def _register_features(name: str, description: str):
-    return register_model(
-        name,
-        task="video",
-        family="video",
-        description=description,
-        default_input_size=MAX_FRAMES,
-        in_chans=YT8M_FEATURES,
-    )
+_register_features = model_family("video", "video", MAX_FRAMES, in_chans=YT8M_FEATURES)
 
 
 @_register_features("video-mean", "masked mean/max pooling of frame features + MLP (video-level baseline)")
@@ -502,8 +495,7 @@ def moe(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     return MoEClassifier(num_classes, in_chans, **kwargs)
 
 
-def _register_clips(name: str, description: str):
-    return register_model(name, task="video", family="video", description=description, default_input_size=64)
+_register_clips = model_family("video", "video", 64)
 
 
 @_register_clips("cnn-lstm", "small frame CNN + LSTM, end to end on raw clips of 32..112 px")

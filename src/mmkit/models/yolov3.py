@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torchvision.ops import batched_nms
 
 from mmkit.errors import MMKitError
-from mmkit.models.registry import register_model
+from mmkit.models.registry import model_family
 
 # The Darknet COCO anchors at 416 px, (w, h) in pixels, small scale first.
 YOLOV3_ANCHORS: list[list[tuple[float, float]]] = [
@@ -314,23 +314,19 @@ def postprocess(
 # Registry
 
 
-@register_model(
+_register = model_family("detect", "yolov3", 416)
+
+
+@_register(
     "yolov3",
-    task="detect",
-    family="yolov3",
-    description="YOLOv3: Darknet-53 backbone, 3 scales (strides 8/16/32), 3 anchors each; inputs a multiple of 32",
-    default_input_size=416,
+    "YOLOv3: Darknet-53 backbone, 3 scales (strides 8/16/32), 3 anchors each; inputs a multiple of 32",
 )
 def yolov3(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     return YOLOv3(num_classes, in_chans=in_chans, **kwargs)
 
 
-@register_model(
-    "yolov3-tiny",
-    task="detect",
-    family="yolov3",
-    description="YOLOv3-tiny: 2 scales (strides 16/32), 3 anchors each; CPU-sized (train at 256 on a CPU)",
-    default_input_size=416,
+@_register(
+    "yolov3-tiny", "YOLOv3-tiny: 2 scales (strides 16/32), 3 anchors each; CPU-sized (train at 256 on a CPU)"
 )
 def yolov3_tiny(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     return YOLOv3(num_classes, tiny=True, in_chans=in_chans, **kwargs)
