@@ -5,26 +5,13 @@ The names below load on first use, so that importing a torch-free module of this
 sources) does not import torch.
 """
 
-import importlib
-from typing import Any
+from mmkit.lazy import lazy_exports
 
-_EXPORTS = {
-    "DatasetInfo": "registry",
-    "is_builtin": "builtin",
-    "list_datasets": "builtin",
-    "ClassificationData": "classification",
-    "TensorImageDataset": "classification",
-    "collate_skip_none": "classification",
-    "load_classification_data": "classification",
-    "stratified_split": "classification",
-    "TransformedDataset": "transforms",
-    "build_transforms": "transforms",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(
+    __name__,
+    registry="DatasetInfo",
+    builtin="is_builtin list_datasets",
+    classification="ClassificationData TensorImageDataset collate_skip_none load_classification_data stratified_split",
+    transforms="TransformedDataset build_transforms",
+)
+__all__ = sorted(__getattr__.exports)

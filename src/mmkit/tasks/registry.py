@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -91,21 +90,6 @@ class TaskSpec:
 
         cfg = self.train_config(data, **overrides)
         return Trainer(self.make_task(cfg.task_args), cfg, progress=progress).fit()
-
-
-def lazy_exports(package: str, **modules: str) -> Callable[[str], Any]:
-    """A package's `__getattr__` (PEP 562): `modules` maps each of its modules to the names it exports, separated by
-    spaces (`predictor="predict evaluate"`); a name loads from its module on first use, so that the package's
-    __init__ (which the registry imports) loads no torch."""
-    exports = {name: module for module, names in modules.items() for name in names.split()}
-
-    def __getattr__(name: str) -> Any:
-        if name not in exports:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
-
-    __getattr__.exports = exports  # type: ignore[attr-defined]
-    return __getattr__
 
 
 @cache

@@ -5,29 +5,13 @@ The names below load on first use, so that a module of this package that needs n
 can be imported without the others.
 """
 
-import importlib
-from typing import Any
+from mmkit.lazy import lazy_exports
 
-_EXPORTS = {
-    "CifarData": "cifar",
-    "find_cifar_dir": "cifar",
-    "read_cifar": "cifar",
-    "is_idx_dir": "idx",
-    "read_idx": "idx",
-    "read_idx_split": "idx",
-    "ImageFolderDataset": "imagefolder",
-    "find_classes": "imagefolder",
-    "index_image_folder": "imagefolder",
-    "IMG_EXTENSIONS": "images",
-    "check_image": "images",
-    "is_image_file": "images",
-    "read_image": "images",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_exports(
+    __name__,
+    cifar="CifarData find_cifar_dir read_cifar",
+    idx="is_idx_dir read_idx read_idx_split",
+    imagefolder="ImageFolderDataset find_classes index_image_folder",
+    images="IMG_EXTENSIONS check_image is_image_file read_image",
+)
+__all__ = sorted(__getattr__.exports)

@@ -4,7 +4,8 @@
 and CIDEr-D).
 """
 
-from mmkit.tasks.registry import TaskSpec, lazy_exports
+from mmkit.lazy import lazy_exports
+from mmkit.tasks.registry import TaskSpec
 
 SPEC = TaskSpec(__name__, __doc__, what="a captioner", order=50)
 

@@ -3,7 +3,8 @@
 `ClassifyTask` (trained by the engine), `ClassifierPredictor` (predict, evaluate, export).
 """
 
-from mmkit.tasks.registry import TaskSpec, lazy_exports
+from mmkit.lazy import lazy_exports
+from mmkit.tasks.registry import TaskSpec
 
 SPEC = TaskSpec(__name__, __doc__, what="a classifier", order=10)
 

@@ -4,7 +4,8 @@
 export), and anchors fitted to a dataset.
 """
 
-from mmkit.tasks.registry import TaskSpec, lazy_exports
+from mmkit.lazy import lazy_exports
+from mmkit.tasks.registry import TaskSpec
 
 SPEC = TaskSpec(__name__, __doc__, what="a detector", order=20)
 

@@ -4,7 +4,8 @@
 MTCNN detection (`detection.py`) and a gallery to enroll, identify and verify people (`gallery.py`).
 """
 
-from mmkit.tasks.registry import TaskSpec, lazy_exports
+from mmkit.lazy import lazy_exports
+from mmkit.tasks.registry import TaskSpec
 
 SPEC = TaskSpec(__name__, __doc__, what="a face embedder", order=30, factory="task:face_task")
 

@@ -6,7 +6,8 @@ RED-Net). `make_task` (alias `GenerateTask`) picks the family from the model's n
 translates, upscales, restores and evaluates (FID, KID, IS; PSNR, SSIM).
 """
 
-from mmkit.tasks.registry import TaskSpec, lazy_exports
+from mmkit.lazy import lazy_exports
+from mmkit.tasks.registry import TaskSpec
 
 SPEC = TaskSpec(__name__, __doc__, what="a generation model", order=55, factory="task:make_task")
 

@@ -3,7 +3,8 @@
 `MatteTask` (trained by the engine), `MattePredictor` (predict, evaluate).
 """
 
-from mmkit.tasks.registry import TaskSpec, lazy_exports
+from mmkit.lazy import lazy_exports
+from mmkit.tasks.registry import TaskSpec
 
 SPEC = TaskSpec(__name__, __doc__, what="a matting model", order=60)
 

@@ -5,7 +5,8 @@ raw clips, trained by the engine), `VideoPredictor` (label video files whole and
 Hit@1, PERR), and per-frame CNN features of the user's videos written as YouTube-8M records (`features.py`).
 """
 
-from mmkit.tasks.registry import TaskSpec, lazy_exports
+from mmkit.lazy import lazy_exports
+from mmkit.tasks.registry import TaskSpec
 
 SPEC = TaskSpec(__name__, __doc__, what="a video model", order=40)
 
