@@ -180,7 +180,7 @@ def test_gallery_names_faces(media, tmp_path):
 
     torch.manual_seed(0)
     meta = FaceMeta("facenet-light", 128, 64, [0.5] * 3, [0.5] * 3, threshold=4.0)
-    w = _checkpoint(tmp_path / "face.pt", "face", meta, get_model("facenet-light", 0))
+    w = _checkpoint(tmp_path / "face.pt", "face", meta, get_model("facenet-light"))
     frame0 = read_frames(media / "carphone.mp4", num_frames=1)[0][0]
     Image.fromarray(frame0.permute(1, 2, 0).numpy()).save(tmp_path / "frame0.png")
     db = tmp_path / "faces.db"
@@ -236,7 +236,10 @@ def test_optional_models_agree_with_their_tasks(media, tmp_path):
         model_kwargs={"encoder": "smallcnn"},
     )
     cap = _checkpoint(
-        tmp_path / "cap.pt", "caption", cap_meta, get_model("show-tell", len(vocab), encoder="smallcnn")
+        tmp_path / "cap.pt",
+        "caption",
+        cap_meta,
+        get_model("show-tell", vocab_size=len(vocab), encoder="smallcnn"),
     )
     vid_meta = vid_task.VideoMeta("cnn-mean", 2, ["still", "moving"], "clips", False, img_size=64, frames=4)
     vid = _checkpoint(tmp_path / "vid.pt", "video", vid_meta, get_model("cnn-mean", 2, in_chans=3))

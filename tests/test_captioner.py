@@ -69,8 +69,10 @@ def test_registered_as_caption_models():
         assert (info.family, info.in_chans) == ("captioner", 3)
         model = build(name)
         assert model.get_classifier().out_features == model.vocab_size == V
-        # the registry's positional size stands for the vocabulary too
-        assert get_model(name, V + 1, **SMALL, **SIZES[name]).vocab_size == V + 1
+        # the vocabulary size is the builder's named argument; a num_classes is refused, never misread
+        assert get_model(name, vocab_size=V + 1, **SMALL, **SIZES[name]).vocab_size == V + 1
+        with pytest.raises(MMKitError, match="takes no num_classes"):
+            get_model(name, V + 1, **SMALL, **SIZES[name])
         assert model.encoder.backbone == "smallcnn"
 
 

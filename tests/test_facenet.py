@@ -32,8 +32,10 @@ def test_registered_as_face_models():
     # facenet's prewhitening (x - 127.5) / 128 on 0..255 pixels, written as mean/std on 0..1 images
     x = torch.tensor([0.0, 127.5, 255.0])
     assert torch.allclose((x / 255 - w.mean[0]) / w.std[0], (x - 127.5) / 128)
-    assert isinstance(get_model("facenet", num_classes=0), InceptionResnetV1)
-    assert isinstance(get_model("facenet-light"), FaceNetLight)  # num_classes defaults to 1000: ignored
+    assert isinstance(get_model("facenet"), InceptionResnetV1)
+    assert isinstance(get_model("facenet-light"), FaceNetLight)
+    with pytest.raises(MMKitError, match="takes no num_classes"):  # an embedding: no classes to misread
+        get_model("facenet-light", 10)
 
 
 def test_parameter_counts():

@@ -75,7 +75,9 @@ def weights(tmp_path_factory) -> dict[str, str]:
     face = FaceMeta("facenet-light", 128, 64, [0.5] * 3, [0.5] * 3, threshold=0.5)
     return {
         "detector": _checkpoint(d / "det.pt", "detect", det, get_model("yolov3-tiny", 2)),
-        "captioner": _checkpoint(d / "cap.pt", "caption", cap, get_model("show-tell", len(vocab), **cap_kw)),
+        "captioner": _checkpoint(
+            d / "cap.pt", "caption", cap, get_model("show-tell", vocab_size=len(vocab), **cap_kw)
+        ),
         "video": _checkpoint(d / "vid.pt", "video", vid, get_model("cnn-mean", 3, in_chans=3, width=8)),
         "face": _checkpoint(d / "face.pt", "face", face, get_model("facenet-light", 0)),
         "db": str(d / "faces.db"),
@@ -215,7 +217,7 @@ def test_docs_openapi_health_and_page(client):
     assert "http" not in docs.text.replace(
         client.base_url.host, ""
     )  # offline: every asset comes from this server
-    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
     paths = client.get("/openapi.json").json()["paths"]
     for p in (
         "/classify",
@@ -582,3 +584,26 @@ def test_a_stalled_request_body_gets_408():
     with pytest.raises(Exception) as e:
         asyncio.run(asyncio.wait_for(run(), 5))
     assert getattr(e.value, "status_code", None) == 408 and "stalled for 0.2 s" in e.value.detail
+
+
+def test_head_of_the_page_answers_200():
+    c = _bare()
+    r = c.head("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html") and r.content == b""
+    assert int(r.headers["content-length"]) == len(c.get("/").content)
+
+
+def test_docs_serve_swagger_ui_5_from_this_server_without_the_token():
+    """/docs loads Swagger UI 5 (4.x cannot render the OpenAPI 3.1 that FastAPI writes) from this server, and its
+    files are open like /docs itself, so the page works on a server started with a token."""
+    import re
+
+    c = _bare(token="s3cret")
+    docs = c.get("/docs").text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)""", docs)
+    js = [a for a in assets if a.endswith("swagger-ui-bundle.js")]
+    assert js and len(assets) == 3 and all(a.startswith("/") for a in assets), assets
+    for asset in assets:
+        assert c.get(asset).status_code == 200, asset
+    version = re.search(r'PACKAGE_VERSION:"(\d+)\.', c.get(js[0]).text)
+    assert version and int(version.group(1)) >= 5

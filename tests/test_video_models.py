@@ -49,8 +49,8 @@ def one_thread():
 
 
 def build(name: str, **kwargs) -> nn.Module:
-    in_chans = 3 if name.startswith("cnn-") else D
-    return get_model(name, num_classes=C, in_chans=in_chans, **kwargs)
+    size = {"in_chans": 3} if name.startswith("cnn-") else {"feature_dim": D}
+    return get_model(name, num_classes=C, **size, **kwargs)
 
 
 def inputs(name: str, b: int = 3, t: int = 6) -> torch.Tensor:
@@ -153,7 +153,7 @@ def test_head_replacement_and_transfer(tmp_path):
         src = build(name, **kwargs)
         path = tmp_path / f"{name}.pt"
         torch.save(src.state_dict(), path)
-        tgt = get_model(name, num_classes=3, in_chans=D, weights=path, **kwargs).eval()
+        tgt = get_model(name, num_classes=3, feature_dim=D, weights=path, **kwargs).eval()
         assert tgt.num_classes == 3 and tgt(torch.randn(2, 5, D)).shape == (2, 3)
         # everything but the head came from the file
         same = {
@@ -164,7 +164,7 @@ def test_head_replacement_and_transfer(tmp_path):
         assert {k.split(".")[0] for k in tgt.state_dict() if k not in same} == {"classifier"}
     head = classifier_head(build("moe"))
     assert head.out_features == C * 5  # the MoE's one projection: C · (2E + 1)
-    frozen = get_model("netvlad", num_classes=C, in_chans=D, freeze_backbone=True, clusters=4, hidden=32)
+    frozen = get_model("netvlad", num_classes=C, feature_dim=D, freeze_backbone=True, clusters=4, hidden=32)
     assert {n for n, p in frozen.named_parameters() if p.requires_grad} == {
         "classifier.proj.weight",
         "classifier.proj.bias",
@@ -216,8 +216,8 @@ def test_lstm_learns_frame_order_that_mean_pooling_cannot():
     torch.manual_seed(0)
     x, lengths, y = _order_task(1024)
     xt, lt, yt = _order_task(512, seed=1)
-    lstm = _fit(get_model("lstm", num_classes=2, in_chans=4, hidden=24, dropout=0.0), x, lengths, y)
-    mean = _fit(get_model("video-mean", num_classes=2, in_chans=4, hidden=24, dropout=0.0), x, lengths, y)
+    lstm = _fit(get_model("lstm", num_classes=2, feature_dim=4, hidden=24, dropout=0.0), x, lengths, y)
+    mean = _fit(get_model("video-mean", num_classes=2, feature_dim=4, hidden=24, dropout=0.0), x, lengths, y)
     with torch.no_grad():
         acc_lstm = (lstm(xt, lt).argmax(1) == yt).float().mean().item()
         acc_mean = (mean(xt, lt).argmax(1) == yt).float().mean().item()

@@ -515,13 +515,11 @@ _register = model_family("caption", "captioner", 224)
 
 
 def _builder(model: type[_Captioner]) -> Callable[..., nn.Module]:
-    """The registry's builder of `model`: the vocabulary size is `vocab_size`, else the registry's positional size
-    (`get_model(name, V)`)."""
+    """The registry's builder of `model`: the vocabulary size is `vocab_size` (from a weights file, the size stored
+    in it: `get_model(name, weights=path)`)."""
 
-    def build(
-        num_classes: int = 1000, in_chans: int = 3, *, vocab_size: int | None = None, **kwargs
-    ) -> nn.Module:
-        return model(num_classes if vocab_size is None else vocab_size, in_chans=in_chans, **kwargs)
+    def build(vocab_size: int = 1000, in_chans: int = 3, **kwargs) -> nn.Module:
+        return model(vocab_size, in_chans=in_chans, **kwargs)
 
     return build
 

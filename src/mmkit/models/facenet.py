@@ -319,9 +319,9 @@ _register = model_family("face", "facenet", 160)
         _facenet_weights("casia-webface", "20180408-102900-casia-webface.pt", 0.9905),
     ],
 )
-def facenet(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    """`num_classes` is ignored (an embedding model); options: embedding_dim (512), dropout (0.6)."""
-    return InceptionResnetV1(in_chans=in_chans, **kwargs)
+def facenet(in_chans: int = 3, embedding_dim: int = 512, **kwargs) -> nn.Module:
+    """An embedding model (no classes); options: dropout (0.6)."""
+    return InceptionResnetV1(in_chans=in_chans, embedding_dim=embedding_dim, **kwargs)
 
 
 @_register(
@@ -329,6 +329,6 @@ def facenet(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     "small separable-conv face embedding net for 32..112 px faces on the CPU (128-d)",
     default_input_size=64,
 )
-def facenet_light(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    """`num_classes` is ignored; options: embedding_dim (128), widths, depths, head_width, dropout."""
-    return FaceNetLight(in_chans=in_chans, **kwargs)
+def facenet_light(in_chans: int = 3, embedding_dim: int = 128, **kwargs) -> nn.Module:
+    """An embedding model (no classes); options: widths, depths, head_width, dropout."""
+    return FaceNetLight(in_chans=in_chans, embedding_dim=embedding_dim, **kwargs)

@@ -228,9 +228,7 @@ _register = model_family("matte", "matting", 64, in_chans=4)
 @_register(
     "dim-small", "small U-Net matting net (Deep Image Matting style): RGB + trimap -> alpha, fast on CPU"
 )
-def dim_small(
-    num_classes: int, in_chans: int, *, width: int = 16, depth: int = 4, refine: bool = False
-) -> nn.Module:
+def dim_small(in_chans: int = 4, *, width: int = 16, depth: int = 4, refine: bool = False) -> nn.Module:
     return DIMSmall(in_chans, width=width, depth=depth, refine=refine)
 
 
@@ -239,7 +237,5 @@ def dim_small(
     "Deep Image Matting style encoder-decoder on a ResNet-18 encoder (4-channel first conv)",
     weights=[_imagenet(tvm.ResNet18_Weights.IMAGENET1K_V1)],
 )
-def dim_resnet18(
-    num_classes: int, in_chans: int, *, decoder_width: int = 64, refine: bool = False
-) -> nn.Module:
+def dim_resnet18(in_chans: int = 4, *, decoder_width: int = 64, refine: bool = False) -> nn.Module:
     return DIMResNet(in_chans, "resnet18", decoder_width=decoder_width, refine=refine)

@@ -4,8 +4,9 @@
     dets = mtcnn.detect([img1, img2])              # uint8 CHW tensors (or PIL images, HWC uint8 arrays)
     dets[0].boxes, dets[0].scores, dets[0].landmarks   # [N, 4] x1 y1 x2 y2, [N], [N, 5, 2] (x, y)
 
-The weights are the MIT-licensed state_dicts shipped in the PyPI package facenet-pytorch 2.6.0 (a port of the
-authors' Caffe models). They are read as plain files; the package itself is never imported. Those weights
+The weights are the MIT-licensed state_dicts of the PyPI package facenet-pytorch 2.6.0 (a port of the authors'
+Caffe models), copied unchanged into mmkit's package data (`mtcnn_weights/`, with their licence); facenet-pytorch
+itself is neither installed nor imported. Those weights
 expect pixels normalised as (x − 127.5) / 128 and, inherited from the MATLAB original, a transposed (W, H)
 layout in the fully connected layers: R-Net and O-Net flatten their last feature map in (W, H, C) order.
 
@@ -45,7 +46,12 @@ log = logging.getLogger(__name__)
 
 WEIGHT_FILES = {"pnet": "pnet.pt", "rnet": "rnet.pt", "onet": "onet.pt"}
 WEIGHTS_ENV = "MMKIT_MTCNN_DIR"
-_INSTALL_HINT = "pip install --no-deps facenet-pytorch==2.6.0"
+PACKAGED_WEIGHTS = Path(__file__).parent / "mtcnn_weights"
+_INSTALL_HINT = (
+    "they ship with mmkit, so reinstall it (pip install --force-reinstall mmkit, or `make install` in its source tree);"
+    " or fetch them without installing anything: pip download --no-deps facenet-pytorch==2.6.0 && python -m zipfile"
+    f" -e facenet_pytorch-2.6.0-py3-none-any.whl fp, then set ${WEIGHTS_ENV}=$PWD/fp/facenet_pytorch/data"
+)
 _CHUNK = 512  # crops per R-Net / O-Net forward (bounds memory on images with many candidates)
 
 __all__ = [
@@ -397,27 +403,29 @@ class MTCNN(nn.Module):
 
 
 def mtcnn_weights_dir() -> Path:
-    """The folder with pnet.pt, rnet.pt and onet.pt: `$MMKIT_MTCNN_DIR` if set, else facenet_pytorch/data.
+    """The folder with pnet.pt, rnet.pt and onet.pt: `$MMKIT_MTCNN_DIR` if set, else the package's own copy
+    (`PACKAGED_WEIGHTS`), else an installed facenet-pytorch's data folder.
 
-    The facenet-pytorch package is located with `importlib.util.find_spec`, which does not import it."""
+    facenet-pytorch is located with `importlib.util.find_spec`, which does not import it."""
     env = os.environ.get(WEIGHTS_ENV)
     if env:
         folder = Path(env).expanduser()
-        missing = [f for f in WEIGHT_FILES.values() if not (folder / f).is_file()]
-        if missing:
-            raise MMKitError(f"{folder}: ${WEIGHTS_ENV} folder lacks {', '.join(missing)}")
+        if _missing(folder):
+            raise MMKitError(f"{folder}: ${WEIGHTS_ENV} folder lacks {', '.join(_missing(folder))}")
         return folder
+    folders = [PACKAGED_WEIGHTS]
     spec = importlib.util.find_spec("facenet_pytorch")
-    if spec is None or not spec.submodule_search_locations:
-        raise MMKitError(
-            f"facenet_pytorch: package not installed, MTCNN weights not found; {_INSTALL_HINT}"
-            f" (or set ${WEIGHTS_ENV} to a folder with pnet.pt, rnet.pt, onet.pt)"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
-    missing = [f for f in WEIGHT_FILES.values() if not (folder / f).is_file()]
-    if missing:
-        raise MMKitError(f"{folder}: MTCNN weight files {', '.join(missing)} missing; {_INSTALL_HINT}")
-    return folder
+    if spec is not None and spec.submodule_search_locations:
+        folders.append(Path(next(iter(spec.submodule_search_locations))) / "data")
+    for folder in folders:
+        if not _missing(folder):
+            return folder
+    missing = ", ".join(_missing(PACKAGED_WEIGHTS))
+    raise MMKitError(f"{PACKAGED_WEIGHTS}: MTCNN weight files {missing} missing; {_INSTALL_HINT}")
+
+
+def _missing(folder: Path) -> list[str]:
+    return [f for f in WEIGHT_FILES.values() if not (folder / f).is_file()]
 
 
 def load_mtcnn(weights_dir: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> MTCNN:

@@ -2,13 +2,18 @@
 
     model = get_model("efficientnet_lite0", num_classes=5, weights="imagenet", freeze_backbone=True)
 
-A builder is `fn(num_classes, in_chans, **kwargs) -> nn.Module`. `get_model` adds weight loading (a registered
-weights name or a file), head replacement for transfer learning and backbone freezing on top of it.
+A builder is a function named as the model (`facenet-light` -> `facenet_light`; table-built families such as the
+ResNets and the captioners register one builder per row) that takes the model's own named arguments: `num_classes`
+and `in_chans` where it has classes and image channels, `vocab_size` (captioners), `feature_dim` (video models on
+frame features), `embedding_dim` (face embedders), and its options. `get_model` passes `num_classes` and `in_chans`
+only to builders that take them, and adds weight loading (a registered weights name or a file), head replacement
+for transfer learning and backbone freezing on top.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import logging
 import os
 from collections.abc import Callable, Iterable
@@ -70,7 +75,7 @@ def register_model(
     in_chans: int = 3,
     weights: Iterable[Weights] = (),
 ) -> Callable[[Builder], Builder]:
-    """Decorator registering `fn(num_classes, in_chans, **kwargs) -> nn.Module` under `name`."""
+    """Decorator registering the builder `fn(**named arguments) -> nn.Module` under `name`."""
 
     def wrap(fn: Builder) -> Builder:
         if name in _MODELS:
@@ -295,11 +300,17 @@ def get_model(
     `num_classes` that differs from the file's head gets a fresh head (with a warning); anything else must fit.
     `freeze_backbone=True` leaves only the head trainable."""
     info = get_model_info(name)
-    in_chans = info.in_chans if in_chans is None else in_chans
+    given_chans, in_chans = in_chans, info.in_chans if in_chans is None else in_chans
 
     def build(n: int, c: int, **kw) -> nn.Module:
+        builder = _BUILDERS[name]
+        takes = inspect.signature(builder).parameters
+        for arg, value in (("num_classes", num_classes), ("in_chans", given_chans)):
+            if value is not None and arg not in takes:
+                raise MMKitError(f"{name}: takes no {arg} (its builder's arguments: {', '.join(takes)})")
+        given = {k: v for k, v in (("num_classes", n), ("in_chans", c)) if k in takes}
         try:
-            return _BUILDERS[name](n, c, **kw)
+            return builder(**given, **kw)
         except TypeError as e:  # an option this model does not have, e.g. width for a ResNet
             if "unexpected keyword argument" not in str(e):
                 raise

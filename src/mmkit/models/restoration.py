@@ -163,12 +163,12 @@ _register = model_family("generate", "restoration", 64)
 
 
 @_register("lapsrn", "LapSRN (Lai et al. 2017): progressive x2/x4 super-resolution, Charbonnier loss")
-def lapsrn(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def lapsrn(in_chans: int = 3, **kwargs) -> nn.Module:
     return LapSRN(in_chans, **kwargs)
 
 
 @_register(
     "rednet", "RED-Net (Mao et al. 2016): conv/deconv encoder-decoder, symmetric skips, denoise/deblur"
 )
-def rednet(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def rednet(in_chans: int = 3, **kwargs) -> nn.Module:
     return REDNet(in_chans, **kwargs)

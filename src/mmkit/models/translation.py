@@ -428,10 +428,10 @@ _register = model_family("generate", "translation", 64)
 @_register(
     "pix2pix", "pix2pix (Isola et al. 2017): U-Net generator + PatchGAN, cGAN + 100 * L1 on paired images"
 )
-def pix2pix(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def pix2pix(in_chans: int = 3, **kwargs) -> nn.Module:
     return Pix2Pix(in_chans, **kwargs)
 
 
 @_register("cyclegan", "CycleGAN (Zhu et al. 2017): ResNet generators, PatchGANs, LSGAN + cycle + identity")
-def cyclegan(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def cyclegan(in_chans: int = 3, **kwargs) -> nn.Module:
     return CycleGAN(in_chans, **kwargs)

@@ -471,28 +471,28 @@ _register_features = model_family("video", "video", MAX_FRAMES, in_chans=YT8M_FE
 
 
 @_register_features("video-mean", "masked mean/max pooling of frame features + MLP (video-level baseline)")
-def video_mean(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return PoolingClassifier(num_classes, in_chans, **kwargs)
+def video_mean(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return PoolingClassifier(num_classes, feature_dim, **kwargs)
 
 
 @_register_features("lstm", "LSTM over frame features (packed), last hidden state or mean readout")
-def lstm(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return RecurrentClassifier(num_classes, in_chans, cell="lstm", **kwargs)
+def lstm(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return RecurrentClassifier(num_classes, feature_dim, cell="lstm", **kwargs)
 
 
 @_register_features("gru", "GRU over frame features (packed), last hidden state or mean readout")
-def gru(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return RecurrentClassifier(num_classes, in_chans, cell="gru", **kwargs)
+def gru(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return RecurrentClassifier(num_classes, feature_dim, cell="gru", **kwargs)
 
 
 @_register_features("netvlad", "NetVLAD pooling + context gating + MoE (YouTube-8M 2017 winner)")
-def netvlad(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return NetVLADClassifier(num_classes, in_chans, **kwargs)
+def netvlad(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return NetVLADClassifier(num_classes, feature_dim, **kwargs)
 
 
 @_register_features("moe", "mean-pooled features + mixture of logistic experts (YouTube-8M starter)")
-def moe(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return MoEClassifier(num_classes, in_chans, **kwargs)
+def moe(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return MoEClassifier(num_classes, feature_dim, **kwargs)
 
 
 _register_clips = model_family("video", "video", 64)

@@ -103,7 +103,7 @@ class FacePredictor(Predictor):
 
     @staticmethod
     def network(meta: FaceMeta) -> nn.Module:
-        return get_model(meta.model, 0, **meta.model_kwargs)
+        return get_model(meta.model, **meta.model_kwargs)
 
     @classmethod
     def from_checkpoint(cls, ck, path, device) -> FacePredictor:
@@ -115,7 +115,7 @@ class FacePredictor(Predictor):
     def from_named(cls, model, weights, device) -> FacePredictor:
         """Published weights, e.g. facenet + vggface2 or casia-webface (no validated threshold)."""
         reg = get_weights(model, weights)
-        net = get_model(model, 0, weights=weights)
+        net = get_model(model, weights=weights)
         dim = int(getattr(net, "embedding_dim", 512))
         meta = FaceMeta(model, dim, reg.input_size, list(reg.mean), list(reg.std))
         return cls(net, meta, device, f"{model}:{weights}", f"{model}:{weights}")

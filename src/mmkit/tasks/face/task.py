@@ -75,7 +75,7 @@ class FaceTask(FaceOptions, Task):
         mean, std = (list(w.mean), list(w.std)) if w else (DEFAULT_MEAN, DEFAULT_STD)
         self.dataset: FaceData = load_face_data(self.data, img, seed=cfg.seed)
         kwargs = {"embedding_dim": self.embedding_dim, **self.model_kwargs}
-        self.net = get_model(self.model, 0, weights=self.weights, **kwargs)
+        self.net = get_model(self.model, weights=self.weights, **kwargs)
         self.meta = FaceMeta(
             self.model,
             self.embedding_dim,

@@ -3,7 +3,8 @@
 Three families, each its own engine Task: GANs (`GANTask`: GAN, DCGAN, WGAN-GP, cGAN, AC-GAN),
 translation (`TranslationTask`: pix2pix, CycleGAN) and restoration (`RestorationTask`: LapSRN super-resolution,
 RED-Net). `make_task` (alias `GenerateTask`) picks the family from the model's name; `GeneratorPredictor` samples,
-translates, upscales, restores and evaluates (FID, KID, IS; PSNR, SSIM).
+translates, upscales, restores and evaluates (FID, KID, IS; PSNR, SSIM); `evaluate_folders` scores two folders of
+images (PSNR, SSIM: RGB in [0, 1], or the SR papers' Y channel with a cropped border).
 """
 
 from mmkit.lazy import lazy_exports
@@ -20,4 +21,5 @@ __getattr__ = lazy_exports(
     restoration="RestorationTask",
     task="MODEL_FAMILY family_of make_task GenerateTask build_generator translate_batch",
     predictor="GeneratorPredictor load_generator sample apply evaluate feature_network FEATURE_NET_EPOCHS",
+    folders="evaluate_folders image_pairs",
 )

@@ -111,9 +111,48 @@ def restore(
     _apply(weights, images, out, "restore", device, json)
 
 
-@app.command("eval", epilog="Example: mmkit generate eval --weights runs/generate/exp/best.pt --json")
+def _scores(r: dict, prefix: str = "") -> str:
+    """The PSNR and SSIM of an eval result, under their keys (which name the convention: psnr_rgb, ...)."""
+    psnr, ssim = f"{prefix}psnr_{r['convention']}", f"{prefix}ssim_{r['convention']}"
+    return f"{psnr} {r[psnr]:.2f} dB  {ssim} {r[ssim]:.4f}"
+
+
+@app.command(
+    "eval",
+    epilog="Examples: mmkit generate eval --weights runs/generate/exp/best.pt --json\n\n"
+    "mmkit generate eval --pred outputs/ --target ground_truth/ --y-channel --crop-border 4   (SR papers' PSNR/SSIM)",
+)
 def eval_(
-    weights: c.Weights,
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", "-w", help="A generation checkpoint (runs/generate/<name>/best.pt)."),
+    ] = None,
+    pred: Annotated[
+        Path | None,
+        typer.Option(
+            "--pred", help="Instead of --weights: a folder of output images, scored against --target."
+        ),
+    ] = None,
+    target: Annotated[
+        Path | None,
+        typer.Option(
+            "--target", help="With --pred: the folder of true images, paired with --pred's by name."
+        ),
+    ] = None,
+    y_channel: Annotated[
+        bool,
+        typer.Option(
+            "--y-channel",
+            help="PSNR/SSIM on the luma (BT.601, MATLAB rgb2ycbcr), as super-resolution papers report them "
+            "(default: every RGB channel in [0, 1], as skimage and torchmetrics).",
+        ),
+    ] = False,
+    crop_border: Annotated[
+        int,
+        typer.Option(
+            "--crop-border", help="Pixels cut from each side before PSNR/SSIM (SR papers: the scale)."
+        ),
+    ] = 0,
     data: Annotated[
         str | None,
         typer.Option("--data", "-d", help="Real data to compare with (default: the training data)."),
@@ -129,13 +168,43 @@ def eval_(
     n: Annotated[int, typer.Option("--n", help="GANs: samples (and real test images) compared.")] = 10000,
     batch_size: c.BatchSize = 256,
     device: c.Device = "auto",
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for metrics.json (and per_image.csv with --pred).")
+    ] = None,
     json: c.Json = False,
 ) -> None:
-    """GANs: FID, KID, IS (and label accuracy for conditional models); others: PSNR and SSIM against a baseline."""
+    """GANs: FID, KID, IS (and label accuracy for conditional models); others: PSNR and SSIM against a baseline.
+    With --pred and --target instead of --weights: PSNR and SSIM of two folders of images, paired by name."""
+    from mmkit.metrics.generation import Fidelity
+
+    fidelity = Fidelity(y_channel, crop_border)
+    if pred is not None or target is not None:
+        if weights is not None:
+            raise MMKitError(
+                "--weights with --pred/--target: give a model or two folders of images, not both"
+            )
+        if pred is None or target is None:
+            raise MMKitError("--pred and --target go together: the output images and the true ones")
+        from mmkit.tasks.generate.folders import evaluate_folders
+
+        r = evaluate_folders(pred, target, fidelity=fidelity, out=out)
+        line = f"generate eval: {r['images']} image pairs  {_scores(r)}  per image: {r['per_image_csv']}"
+        c.emit(f"{line} -> {r['out_dir']}", r, json)
+        return
+    if weights is None:
+        raise MMKitError("give --weights (a generation model) or --pred and --target (two folders of images)")
     from mmkit.tasks.generate.predictor import evaluate
 
-    r = evaluate(weights, data=data, features=features, n=n, batch_size=batch_size, device=device, out=out)
+    r = evaluate(
+        weights,
+        data=data,
+        features=features,
+        n=n,
+        batch_size=batch_size,
+        device=device,
+        fidelity=fidelity,
+        out=out,
+    )
     if "fid" in r:
         extra = f"  IS {r['inception_score']:.2f}" if "inception_score" in r else ""
         extra += f"  label accuracy {100 * r['label_accuracy']:.1f} %" if "label_accuracy" in r else ""
@@ -144,8 +213,6 @@ def eval_(
             f"  (features: {r['feature_network']})"
         )
     else:
-        base = f"  ({r['baseline']}: {r['baseline_psnr']:.2f} dB)" if "baseline" in r else ""
-        line = (
-            f"generate eval: {r['images']} test images  PSNR {r['psnr']:.2f} dB  SSIM {r['ssim']:.4f}{base}"
-        )
+        base = f"  ({r['baseline']}: {_scores(r, 'baseline_')})" if "baseline" in r else ""
+        line = f"generate eval: {r['images']} test images  {_scores(r)}{base}"
     c.emit(f"{line} -> {r['out_dir']}", r, json)

@@ -8,6 +8,7 @@ subclass with a small `MODELS` table of the models it trains and their per-model
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -66,6 +67,21 @@ def pixel_fid(real: torch.Tensor, fake: torch.Tensor, cells: int = 8) -> float:
         return F.adaptive_avg_pool2d(x.float(), cells).flatten(1)
 
     return fid_from_features(feats(real), feats(fake))
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] images to [0, 1], the range PSNR and SSIM are taken on (`mmkit.metrics.generation.Fidelity`)."""
+    return (x + 1) / 2
+
+
+def write_eval(result: dict[str, Any], out: str | Path | None) -> Path:
+    """Write `result` as metrics.json in `out` (default: a new runs/generate/eval folder); returns the folder."""
+    from mmkit.engine.logger import next_run_dir
+
+    out_dir = Path(out) if out is not None else next_run_dir("runs", "generate", "eval", False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    return out_dir
 
 
 def as_output(a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

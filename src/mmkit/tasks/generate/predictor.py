@@ -14,7 +14,6 @@ Every result names the network it used.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -26,9 +25,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from mmkit.data.formats.images import read_image
 from mmkit.data.generation import load_generation_data, resize_crop, to_signed, to_uint8
-from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
-from mmkit.tasks.generate.common import GenerateMeta, baseline
+from mmkit.metrics.generation import Fidelity
+from mmkit.tasks.generate.common import GenerateMeta, baseline, to_unit, write_eval
 from mmkit.tasks.generate.task import MODEL_FAMILY, build_generator, family_of, model_spec, translate_batch
 from mmkit.tasks.predictor import Predictor
 
@@ -126,10 +125,12 @@ class GeneratorPredictor(Predictor):
         features: str = "auto",
         n: int = 10000,
         batch_size: int = 256,
+        fidelity: Fidelity = Fidelity(),
         out: str | os.PathLike | None = None,
     ) -> dict[str, Any]:
         """GANs: FID and KID against the real test split, IS and (conditional models) the share of samples the
-        classifier names as their label. Translation / SR / restoration: PSNR and SSIM on the test pairs, beside the
+        classifier names as their label. Translation / SR / restoration: PSNR and SSIM on the test pairs under the
+        `fidelity` convention (default: RGB in [0, 1]; its name is in the keys, e.g. ``psnr_rgb``), beside the
         baseline (bicubic for SR, the degraded input for restoration, the input itself for translation)."""
         meta = self.meta
         spec = data or meta.data
@@ -138,11 +139,8 @@ class GeneratorPredictor(Predictor):
         if self.verb == "sample":
             result.update(self._evaluate_samples(d, spec, features, n, batch_size))
         else:
-            result.update(self._evaluate_pairs(d, batch_size))
-        out_dir = Path(out) if out is not None else next_run_dir("runs", "generate", "eval", False)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-        result["out_dir"] = str(out_dir)
+            result.update(self._evaluate_pairs(d, batch_size, fidelity))
+        result["out_dir"] = str(write_eval(result, out))
         return result
 
     @torch.no_grad()
@@ -179,32 +177,25 @@ class GeneratorPredictor(Predictor):
         return r
 
     @torch.no_grad()
-    def _evaluate_pairs(self, d, batch_size: int) -> dict[str, Any]:
-        from mmkit.metrics.generation import psnr, ssim
-
+    def _evaluate_pairs(self, d, batch_size: int, fidelity: Fidelity) -> dict[str, Any]:
         meta, dev = self.meta, self.device
         if meta.kind == "unpaired" and not d.aligned_test:
             raise MMKitError(f"{meta.data}: its test images have no true translations to score against")
-
-        def ssim_or_nan(x, b):  # SSIM's 11x11 window needs images at least that large
-            return ssim(x, b) if min(b.shape[-2:]) >= 11 else torch.full((len(b),), float("nan"))
-
-        ps, ss, bp, bs, base_name = [], [], [], [], None
+        scores: dict[str, list[torch.Tensor]] = {}
+        base_name = None
         for a, b in torch.utils.data.DataLoader(d.test, batch_size=batch_size):
-            a, b = to_signed(a.to(dev)), to_signed(b.to(dev))
-            y = translate_batch(self.net, meta, a)
-            ps.append(psnr(y, b))
-            ss.append(ssim_or_nan(y, b))
-            ref = baseline(a, b)
+            a, b = to_signed(a.to(dev)), b.to(dev)
+            outputs = {"": translate_batch(self.net, meta, a)}
+            ref = baseline(a, to_signed(b))
             if ref is not None:
-                base_name = ref[0]
-                bp.append(psnr(ref[1], b))
-                bs.append(ssim_or_nan(ref[1], b))
-        r: dict[str, Any] = {"images": sum(len(p) for p in ps), "psnr": float(torch.cat(ps).mean())}
-        r["ssim"] = float(torch.cat(ss).mean())
-        if bp:
+                base_name, outputs["baseline_"] = ref[0], ref[1]
+            for prefix, y in outputs.items():
+                for k, v in fidelity(to_unit(y), b).items():
+                    scores.setdefault(prefix + k, []).append(v.cpu())
+        r: dict[str, Any] = {"images": len(d.test), "convention": fidelity.name}
+        r.update({k: float(torch.cat(v).mean()) for k, v in scores.items()})
+        if base_name is not None:
             r["baseline"] = base_name
-            r["baseline_psnr"], r["baseline_ssim"] = float(torch.cat(bp).mean()), float(torch.cat(bs).mean())
         return r
 
 
@@ -318,8 +309,9 @@ def evaluate(
     n: int = 10000,
     batch_size: int = 256,
     device: str = "auto",
+    fidelity: Fidelity = Fidelity(),
     out: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """`GeneratorPredictor.evaluate` of the checkpoint `weights`."""
     p = GeneratorPredictor.load(weights, device=device)
-    return p.evaluate(data, features=features, n=n, batch_size=batch_size, out=out)
+    return p.evaluate(data, features=features, n=n, batch_size=batch_size, fidelity=fidelity, out=out)

@@ -16,7 +16,7 @@ from torch import nn
 from mmkit.data.generation import GenerationData, to_signed
 from mmkit.errors import MMKitError
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import GenerateMeta, ImageToImage, ModelSpec, baseline
+from mmkit.tasks.generate.common import GenerateMeta, ImageToImage, ModelSpec, baseline, to_unit
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ MODELS: dict[str, RestorationSpec] = {
 
 
 class RestorationTask(ImageToImage):
-    """LapSRN and RED-Net. Validation: PSNR, beside the baseline to beat (bicubic upscaling, the degraded input)."""
+    """LapSRN and RED-Net. Validation: PSNR (RGB, [0, 1]), beside the baseline to beat (bicubic upscaling, the
+    degraded input)."""
 
     family = "restoration models"
     MODELS = MODELS
@@ -45,7 +46,7 @@ class RestorationTask(ImageToImage):
 
     @classmethod
     def build(cls, meta: GenerateMeta) -> nn.Module:
-        return get_model(meta.model, 0, in_chans=meta.channels, **meta.model_kwargs)
+        return get_model(meta.model, in_chans=meta.channels, **meta.model_kwargs)
 
     @classmethod
     def translate(cls, net: nn.Module, meta: GenerateMeta, a: torch.Tensor) -> torch.Tensor:
@@ -81,10 +82,10 @@ class RestorationTask(ImageToImage):
         model.eval()
         scores, base = [], []
         for a, b, fake in self.outputs(model, loader, rt.device):
-            scores.append(psnr(fake, b))
+            scores.append(psnr(to_unit(fake), to_unit(b)))
             ref = baseline(a, b)
             if ref is not None:
-                base.append(psnr(ref[1], b))
+                base.append(psnr(to_unit(ref[1]), to_unit(b)))
         out = {"val/psnr": float(torch.cat(scores).mean())}
         if base:
             out["val/psnr_baseline"] = float(torch.cat(base).mean())

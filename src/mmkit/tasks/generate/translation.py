@@ -12,7 +12,7 @@ from torch import nn
 
 from mmkit.data.generation import to_signed
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import GenerateMeta, ImageToImage, ModelSpec, pixel_fid
+from mmkit.tasks.generate.common import GenerateMeta, ImageToImage, ModelSpec, pixel_fid, to_unit
 
 # paired: pix2pix's conditional GAN + L1; unpaired: CycleGAN's cycle consistency
 MODELS: dict[str, ModelSpec] = {
@@ -38,7 +38,7 @@ class TranslationTask(ImageToImage):
     @classmethod
     def build(cls, meta: GenerateMeta) -> nn.Module:
         return get_model(
-            meta.model, 0, in_chans=meta.channels_a, out_chans=meta.channels, img_size=meta.img_size,
+            meta.model, in_chans=meta.channels_a, out_chans=meta.channels, img_size=meta.img_size,
             **meta.model_kwargs,
         )  # fmt: skip
 
@@ -101,7 +101,7 @@ class TranslationTask(ImageToImage):
         model.eval()
         scores, real_b, fakes = [], [], []
         for _, b, fake in self.outputs(model, loader, rt.device):
-            scores.append(psnr(fake, b))
+            scores.append(psnr(to_unit(fake), to_unit(b)))
             real_b.append(b)
             fakes.append(fake)
         out = {}

@@ -84,7 +84,7 @@ class MattePredictor(Predictor):
 
     @staticmethod
     def network(meta: MatteMeta) -> nn.Module:
-        return get_model(meta.model, 1, in_chans=4, **meta.model_kwargs)
+        return get_model(meta.model, **meta.model_kwargs)
 
     def predict_alpha(self, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
         """The alpha [H, W] in [0, 1] of a uint8 image [3, H, W] and a uint8 trimap [1, H, W] of 0/128/255."""

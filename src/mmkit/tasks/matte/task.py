@@ -45,7 +45,7 @@ class MatteTask(MatteOptions, Task):
             self.data, self.train_size, self.img_size, seed=cfg.seed
         )
         self.train_ds, self.val_ds = self.dataset.train, self.dataset.test
-        self.net = get_model(self.model, 1, in_chans=4, **self.model_kwargs)
+        self.net = get_model(self.model, **self.model_kwargs)
         self.meta = MatteMeta(self.model, self.img_size, self.data, self.model_kwargs)
         if rt.is_main:
             d = self.dataset

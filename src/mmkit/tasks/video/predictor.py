@@ -53,9 +53,9 @@ class VideoMeta:
     model_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def in_chans(self) -> int | None:
-        """What the model builder's `in_chans` is for this model: 3 (RGB) for clips, the feature width otherwise."""
-        return 3 if self.kind == "clips" else self.feature_dim
+    def inputs(self) -> dict[str, int | None]:
+        """The model builder's input argument: `in_chans` 3 (RGB) for clip models, `feature_dim` otherwise."""
+        return {"in_chans": 3} if self.kind == "clips" else {"feature_dim": self.feature_dim}
 
 
 def video_loss(logits: torch.Tensor, y: torch.Tensor, multi_label: bool) -> torch.Tensor:
@@ -138,7 +138,7 @@ class VideoPredictor(Predictor):
 
     @staticmethod
     def network(meta: VideoMeta) -> nn.Module:
-        return get_model(meta.model, meta.num_classes, in_chans=meta.in_chans, **meta.model_kwargs)
+        return get_model(meta.model, meta.num_classes, **meta.inputs, **meta.model_kwargs)
 
     def extractor(self) -> tuple[FrameFeatures, dict[str, Any]]:
         """Feature models: the image model that made their training features, and how it was fed (loaded once)."""

@@ -95,7 +95,7 @@ class VideoTask(VideoOptions, Task):
             self.model_kwargs,
         )
         self.net = get_model(
-            self.model, len(d.classes), weights=self.weights, in_chans=self.meta.in_chans, **self.model_kwargs
+            self.model, len(d.classes), weights=self.weights, **self.meta.inputs, **self.model_kwargs
         )
         if rt.is_main:
             log.info("%s; %s", d.summary(), self.model)
