@@ -120,10 +120,11 @@ def test_a_recipe_tuned_for_another_model_does_not_apply():
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("name", GANS)
 def test_gan_shapes_and_range(name, channels):
-    model = get_model(name, num_classes=K, in_chans=channels)
+    conditional = name in ("cgan", "acgan")
+    model = get_model(name, num_classes=K if conditional else None, in_chans=channels)
     size = get_model_info(name).default_input_size
     assert (model.img_size, model.channels, model.latent_dim) == (size, channels, 100)
-    assert model.num_classes == (K if name in ("cgan", "acgan") else 0)
+    assert model.num_classes == (K if conditional else 0)
     assert {k.split(".")[0] for k in model.state_dict()} == {"generator", "discriminator"}
     assert model.critic is model.discriminator
     model.eval()

@@ -390,29 +390,29 @@ def frozen(*modules: nn.Module) -> Iterator[None]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Registry: fn(num_classes, in_chans, **kwargs). Unconditional models ignore num_classes (get_model passes 1000 when
-# none is given); cgan / acgan use it as K.
+# Registry: unconditional builders take the image channels; cgan / acgan also take num_classes, the K labels they
+# draw.
 
 
 _register = model_family("generate", "gan", 28, in_chans=1)
 
 
 @_register("gan", "MLP generator and discriminator (Goodfellow et al. 2014), non-saturating BCE loss")
-def gan(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def gan(in_chans: int = 1, **kwargs) -> nn.Module:
     return GAN(in_chans, arch="mlp", kind="gan", **kwargs)
 
 
 @_register(
     "dcgan", "DCGAN (Radford et al. 2016): strided (transposed) convs, BN, ReLU / LeakyReLU, no pooling"
 )
-def dcgan(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def dcgan(in_chans: int = 1, **kwargs) -> nn.Module:
     return GAN(in_chans, kind="dcgan", **kwargs)
 
 
 @_register(
     "wgan-gp", "WGAN-GP (Gulrajani et al. 2017): DCGAN generator, critic with LayerNorm, gradient penalty"
 )
-def wgan_gp(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def wgan_gp(in_chans: int = 1, **kwargs) -> nn.Module:
     kwargs.setdefault("d_norm", "layer")
     return GAN(in_chans, kind="wgan-gp", **kwargs)
 

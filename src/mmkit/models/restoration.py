@@ -156,7 +156,7 @@ class REDNet(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Registry: fn(num_classes, in_chans, **kwargs); num_classes is ignored.
+# Registry: builders take the image channels and their options.
 
 
 _register = model_family("generate", "restoration", 64)

@@ -419,7 +419,7 @@ def cyclegan_d_loss(
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Registry: fn(num_classes, in_chans, **kwargs); num_classes is ignored.
+# Registry: builders take the input channels (out_chans defaults to them) and their options.
 
 
 _register = model_family("generate", "translation", 64)

@@ -60,7 +60,7 @@ class GANTask(GenerateFamily):
 
     @classmethod
     def build(cls, meta: GenerateMeta) -> nn.Module:
-        k = len(meta.classes) if meta.conditional else 0
+        k = len(meta.classes) if meta.conditional else None  # only conditional GANs have classes
         return get_model(meta.model, k, in_chans=meta.channels, img_size=meta.img_size, **meta.model_kwargs)
 
     def builder_kwargs(self, d: GenerationData) -> dict:
