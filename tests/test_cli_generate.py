@@ -1,12 +1,17 @@
 """Generation end to end through the `mmkit` command: GANs on digits with sample grids and FID/KID/IS from a
-feature classifier, conditional sampling, pix2pix / LapSRN / RED-Net / CycleGAN on the photo sets, bad inputs."""
+feature classifier, conditional sampling, pix2pix / LapSRN / RED-Net / CycleGAN on the photo sets, PSNR/SSIM of two
+folders of images, bad inputs."""
 
+import csv
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 from _cli import mmkit
+from PIL import Image
 
 from mmkit.engine import load_checkpoint
 
@@ -66,7 +71,15 @@ def test_super_resolution_and_restoration_against_their_baselines(capsys, tmp_pa
     )
     assert code == 0, err
     r = json.loads(out)
-    assert r["baseline"] == "bicubic upscaling" and r["images"] > 10 and 10 < r["psnr"] < 50
+    assert r["baseline"] == "bicubic upscaling" and r["images"] > 10 and 10 < r["psnr_rgb"] < 50
+    assert r["convention"] == "rgb" and 0 < r["ssim_rgb"] < 1 and 0 < r["baseline_ssim_rgb"] < 1
+    # the SR papers' convention: named in every key and in the summary line
+    code, out, err = mmkit(capsys, "generate", "eval", "--weights", sr / "best.pt", "--y-channel",
+                           "--crop-border", "4", "--out", tmp_path / "e_y")  # fmt: skip
+    assert code == 0, err
+    assert "psnr_y_crop4" in out and "ssim_y_crop4" in out and "baseline_psnr_y_crop4" in out
+    y = json.loads((tmp_path / "e_y" / "metrics.json").read_text())
+    assert y["convention"] == "y_crop4" and y["psnr_y_crop4"] != pytest.approx(r["psnr_rgb"], abs=0.01)
     from PIL import Image
 
     small = tmp_path / "small.png"
@@ -112,6 +125,74 @@ def test_translation_models(capsys, tmp_path, data, model):
                            "--out", tmp_path / "t", "--json")  # fmt: skip
     assert code == 0, err
     assert Image.open(tmp_path / "t" / "coffee.translate.png").size == (64, 64)
+
+
+def _save(array, path):
+    from PIL import Image
+
+    Image.fromarray(array).save(path)
+    return path
+
+
+def _as_y(img):
+    """MATLAB's rgb2ycbcr luma on the 0..255 scale, 4 pixels cut from each side (the SR papers' x4 convention)."""
+    rgb = img.astype(np.float64) / 255
+    return (16 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2])[4:-4, 4:-4]
+
+
+def test_two_folders_of_images_are_scored_by_name(capsys, tmp_path, photos):
+    """`generate eval --pred --target`: pairs by name (mmkit's `.upscale` suffix dropped), per-image values in
+    per_image.csv equal to skimage's on the saved files, their mean in the summary; a file without a partner or of
+    another size is one error line."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    pred, target = tmp_path / "outputs", tmp_path / "ground_truth"
+    pred.mkdir(), target.mkdir()
+    rng = np.random.default_rng(0)
+    pairs = {}
+    for name, stem in (("astronaut", "astronaut.upscale"), ("coffee", "coffee"), ("rocket", "rocket")):
+        clean = photos[name]
+        noisy = np.clip(clean + rng.normal(0, 12, clean.shape), 0, 255).astype(np.uint8)
+        pairs[name] = (_save(noisy, pred / f"{stem}.png"), _save(clean, target / f"{name}.png"))
+    (pred / "notes.txt").write_text("not an image")
+
+    code, out, err = mmkit(capsys, "generate", "eval", "--pred", pred, "--target", target, "--y-channel",
+                           "--crop-border", "4", "--out", tmp_path / "y", "--json")  # fmt: skip
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["images"] == 3 and r["convention"] == "y_crop4"
+    rows = list(csv.DictReader(Path(r["per_image_csv"]).read_text().splitlines()))
+    assert [row["name"] for row in rows] == ["astronaut", "coffee", "rocket"]
+    for row in rows:
+        y_pred, y_true = (_as_y(np.asarray(Image.open(f).convert("RGB"))) for f in pairs[row["name"]])
+        mse = np.mean((y_pred - y_true) ** 2)
+        assert float(row["psnr_y_crop4"]) == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-6)
+        ssim_y = structural_similarity(y_pred, y_true, data_range=255, gaussian_weights=True, sigma=1.5,
+                                       use_sample_covariance=False)  # fmt: skip
+        assert float(row["ssim_y_crop4"]) == pytest.approx(ssim_y, abs=1e-6)
+    assert r["psnr_y_crop4"] == pytest.approx(np.mean([float(row["psnr_y_crop4"]) for row in rows]))
+
+    code, out, err = mmkit(capsys, "generate", "eval", "--pred", pred, "--target", target,
+                           "--out", tmp_path / "rgb")  # fmt: skip
+    assert code == 0, err
+    assert "3 image pairs" in out and "psnr_rgb" in out and "ssim_rgb" in out
+    rgb = list(csv.DictReader((tmp_path / "rgb" / "per_image.csv").read_text().splitlines()))
+    p, t = (np.asarray(Image.open(f).convert("RGB")) / 255 for f in pairs["coffee"])
+    assert float(rgb[1]["psnr_rgb"]) == pytest.approx(peak_signal_noise_ratio(t, p, data_range=1), abs=1e-6)
+    ssim_rgb = structural_similarity(p, t, channel_axis=2, data_range=1, gaussian_weights=True, sigma=1.5,
+                                     use_sample_covariance=False)  # fmt: skip
+    assert float(rgb[1]["ssim_rgb"]) == pytest.approx(ssim_rgb, abs=1e-6)
+
+    extra = _save(photos["chelsea"], pred / "chelsea.png")
+    code, _, err = mmkit(capsys, "generate", "eval", "--pred", pred, "--target", target)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "chelsea.png: no image named chelsea" in err
+    extra.unlink()
+    _save(photos["coffee"][:40], target / "coffee.png")
+    code, _, err = mmkit(capsys, "generate", "eval", "--pred", pred, "--target", target)
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "64x48" in err and "64x40" in err
+    for args in (["--pred", pred], ["--pred", pred, "--target", target, "--weights", "x.pt"], []):
+        code, _, err = mmkit(capsys, "generate", "eval", *args)
+        assert code != 0 and len(err.strip().splitlines()) == 1 and "--pred" in err
 
 
 def test_bad_inputs_get_one_clear_line(capsys, tmp_path):

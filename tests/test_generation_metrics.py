@@ -1,4 +1,5 @@
-"""Generation metrics: FID, KID, IS, PSNR/SSIM against references, the naive Gaussian baseline, feature networks."""
+"""Generation metrics: FID, KID, IS, PSNR/SSIM (RGB and the SR papers' Y channel) against references, the naive
+Gaussian baseline, feature networks."""
 
 from dataclasses import asdict
 
@@ -13,6 +14,7 @@ from mmkit.engine.checkpoint import FORMAT, VERSION, save_checkpoint
 from mmkit.errors import MMKitError
 from mmkit.metrics.generation import (
     INCEPTION_NAME,
+    Fidelity,
     feature_stats,
     fid_from_features,
     frechet_distance,
@@ -21,6 +23,7 @@ from mmkit.metrics.generation import (
     kid,
     naive_gaussian_samples,
     psnr,
+    rgb_to_y,
     ssim,
 )
 
@@ -112,34 +115,93 @@ def test_inception_score_extremes():
     assert 1.0 < inception_score(soft)[0] < 10.0
 
 
-def _to_unit(img: np.ndarray) -> torch.Tensor:
-    x = torch.from_numpy(img).double() / 127.5 - 1
-    return x.permute(2, 0, 1) if x.ndim == 3 else x[None]
+def _unit_batch(img: np.ndarray) -> torch.Tensor:
+    """A uint8 photo [H, W(, 3)] as a [1, C, H, W] float64 batch in [0, 1]."""
+    x = torch.from_numpy(img).double() / 255
+    return (x.permute(2, 0, 1) if x.ndim == 3 else x[None])[None]
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return x[0].permute(1, 2, 0).numpy()
+
+
+def _degraded(clean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gaussian noise (σ 0.075 of the range, clipped) and a 3×3 box blur of [1, C, H, W] images in [0, 1]."""
+    g = torch.Generator().manual_seed(0)
+    noisy = (clean + 0.075 * torch.randn(clean.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    blurred = torch.nn.functional.avg_pool2d(clean, 3, stride=1, padding=1, count_include_pad=False)
+    return noisy, blurred
+
+
+# The settings under which skimage's SSIM is ours (and torchmetrics' default): the 11-tap Gaussian window of Wang et
+# al. with sigma 1.5 and population (not sample) covariances, on [0, 1] images with a data range of 1.
+SKIMAGE_SSIM = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 1.0}
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "camera"])
-def test_psnr_ssim_match_skimage(photos, name):
-    clean = _to_unit(photos[name])[None]
-    g = torch.Generator().manual_seed(0)
-    noisy = (clean + 0.15 * torch.randn(clean.shape, generator=g, dtype=torch.float64)).clamp(-1, 1)
-    blurred = torch.nn.functional.avg_pool2d(clean, 3, stride=1, padding=1, count_include_pad=False)
-    for pred in (noisy, blurred):
-        p, t = pred[0].permute(1, 2, 0).numpy(), clean[0].permute(1, 2, 0).numpy()
-        ref_ssim = structural_similarity(
-            p,
-            t,
-            gaussian_weights=True,
-            sigma=1.5,
-            use_sample_covariance=False,
-            data_range=2.0,
-            channel_axis=2,
+def test_psnr_ssim_match_skimage_on_unit_range_photos(photos, name):
+    """PSNR and SSIM on [0, 1] equal skimage.metrics' peak_signal_noise_ratio(data_range=1) and
+    structural_similarity(channel_axis=2, **SKIMAGE_SSIM) on noisy and blurred real photos, to float64 round-off.
+    skimage's default window (7×7 uniform, sample covariances) and the old [-1, 1] input (data range 2) do not."""
+    clean = _unit_batch(photos[name])
+    for pred in _degraded(clean):
+        p, t = _hwc(pred), _hwc(clean)
+        ref_ssim = structural_similarity(p, t, channel_axis=2, **SKIMAGE_SSIM)
+        assert ssim(pred, clean).item() == pytest.approx(ref_ssim, abs=1e-9)
+        assert psnr(pred, clean).item() == pytest.approx(
+            peak_signal_noise_ratio(t, p, data_range=1.0), abs=1e-9
         )
-        ref_psnr = peak_signal_noise_ratio(t, p, data_range=2.0)
-        assert ssim(pred, clean).item() == pytest.approx(ref_ssim, abs=1e-3)
-        assert psnr(pred, clean).item() == pytest.approx(ref_psnr, abs=1e-3)
+        assert abs(structural_similarity(p, t, channel_axis=2, data_range=1.0) - ref_ssim) > 1e-3
+        # SSIM is not shift-invariant: the same pictures in [-1, 1] (data range 2) score lower, PSNR does not move
+        signed = ssim(2 * pred - 1, 2 * clean - 1, data_range=2.0).item()
+        assert ref_ssim - signed > 1e-3
+        assert psnr(2 * pred - 1, 2 * clean - 1, data_range=2.0).item() == pytest.approx(
+            psnr(pred, clean).item()
+        )
+    noisy, blurred = _degraded(clean)
     batch = torch.cat([noisy, blurred, clean])
     scores = ssim(batch, clean.expand_as(batch))
     assert scores.shape == (3,) and scores[2].item() == pytest.approx(1.0) and scores[0] < scores[1] < 1
+
+
+def _matlab_y(img: np.ndarray) -> np.ndarray:
+    """The luma of a uint8 RGB image on the 0..255 scale, as MATLAB's rgb2ycbcr computes it (float, not rounded)."""
+    rgb = img.astype(np.float64) / 255
+    return 16 + 65.481 * rgb[..., 0] + 128.553 * rgb[..., 1] + 24.966 * rgb[..., 2]
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "rocket"])
+def test_y_channel_with_a_cropped_border_matches_the_super_resolution_papers(photos, name):
+    """Fidelity(y_channel=True, crop_border=4) on uint8 images: PSNR and SSIM of the BT.601 luma (range 255), 4
+    pixels cut from each side, computed here directly with numpy (and skimage's SSIM on the 2-D luma)."""
+    clean = photos[name]
+    fidelity = Fidelity(y_channel=True, crop_border=4)
+    assert fidelity.name == "y_crop4"
+    for degraded in _degraded(_unit_batch(clean)):
+        pred = (_hwc(degraded) * 255).round().astype(np.uint8)
+        y_pred, y_true = (_matlab_y(x)[4:-4, 4:-4] for x in (pred, clean))
+        mse = np.mean((y_pred - y_true) ** 2)
+        ref_ssim = structural_similarity(y_pred, y_true, **{**SKIMAGE_SSIM, "data_range": 255.0})
+        batches = [torch.from_numpy(x).permute(2, 0, 1)[None] for x in (pred, clean)]
+        scores = fidelity(*batches)
+        assert set(scores) == {"psnr_y_crop4", "ssim_y_crop4"}
+        assert scores["psnr_y_crop4"].item() == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-9)
+        assert scores["ssim_y_crop4"].item() == pytest.approx(ref_ssim, abs=1e-9)
+        rgb = Fidelity()(*batches)
+        assert set(rgb) == {"psnr_rgb", "ssim_rgb"}
+        assert rgb["psnr_rgb"].item() != pytest.approx(scores["psnr_y_crop4"].item(), abs=0.01)
+
+
+def test_fidelity_conventions_on_gray_and_small_images():
+    gray = torch.rand(2, 1, 20, 20, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(rgb_to_y(gray), gray)  # a one-channel image is its own luma
+    white = torch.ones(1, 3, 4, 4)
+    assert rgb_to_y(white).flatten().tolist() == pytest.approx([235 / 255] * 16)
+    assert Fidelity(crop_border=2).name == "rgb_crop2" and Fidelity(y_channel=True).name == "y"
+    small = Fidelity(crop_border=5)(gray, gray.flip(-1))  # 10x10 left: SSIM's 11x11 window does not fit
+    assert small["ssim_rgb_crop5"].isnan().all() and torch.isfinite(small["psnr_rgb_crop5"]).all()
+    with pytest.raises(MMKitError, match="crop-border 10"):
+        Fidelity(crop_border=10)(gray, gray)
 
 
 def test_naive_gaussian_samples_match_the_data_mean_and_covariance():

@@ -1,6 +1,8 @@
 """Image-generation metrics: FID and KID on features of a pluggable network, Inception Score, PSNR and SSIM.
 
-Images follow the generate task's convention: float tensors in [-1, 1], NCHW.
+FID, KID and IS take images as the generate task holds them: float tensors in [-1, 1], NCHW. PSNR and SSIM take
+images in [0, 1] with a data range of 1, as skimage and torchmetrics do (SSIM is not shift-invariant: on [-1, 1]
+with a range of 2 it comes out lower), through a ``Fidelity`` convention whose name goes into every reported key.
 
 - FID (Heusel et al. 2017): the Fréchet distance between Gaussians fitted to two feature sets (float64, covariance
   with N-1), computed as pytorch-fid / torchmetrics do, by the trace of the matrix square root of
@@ -8,8 +10,11 @@ Images follow the generate task's convention: float tensors in [-1, 1], NCHW.
 - KID (Bińkowski et al. 2018): the unbiased MMD² with the polynomial kernel ``(x·y / d + 1)^3``, averaged over
   random subsets, as torchmetrics' ``KernelInceptionDistance`` (mean and population std over subsets).
 - IS (Salimans et al. 2016): ``exp(E_x KL(p(y|x) || p(y)))`` over ``splits`` chunks, mean and std.
-- PSNR / SSIM per image; SSIM with an 11-tap Gaussian window (σ 1.5), K1 0.01, K2 0.03 and population covariances,
-  which is skimage's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``.
+- PSNR / SSIM per image; SSIM with an 11-tap Gaussian window (σ 1.5), K1 0.01, K2 0.03 and population covariances
+  (Wang et al. 2004), which is skimage's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False)`` and torchmetrics' default window. ``Fidelity(y_channel=True, crop_border=s)`` is
+  the super-resolution papers' convention: the BT.601 luma (MATLAB's ``rgb2ycbcr``) with ``s`` pixels cut from each
+  side.
 
 The feature network is any ``FeatureExtractor``: by default a classifier mmkit trained on the dataset
 (``classifier_features``), or torchvision's Inception-v3 with its ImageNet weights when the file is present offline
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -152,8 +158,8 @@ def _check_pair(pred: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     return pred.detach().double(), target.detach().double()
 
 
-def psnr(pred: Tensor, target: Tensor, data_range: float = 2.0) -> Tensor:
-    """Per-image PSNR in dB [N] (float64) of batches [N, C, H, W]; ``data_range`` 2 for [-1, 1] images."""
+def psnr(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-image PSNR in dB [N] (float64) of batches [N, C, H, W] in [0, 1] (``data_range`` 1)."""
     p, t = _check_pair(pred, target)
     mse = (p - t).pow(2).flatten(1).mean(dim=1)
     return 10 * torch.log10(data_range**2 / mse)
@@ -165,12 +171,15 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:
     return g / g.sum()
 
 
-def ssim(pred: Tensor, target: Tensor, data_range: float = 2.0) -> Tensor:
-    """Per-image SSIM [N] (float64) of batches [N, C, H, W], averaged over channels and valid window positions.
+def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0) -> Tensor:
+    """Per-image SSIM [N] (float64) of batches [N, C, H, W] in [0, 1], averaged over channels and valid window
+    positions.
 
-    Matches skimage's ``structural_similarity(..., gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-    data_range=data_range)``: skimage filters the whole image and then drops a 5-pixel border, which leaves exactly
-    the positions where the 11×11 window fits, as this 'valid' convolution does. Images need sides >= 11.
+    Equals skimage's ``structural_similarity(pred, target, data_range=1, channel_axis=..., gaussian_weights=True,
+    sigma=1.5, use_sample_covariance=False)`` (the Wang et al. window; skimage's default, a 7×7 uniform window with
+    sample covariances, gives other values): skimage filters the whole image and then drops a 5-pixel border, which
+    leaves exactly the positions where the 11×11 window fits, as this 'valid' convolution does. Images need sides
+    >= 11. The constants scale with ``data_range``, so [0, 255] images with ``data_range=255`` score the same.
     """
     p, t = _check_pair(pred, target)
     n, c, h, w = p.shape
@@ -190,6 +199,64 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 2.0) -> Tensor:
     num = (2 * mu_p * mu_t + c1) * (2 * cov + c2)
     den = (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)
     return (num / den).flatten(1).mean(dim=1)
+
+
+# ITU-R BT.601 luma as MATLAB's rgb2ycbcr computes it: Y = 16 + 65.481 R + 128.553 G + 24.966 B, R, G, B in [0, 1]
+_BT601_Y = (65.481, 128.553, 24.966)
+
+
+def rgb_to_y(images: Tensor) -> Tensor:
+    """The luma Y [N, 1, H, W] of RGB images [N, 3, H, W] in [0, 1], as super-resolution papers compute it (BT.601,
+    MATLAB's ``rgb2ycbcr``), divided by 255: values in [16/255, 235/255], scored with a data range of 1 (the papers'
+    range of 255 on the 0..255 scale). One-channel images are their own luma and come back unchanged."""
+    if images.shape[1] == 1:
+        return images
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be [N, 3, H, W] RGB or [N, 1, H, W], got {tuple(images.shape)}")
+    w = torch.tensor(_BT601_Y, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+    return (16 + (images * w).sum(dim=1, keepdim=True)) / 255
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How PSNR and SSIM are taken: on every channel in [0, 1] (``rgb``, as skimage and torchmetrics) or on the
+    luma (``y``, ``rgb_to_y``, as super-resolution papers), with ``crop_border`` pixels cut from each side first
+    (the papers cut the scale factor). The conventions give different numbers, so ``name`` (``rgb``, ``y_crop4``,
+    ...) is part of every key reported: ``psnr_rgb``, ``ssim_y_crop4``."""
+
+    y_channel: bool = False
+    crop_border: int = 0
+
+    def __post_init__(self) -> None:
+        if self.crop_border < 0:
+            raise MMKitError(f"--crop-border {self.crop_border}: must be 0 or more")
+
+    @property
+    def name(self) -> str:
+        return ("y" if self.y_channel else "rgb") + (f"_crop{self.crop_border}" if self.crop_border else "")
+
+    def prepare(self, images: Tensor) -> Tensor:
+        """uint8 images (0..255) or float images in [0, 1], [N, C, H, W]: float64 in [0, 1], as they are scored."""
+        x = images.detach().double() / 255 if images.dtype == torch.uint8 else images.detach().double()
+        if self.y_channel:
+            x = rgb_to_y(x)
+        b = self.crop_border
+        if b:
+            h, w = x.shape[-2:]
+            if min(h, w) <= 2 * b:
+                raise MMKitError(f"--crop-border {b}: leaves nothing of a {w}x{h} image")
+            x = x[..., b : h - b, b : w - b]
+        return x
+
+    def __call__(self, pred: Tensor, target: Tensor) -> dict[str, Tensor]:
+        """Per-image PSNR and SSIM [N] under this convention, keyed ``psnr_<name>``, ``ssim_<name>``. SSIM is NaN
+        for images under 11×11 (after cropping), where its window does not fit."""
+        p, t = self.prepare(pred), self.prepare(target)
+        fits = min(p.shape[-2:]) >= 11
+        return {
+            f"psnr_{self.name}": psnr(p, t),
+            f"ssim_{self.name}": ssim(p, t) if fits else torch.full((len(p),), float("nan"), dtype=p.dtype),
+        }
 
 
 def bicubic_upscale(images: Tensor, size: tuple[int, int] | int) -> Tensor:

@@ -61,18 +61,24 @@ def _apply(weights, images, out, verb, device, json) -> None:
     )
 
 
-@app.command(
-    epilog="Example: mmkit generate translate --weights runs/generate/p2p/best.pt edges.png --out out/"
-)
-def translate(
-    images: c.Images,
-    weights: c.Weights,
-    out: OutDir = Path("translated"),
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """Translate images with a pix2pix or CycleGAN (A → B) model."""
-    _apply(weights, images, out, "translate", device, json)
+def _image_command(verb: str, out_default: str, doc: str, example: str) -> None:
+    """Register `generate <verb> IMAGES --weights W`: the model applied to image files (`_apply`)."""
+
+    @app.command(verb, help=doc, epilog=f"Example: {example}")
+    def command(
+        images: c.Images,
+        weights: c.Weights,
+        out: OutDir = Path(out_default),
+        device: c.Device = "auto",
+        json: c.Json = False,
+    ) -> None:
+        _apply(weights, images, out, verb, device, json)
+
+
+_image_command(
+    "translate", "translated", "Translate images with a pix2pix or CycleGAN (A → B) model.",
+    "mmkit generate translate --weights runs/generate/p2p/best.pt edges.png --out out/",
+)  # fmt: skip
 
 
 @app.command(epilog="Example: mmkit generate upscale --weights runs/generate/sr/best.pt small.png --scale 4")
@@ -97,18 +103,10 @@ def upscale(
     _apply(weights, images, out, "upscale", device, json)
 
 
-@app.command(
-    epilog="Example: mmkit generate restore --weights runs/generate/dn/best.pt noisy.png --out clean/"
-)
-def restore(
-    images: c.Images,
-    weights: c.Weights,
-    out: OutDir = Path("restored"),
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """Denoise or deblur images with a RED-Net model."""
-    _apply(weights, images, out, "restore", device, json)
+_image_command(
+    "restore", "restored", "Denoise or deblur images with a RED-Net model.",
+    "mmkit generate restore --weights runs/generate/dn/best.pt noisy.png --out clean/",
+)  # fmt: skip
 
 
 def _scores(r: dict, prefix: str = "") -> str:
