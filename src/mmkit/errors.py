@@ -4,14 +4,40 @@ Anything the user can fix (a missing path, a corrupt file, a bad option) raises 
 names the file and the problem. The CLI prints it as `error: ...` and exits with code 2; nothing else is caught.
 """
 
+import re
+
 
 class MMKitError(Exception):
-    """An error caused by the input, reported to the user as one line (exit code 2)."""
+    """An error caused by the input, reported to the user as one line (exit code 2).
+
+    Raised in a DataLoader worker, it comes back to the main process as a new error of the same class whose
+    message torch writes as "Caught MMKitError in DataLoader worker process 0.", the worker's traceback, and the
+    original line last; that message is cut back to the original line."""
 
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        if len(args) == 1 and isinstance(args[0], str):
+            args = (_from_worker(args[0], type(self).__name__),)
+        super().__init__(*args)
+
+
+def _from_worker(message: str, name: str) -> str:
+    """The original message of torch's re-raised `message` for an error of class `name`, else `message`."""
+    if not message.startswith(f"Caught {name} ") or "\nOriginal Traceback" not in message:
+        return message
+    # the traceback ends with "module.Class: message" (Class alone for builtins)
+    last = list(re.finditer(rf"^(?:[\w.]+\.)?{name}: ", message, re.MULTILINE))
+    return message[last[-1].end() :].rstrip("\n") if last else message
 
 
 class TrainingDiverged(MMKitError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
     exit_code = 3
+
+
+class Interrupted(MMKitError):
+    """Ctrl-C: the work stopped; the message says what was kept (exit code 130, as a shell's for SIGINT)."""
+
+    exit_code = 130

@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS faces (
     embedding BLOB NOT NULL
 );
 """
+_VERSION = "1"
+_TABLES = {"meta", "people", "faces"}
 
 
 @dataclass
@@ -46,7 +48,8 @@ class Match:
 
 class Gallery:
     """An SQLite file of enrolled people. `model` and `dim` identify the embedding space; they are stored on first
-    use and checked on every later open."""
+    use and checked on every later open. A new or empty file becomes a gallery; any other SQLite database is refused
+    and left as it was."""
 
     def __init__(self, path: str | Path, *, model: str, dim: int) -> None:
         self.path = Path(path)
@@ -58,16 +61,17 @@ class Gallery:
             # Callers serialize access (serve holds a lock); the connection may move between server threads.
             self.db = sqlite3.connect(self.path, check_same_thread=False)
             self.db.execute("PRAGMA foreign_keys = ON")
-            self.db.executescript(_SCHEMA)
+            if not self.db.execute("SELECT name FROM sqlite_master").fetchone():  # a new (or empty) file
+                with self.db:  # one transaction: the tables and their meta, or nothing
+                    self.db.executescript(f"BEGIN; {_SCHEMA}")
+                    self.db.executemany(
+                        "INSERT INTO meta VALUES (?, ?)",
+                        [("model", model), ("dim", str(dim)), ("version", _VERSION)],
+                    )
+            stored = _gallery_meta(self.db, self.path)
         except sqlite3.DatabaseError as e:
             raise MMKitError(f"{self.path}: not a face gallery database ({e})") from e
-        stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
-        if not stored:
-            with self.db:
-                self.db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)", [("model", model), ("dim", str(dim)), ("version", "1")]
-                )
-        elif stored.get("model") != model or stored.get("dim") != str(dim):
+        if stored.get("model") != model or stored.get("dim") != str(dim):
             raise MMKitError(
                 f"{self.path}: gallery was enrolled with model {stored.get('model')} ({stored.get('dim')}-d), "
                 f"not {model} ({dim}-d); use the same weights or a new database"
@@ -82,7 +86,7 @@ class Gallery:
             raise MMKitError(f"{path}: no such gallery database")
         try:
             db = sqlite3.connect(path)
-            meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            meta = _gallery_meta(db, path)
             db.close()
         except sqlite3.DatabaseError as e:
             raise MMKitError(f"{path}: not a face gallery database ({e})") from e
@@ -147,12 +151,19 @@ class Gallery:
     def embeddings(self) -> tuple[Tensor, list[str]]:
         """All enrolled embeddings [M, dim] and the person's name of each row."""
         rows = self.db.execute(
-            "SELECT p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person ORDER BY f.id"
+            "SELECT f.id, p.name, f.embedding FROM faces f JOIN people p ON p.id = f.person ORDER BY f.id"
         ).fetchall()
         if not rows:
             return torch.zeros(0, self.dim), []
-        emb = np.stack([np.frombuffer(blob, dtype="<f4") for _, blob in rows])
-        return torch.from_numpy(emb.copy()), [name for name, _ in rows]
+        for row, name, blob in rows:
+            if not isinstance(blob, bytes) or len(blob) != 4 * self.dim:
+                what = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+                raise MMKitError(
+                    f"{self.path}: face {row} of {name!r}: an embedding of {what}, not {self.dim} float32 "
+                    f"({4 * self.dim} bytes); remove {name!r} and enroll them again"
+                )
+        emb = np.stack([np.frombuffer(blob, dtype="<f4") for _, _, blob in rows])
+        return torch.from_numpy(emb.copy()), [name for _, name, _ in rows]
 
     def identify(self, queries: Tensor, threshold: float) -> list[Match]:
         """The nearest enrolled person of each query [Q, dim] (squared L2), or None past `threshold`."""
@@ -166,3 +177,20 @@ class Gallery:
             Match(names[i] if b <= threshold else None, float(b), names[i])
             for b, i in zip(best.tolist(), idx.tolist(), strict=True)
         ]
+
+
+def _gallery_meta(db: sqlite3.Connection, path: Path) -> dict[str, str]:
+    """The meta of a gallery database; MMKitError for any other SQLite database (nothing is written to it)."""
+    tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    meta = dict(db.execute("SELECT key, value FROM meta").fetchall()) if tables >= _TABLES else {}
+    if "version" not in meta:
+        found = f"tables {', '.join(sorted(tables))}" if tables else "no tables"
+        raise MMKitError(
+            f"{path}: an SQLite database that is not an mmkit face gallery ({found}); "
+            "give a gallery, or a new file to start one"
+        )
+    if meta["version"] != _VERSION:
+        raise MMKitError(
+            f"{path}: face gallery version {meta['version']}; this mmkit reads version {_VERSION}"
+        )
+    return meta

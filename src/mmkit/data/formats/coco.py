@@ -2,7 +2,8 @@
 
 Category ids map to contiguous class indices 0..K-1 in id order, keeping their names. Boxes become xyxy;
 ``iscrowd=1`` boxes are skipped (one note per file). Bad annotations are skipped and reported as
-``"<json>: annotation <id>: <what>"``; images whose file is missing as ``"<json>: image <id>: <what>"``.
+``"<json>: annotation <id>: <what>"``; images whose file is missing as ``"<json>: image <id>: <what>"``. A
+``file_name`` that leads out of the image folder (absolute, or through ``..``) is an MMKitError: the file is refused.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def _image_records(
             problems.append(f"{where}: duplicate image id")
             continue
         path = image_dir / name
+        if not Path(os.path.abspath(path)).is_relative_to(os.path.abspath(image_dir)):
+            raise MMKitError(f"{where}: file_name {name!r} is outside the image folder {image_dir} (refused)")
         if not path.is_file():
             problems.append(f"{where}: image file not found: {path}")
             skipped.add(image_id)

@@ -21,7 +21,9 @@ class CaptionOptions:
     encoder: str = option(
         "smallcnn", help="Any registered classifier (smallcnn, resnet50, efficientnet_lite0...)."
     )
-    encoder_weights: str | None = option(None, help="Pretrained encoder weights, e.g. imagenet.")
+    encoder_weights: str | None = option(
+        None, help="Pretrained encoder weights: a name (imagenet) or a file, e.g. a classify run's best.pt."
+    )
     freeze_encoder: bool = option(False, help="Train the decoder only.")
     img_size: int | None = option(None, help="Input size (default: the data's, at most the encoder's).")
     min_count: int = option(2, help="Words seen fewer times become <unk>.")

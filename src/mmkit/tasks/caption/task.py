@@ -61,7 +61,8 @@ class CaptionTask(CaptionOptions, Task):
         self.last_samples: list[tuple[str, str, str]] = []
 
     def setup(self, cfg, rt: Runtime) -> None:
-        w = get_weights(self.encoder, self.encoder_weights) if self.encoder_weights else None
+        named = self.encoder_weights in get_model_info(self.encoder).weights  # else a file: a classify run's
+        w = get_weights(self.encoder, self.encoder_weights) if named else None
         self.dataset: CaptionData = load_caption_data(self.data, seed=cfg.seed)
         d = self.dataset
         img = self.img_size or (w.input_size if w else (d.image_size or _natural_size(d.train)))

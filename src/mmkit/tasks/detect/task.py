@@ -52,6 +52,9 @@ class DetectTask(DetectOptions, Task):
     def setup(self, cfg, rt: Runtime) -> None:
         self.dataset: DetectionData = load_detection_data(self.data, self.val_split, seed=cfg.seed)
         d = self.dataset
+        summary = d.summary()
+        if summary["train"]["boxes"] == 0:
+            raise MMKitError(_no_boxes(self.data, summary["train"]["images"], d.problems))
         info = get_model_info(self.model)
         if info.task != "detect":
             raise MMKitError(f"--model {self.model}: a {info.task} model, not a detector")
@@ -70,13 +73,12 @@ class DetectTask(DetectOptions, Task):
         self.val_ds = DetTransformed(d.val, build_detection_transforms(False, img))
         self.gt = coco_ground_truth(d.val, d.classes) if rt.is_main else None
         if rt.is_main:
-            s = d.summary()
             log.info(
                 "%s at %dpx: %d train boxes (%d empty images)%s",
                 self.model,
                 img,
-                s["train"]["boxes"],
-                s["train"]["empty_images"],
+                summary["train"]["boxes"],
+                summary["train"]["empty_images"],
                 f", {len(d.problems)} label problems skipped (see the warnings above)" if d.problems else "",
             )
 
@@ -137,3 +139,13 @@ class DetectTask(DetectOptions, Task):
             return []
         rows = [[k, v] for k, v in sorted(self.last_eval["per_class"].items())]
         return [Section("Per-class AP@[.5:.95] (validation, last epoch)", table=(["class", "AP"], rows))]
+
+
+def _no_boxes(data: str, images: int, problems: list[str]) -> str:
+    """Why a detection source with no usable box in its train split cannot be trained on."""
+    if not problems:
+        return f"{data}: no boxes in the {images} train images (no label files?); nothing to train on"
+    return (
+        f"{data}: no valid boxes in the {images} train images; {len(problems)} label problems skipped "
+        f"(the first: {problems[0]}); nothing to train on"
+    )
