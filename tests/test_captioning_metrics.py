@@ -1,6 +1,7 @@
 """BLEU-1..4 and CIDEr-D as coco-caption computes them, and what they tell apart on synthetic scenes."""
 
 import random
+import shutil
 from dataclasses import replace
 
 import pytest
@@ -8,6 +9,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 
 from mmkit.data.formats.captions import tokenize
+from mmkit.data.formats.ptb_tokenizer import PUNCTUATIONS, ptb_tokens, tokenize_lines
 from mmkit.data.synthetic_captions import SyntheticCaptionScenes, describe
 from mmkit.errors import MMKitError
 from mmkit.metrics.captioning import METRICS, score, tokenized
@@ -103,3 +105,73 @@ def test_word_order_and_binding_matter_on_scenes():
         assert s[name]["BLEU-1"] == pytest.approx(right["BLEU-1"], abs=0.01)
         assert s[name]["BLEU-4"] < ratio * right["BLEU-4"], name
         assert s[name]["CIDEr-D"] < ratio * right["CIDEr-D"], name
+
+
+# coco-caption's file of captions, one a line in this order -> the line of tokens Stanford's PTBTokenizer 3.4.1 (the
+# jar pycocoevalcap ships; -preserveLines -lowerCase) writes for each, copied from the jar. A caption's last token
+# can depend on the next line: whether it opens with a sentence starter ("The", "A", ...) or a number.
+JAR_FILE = [
+    (
+        "A vase ca. 1900 on a table.",
+        "a vase ca. 1900 on a table .",
+    ),  # ca. (circa) keeps its period before a number
+    ("A clock from ca.", "a clock from ca."),  # ... the next line's too
+    ("1900 on a wall.", "1900 on a wall ."),
+    (
+        "A sign with the letter a.",
+        "a sign with the letter a.",
+    ),  # a letter keeps its period: no starter follows
+    ("a dog with a letter b.", "a dog with a letter b ."),  # "The" follows: "b" then "."
+    ("The letter C.", "the letter c ."),
+    ("A man in the U.S.", "a man in the u.s. ."),
+    (
+        "Their dog at the Asst. desk in Ct. with Fig. 3 and no. 7.",
+        "their dog at the asst. desk in ct. with fig. 3 and no. 7 .",
+    ),
+    ("A MFG. plant in the U.S.", "a mfg . plant in the u.s."),  # M[ft]g: the [ft] class is case-sensitive
+    ("a sign that says plan b.", "a sign that says plan b."),  # the end of the file
+]
+
+
+def test_tokenize_lines_matches_the_jar_on_a_file_of_captions():
+    captions = [c for c, _ in JAR_FILE]
+    for i, (caption, line) in enumerate(JAR_FILE):
+        following = captions[i + 1] if i + 1 < len(captions) else None
+        assert ptb_tokens(caption, following) == line.split(" "), caption
+    expected = [[t for t in line.split(" ") if t not in PUNCTUATIONS] for _, line in JAR_FILE]
+    assert tokenize_lines(captions) == expected
+    assert tokenize_lines([]) == []
+
+
+TRICKY = {  # every caption's tokens depend on the next one in coco-caption's file of references or of hypotheses
+    7: ["A sign with the letter a.", "The letter A on a sign."],
+    8: ["A clock from ca.", "1900 clock on a wall."],
+}
+TRICKY_HYPS = {7: "a sign with the letter a.", 8: "a clock from ca."}
+
+
+def test_tokenized_reads_references_and_hypotheses_as_coco_caption_files():
+    gts, res = tokenized(TRICKY, TRICKY_HYPS)
+    assert gts == {
+        7: ["a sign with the letter a", "the letter a on a sign"],
+        8: ["a clock from ca.", "1900 clock on a wall"],
+    }
+    assert res == {7: ["a sign with the letter a."], 8: ["a clock from ca"]}  # the jar's tokens
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="needs java for pycocoevalcap's Stanford tokenizer")
+def test_tokenized_equals_pycocoevalcaps_java_tokenizer():
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    r = random.Random(3)
+    words = ["a", "A", "the", "The", "dog", "U.S.", "ca.", "no.", "Jan.", "etc.", "b", "I", "1900", "Mr."]
+    refs = {
+        k: [" ".join(r.choices(words, k=r.randint(2, 6))) + r.choice([".", "", " ."]) for _ in range(3)]
+        for k in range(60)
+    }
+    refs.update(TRICKY)
+    hyps = {k: r.choice(v) for k, v in refs.items()} | TRICKY_HYPS
+    java = PTBTokenizer()
+    gts = java.tokenize({k: [{"caption": c} for c in v] for k, v in refs.items()})
+    res = java.tokenize({k: [{"caption": hyps[k]}] for k in refs})
+    assert tokenized(refs, hyps) == (gts, res)

@@ -79,7 +79,7 @@ def weights(tmp_path_factory) -> dict[str, str]:
             d / "cap.pt", "caption", cap, get_model("show-tell", vocab_size=len(vocab), **cap_kw)
         ),
         "video": _checkpoint(d / "vid.pt", "video", vid, get_model("cnn-mean", 3, in_chans=3, width=8)),
-        "face": _checkpoint(d / "face.pt", "face", face, get_model("facenet-light", 0)),
+        "face": _checkpoint(d / "face.pt", "face", face, get_model("facenet-light")),
         "db": str(d / "faces.db"),
     }
 

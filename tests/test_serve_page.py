@@ -50,12 +50,12 @@ def _serve_in_thread(app):
     return f"http://127.0.0.1:{port}", stop
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The app, with an access token, and the (path, method, status) of every request it answered."""
+def _recorded_server(**config):
+    """create_app(ServeConfig(device="cpu", token=TOKEN, **config)) served in a thread: yields (url, app, the
+    (path, method, status) of every request it answered)."""
     from mmkit.apps.serve import ServeConfig, create_app
 
-    app = create_app(ServeConfig(device="cpu", token=TOKEN))
+    app = create_app(ServeConfig(device="cpu", token=TOKEN, **config))
     answered = []
 
     async def recorded(scope, receive, send):
@@ -69,6 +69,17 @@ def server():
     url, stop = _serve_in_thread(recorded)
     yield url, app, answered
     stop()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The app with its default models (ImageNet classifier, MTCNN faces) and an access token."""
+    yield from _recorded_server()
+
+
+@pytest.fixture(scope="module")
+def server_without_classifier():
+    yield from _recorded_server(classifier=None)
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +125,21 @@ def _pixels_near(browser, card_id: str, x: float, y: float, r: int = 4) -> list[
     )
 
 
-def test_upload_photos_and_see_labels_and_faces_drawn(server, browser, photos):
+def _wait_for_cards(browser, n: int) -> dict:
+    """The page's n cards by file name, once none is pending."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
+
+    def finished(drv):
+        cards = drv.find_elements(By.CSS_SELECTOR, ".card")
+        return len(cards) == n and all(c.get_attribute("data-state") != "pending" for c in cards)
+
+    WebDriverWait(browser, 60).until(finished)
+    return {c.get_attribute("data-file"): c for c in browser.find_elements(By.CSS_SELECTOR, ".card")}
+
+
+def test_upload_photos_and_see_labels_and_faces_drawn(server, browser, photos):
+    from selenium.webdriver.common.by import By
 
     url, _, _ = server
     browser.get(
@@ -129,12 +152,7 @@ def test_upload_photos_and_see_labels_and_faces_drawn(server, browser, photos):
     files = [photos / "coffee.jpg", photos / "astronaut.png", photos / "notes.jpg"]
     browser.find_element(By.ID, "file").send_keys("\n".join(str(p) for p in files))
 
-    def finished(drv):
-        cards = drv.find_elements(By.CSS_SELECTOR, ".card")
-        return len(cards) == 3 and all(c.get_attribute("data-state") != "pending" for c in cards)
-
-    WebDriverWait(browser, 60).until(finished)
-    cards = {c.get_attribute("data-file"): c for c in browser.find_elements(By.CSS_SELECTOR, ".card")}
+    cards = _wait_for_cards(browser, 3)
     assert set(cards) == {"coffee.jpg", "astronaut.png", "notes.jpg"}
 
     # coffee: the label list says espresso, and the top label is drawn on the canvas in its banner colour
@@ -210,3 +228,49 @@ def test_a_page_of_another_origin_cannot_drive_the_server(server, browser):
         assert posts == [("/classify", "POST", 403), ("/faces/enroll", "POST", 403)], answered[before:]
     finally:
         stop()
+
+
+def test_the_page_calls_only_the_models_the_server_has(server_without_classifier, browser, photos):
+    """Without a classifier the page asks for faces only: no /classify call (it would answer 409), no error."""
+    from selenium.webdriver.common.by import By
+
+    url, _, answered = server_without_classifier
+    browser.get(f"{url}/?token={TOKEN}")
+    browser.execute_async_script("window.mmkitReady.then(arguments[0])")
+    assert browser.find_element(By.ID, "models").text.startswith("Models: faces ·")
+    browser.find_element(By.ID, "file").send_keys(str(photos / "astronaut.png"))
+    astro = _wait_for_cards(browser, 1)["astronaut.png"]
+    assert astro.get_attribute("data-state") == "done"
+    assert not astro.find_elements(By.CSS_SELECTOR, ".error")
+    assert len(astro.find_elements(By.CSS_SELECTOR, "ul.faces li")) == 1
+    assert not astro.find_elements(By.CSS_SELECTOR, "ul.labels")
+    assert ("/faces/detect", "POST", 200) in answered
+    assert [a for a in answered if a[0] == "/classify"] == []
+
+
+def test_docs_draw_every_operation_offline(server, browser):
+    """/docs, opened without the token, draws the API with Swagger UI 5 from this server's own files: FastAPI
+    writes OpenAPI 3.1, which Swagger UI 4 only answers with "Unable to render this definition"."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, app, answered = server
+    before = len(answered)
+    browser.get(f"{url}/docs")
+    WebDriverWait(browser, 30).until(
+        lambda d: (
+            d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path") or "Unable to render" in d.page_source
+        )
+    )
+    assert "Unable to render" not in browser.page_source
+    drawn = browser.execute_script(
+        """return [...document.querySelectorAll('.opblock-summary')].map(s => [
+             s.querySelector('.opblock-summary-method').textContent,
+             s.querySelector('.opblock-summary-path').getAttribute('data-path')]);"""
+    )
+    expected = [[method.upper(), path] for path, ops in app.openapi()["paths"].items() for method in ops]
+    assert ["POST", "/classify"] in drawn and sorted(drawn) == sorted(expected), drawn
+    assert browser.find_element(By.CSS_SELECTOR, ".info .title").text.startswith("mmkit")
+    served = answered[before:]
+    assert {p for p, _, _ in served} >= {"/docs", "/openapi.json"} and len(served) >= 4, served
+    assert all(status == 200 for _, _, status in served), served  # the assets too, without the token

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 
-from mmkit.data.formats.ptb_tokenizer import tokenize
+from mmkit.data.formats.ptb_tokenizer import tokenize_lines
 from mmkit.errors import MMKitError
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D")
@@ -49,10 +49,13 @@ def _check(refs: Mapping[Hashable, Sequence[str]], hyps: Mapping[Hashable, str])
 
 def tokenized(refs: Mapping[Hashable, Sequence[str]], hyps: Mapping[Hashable, str]) -> tuple[dict, dict]:
     """The ``(gts, res)`` dicts pycocoevalcap's scorers take: ``{id: [tokenized caption, ...]}``, one
-    hypothesis per image. Tokens are joined by single spaces."""
+    hypothesis per image. Tokens are joined by single spaces. Like coco-caption, all references are tokenized as
+    one file and all hypotheses as another, in image order (a caption's last token can depend on the next one)."""
     _check(refs, hyps)
-    gts = {k: [" ".join(tokenize(c)) for c in refs[k]] for k in refs}
-    res = {k: [" ".join(tokenize(hyps[k]))] for k in refs}
+    ref_tokens = iter(tokenize_lines([c for k in refs for c in refs[k]]))
+    gts = {k: [" ".join(next(ref_tokens)) for _ in refs[k]] for k in refs}
+    hyp_tokens = tokenize_lines([hyps[k] for k in refs])
+    res = {k: [" ".join(tokens)] for k, tokens in zip(refs, hyp_tokens, strict=True)}
     return gts, res
 
 

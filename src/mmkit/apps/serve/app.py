@@ -149,7 +149,7 @@ def create_app(config: ServeConfig | None = None) -> FastAPI:
     def about(img: UploadedImage) -> dict[str, Any]:
         return {"file": img.name, "width": img.width, "height": img.height}
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers=PAGE_HEADERS)
 
@@ -326,19 +326,21 @@ __all__ = ["ServeConfig", "create_app"]
 
 
 def _add_offline_docs(app: FastAPI) -> None:
-    """/docs: Swagger UI from the swagger-ui-bundle package's files, so the page works without a network."""
+    """/docs: Swagger UI 5 (4.x cannot render the OpenAPI 3.1 that FastAPI writes) from the fastapi-offline
+    package's files, served under /docs/ so the page works without a network and, like /docs, without the token."""
+    import fastapi_offline
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
 
-    app.mount("/docs-assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    assets = Path(fastapi_offline.__file__).with_name("static")
+    app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(
             openapi_url=app.openapi_url,
             title="mmkit API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon.png",
         )
