@@ -78,6 +78,43 @@ def test_gradient_clipping_and_init(tmp_path):
         Trainer(ToyTask(), cfg(tmp_path, init="bogus"), progress=False).fit()
 
 
+class _Recording(ToyTask):
+    """The toy task remembering its initial weights and the dtype its forward computes in."""
+
+    def setup(self, cfg, rt):
+        super().setup(cfg, rt)
+        self.initial = {k: v.clone() for k, v in self.net.state_dict().items()}
+        self.dtypes = set()
+
+    def loss(self, model, batch):
+        self.dtypes.add(model(batch[0]).dtype)
+        return super().loss(model, batch)
+
+
+@pytest.mark.parametrize("clip", [0.01, None])
+def test_gradient_clipping_bounds_the_step(tmp_path, clip):
+    """One plain SGD step of lr 1: the weights move by exactly the (clipped) global gradient norm."""
+    task = _Recording()
+    c = cfg(tmp_path, optimizer="sgd", lr=1.0, momentum=0.0, weight_decay=0.0, schedule="constant", epochs=1)
+    c.max_steps, c.grad_clip = 1, clip
+    run = Trainer(task, c, progress=False).fit().run_dir
+    after = weights(run)
+    step = torch.sqrt(sum((after[k] - task.initial[k]).square().sum() for k in after)).item()
+    if clip is None:
+        assert step > 10 * 0.01  # the unclipped gradient is far larger than the clip below
+    else:
+        assert step == pytest.approx(clip, rel=1e-3)
+
+
+@pytest.mark.parametrize("precision,dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16)])
+def test_autocast_runs_the_forward_in_the_asked_precision(tmp_path, precision, dtype):
+    task = _Recording()
+    c = cfg(tmp_path, precision=precision, epochs=1)
+    c.max_steps = 2
+    Trainer(task, c, progress=False).fit()
+    assert task.dtypes == {dtype}
+
+
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     t = Trainer(ToyTask(nan_at_epoch=3), cfg(tmp_path, epochs=5, log_every=2), progress=False)
     with pytest.raises(TrainingDiverged, match="loss became nan at epoch 3"):
