@@ -264,3 +264,13 @@ def test_pk_sampler_errors():
         PKSampler(PK_LABELS, p=3, k=3, world=4)
     with pytest.raises(MMKitError, match="k >= 2"):
         PKSampler(PK_LABELS, p=3, k=1)
+
+
+def test_semihard_negatives_are_strictly_farther_than_the_positive():
+    """A negative exactly as far from the anchor as the positive is not semi-hard (FaceNet: d_an > d_ap)."""
+    x = torch.tensor([[0.0], [1.0], [-1.0], [2.0]])  # identities 0, 0, 1, 1
+    loss, stats = TripletLoss(margin=0.2, mining="semihard")(x, torch.tensor([0, 0, 1, 1]))
+    # (0, 1): d_ap 1, negatives at 1 (equal: not semi-hard) and 4 -> 0; (1, 0) likewise -> 0;
+    # (-1, 2) and (2, -1): d_ap 9, no negative farther -> the farthest (4): 9 - 4 + 0.2 = 5.2 each
+    assert loss.item() == pytest.approx((0 + 0 + 5.2 + 5.2) / 4)
+    assert stats["d_an"].item() == pytest.approx(4.0)
