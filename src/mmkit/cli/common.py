@@ -38,7 +38,7 @@ def run_cli(app: typer.Typer, argv: list[str] | None = None) -> int:
     """Run the typer app; turn `MMKitError` into one `error:` line on stderr and its exit code."""
     setup_logging()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except MMKitError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
@@ -54,7 +54,9 @@ def run_cli(app: typer.Typer, argv: list[str] | None = None) -> int:
             e.show()
             return e.exit_code
         raise
-    return 0
+    if code == 130:  # Ctrl-C that no command turned into an `Interrupted` error: typer returns its exit code
+        print("error: interrupted", file=sys.stderr)
+    return code if isinstance(code, int) else 0  # typer.Exit(n) comes back as n
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
@@ -167,7 +169,8 @@ Resume = Annotated[
     bool,
     typer.Option(
         "--resume",
-        help="Continue runs/<task>/<name>/last.pt exactly (latest run if no --name).",
+        help="Continue runs/<task>/<name>/last.pt exactly (latest run if no --name); --epochs extends it, "
+        "--device, --workers and --threads may change, the other options are the run's.",
         rich_help_panel="Run",
     ),
 ]
@@ -245,7 +248,11 @@ def train_command(
         task_args = {f.name: _parsed(f, kw[f.name]) for f in task_fields}
         engine_args = {f.name: kw[f.name] for f in cfg_fields}
         if resume:
-            resume_run(task, Path(kw["project"]), kw["name"] if _given(ctx, "name") else None, as_json)
+            given = {f: task_args[f.name] for f in task_fields if _given(ctx, f.name)}
+            given |= {
+                f: engine_args[f.name] for f in cfg_fields if _given(ctx, f.name) and f.name not in _PLACE
+            }
+            resume_run(task, Path(kw["project"]), kw["name"] if _given(ctx, "name") else None, as_json, given)
         else:
             run_train(task, task_args, engine_args, as_json=as_json, check=extra_check)
 
@@ -278,13 +285,31 @@ def run_train(
     _fit(TrainConfig(task=task, **engine_args, task_args=task_args), None, as_json)
 
 
-def resume_run(task: str, project: Path, name: str | None, as_json: bool = False) -> None:
+# Options beside --resume: where the run is (what finds it, or is moot), and those it applies (more epochs extend
+# the run; the others change where and how fast it runs, not what it computes).
+_PLACE = ("name", "project", "exist_ok")
+_RESUMABLE = ("epochs", "device", "workers", "threads")
+
+
+def resume_run(
+    task: str, project: Path, name: str | None, as_json: bool = False, given: dict[Field, Any] | None = None
+) -> None:
     """`train --resume`: continue runs/<task>/<name>/last.pt (the latest run without a name) with the task
-    arguments and engine options saved in its config.yaml."""
+    arguments and engine options saved in its config.yaml. `given` holds the options given beside --resume (task
+    and engine fields): the `_RESUMABLE` ones are applied, any other that differs from the run's is refused."""
     from mmkit.engine import TrainConfig
 
     last = resume_target(project, task, name)
-    _fit(TrainConfig.load(last.parent / "config.yaml"), last, as_json)
+    cfg = TrainConfig.load(last.parent / "config.yaml")
+    given = given or {}
+    saved = {**cfg.to_dict(), **cfg.task_args}
+    fixed = [flags_of(f)[0] for f, v in given.items() if f.name not in _RESUMABLE and v != saved.get(f.name)]
+    if fixed:
+        raise MMKitError(
+            f"{last.parent}: --resume continues the run with its own options; {', '.join(fixed)} cannot change "
+            f"(--epochs can, to extend it)"
+        )
+    _fit(cfg.replace(**{f.name: v for f, v in given.items() if f.name in _RESUMABLE}), last, as_json)
 
 
 def _fit(cfg: Any, last: Path | None, as_json: bool) -> None:
@@ -299,7 +324,9 @@ def _fit(cfg: Any, last: Path | None, as_json: bool) -> None:
 def resume_target(project: Path, task: str, name: str | None) -> Path:
     """The last.pt to resume: runs/<task>/<name>/last.pt, or the most recently written one of the task."""
     if name:
-        p = Path(project) / task / name / "last.pt"
+        from mmkit.engine.logger import check_run_name
+
+        p = Path(project) / task / check_run_name(name) / "last.pt"
         if not p.is_file():
             raise MMKitError(f"{p}: no checkpoint to resume")
         return p

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -368,6 +368,14 @@ def _write_split(
     return images, annotations
 
 
+def check_new_splits(out_dir: Path, splits: Iterable[str]) -> None:
+    """An MMKitError when ``out_dir/images/<split>`` of one of ``splits`` already holds files."""
+    for name in splits:
+        image_dir = Path(out_dir) / "images" / name
+        if image_dir.is_dir() and any(image_dir.iterdir()):
+            raise MMKitError(f"{image_dir}: already exists and is not empty (choose another --out)")
+
+
 def write_detection_dataset(
     dataset: Dataset | Mapping[str, Dataset],
     out_dir: str | os.PathLike,
@@ -396,10 +404,8 @@ def write_detection_dataset(
         if classes is None:
             raise MMKitError(f"{out_dir}: class names are needed to write a detection dataset")
     out_dir = Path(out_dir)
-    for name in splits:
-        image_dir = out_dir / "images" / name
-        if not overwrite and image_dir.is_dir() and any(image_dir.iterdir()):
-            raise MMKitError(f"{image_dir}: already exists and is not empty (choose another --out)")
+    if not overwrite:
+        check_new_splits(out_dir, splits)
     for name, data in splits.items():
         images, annotations = _write_split(data, out_dir, name, format, image_format)
         if format == "coco":

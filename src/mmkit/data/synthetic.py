@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mmkit.data.detection import DetectionData, write_detection_dataset
+from mmkit.data.detection import DetectionData, check_new_splits, write_detection_dataset
 from mmkit.data.drawing import (
     ALPHA_THRESHOLD,
     DIGIT_SPLITS,
@@ -36,6 +36,8 @@ from mmkit.data.drawing import (
     scene_rng,
     shape_mask,
 )
+from mmkit.data.formats.yolo import write_data_yaml
+from mmkit.data.output_folder import staged_output
 
 __all__ = [
     "ALPHA_THRESHOLD",
@@ -234,9 +236,14 @@ def write_synthetic_detection(
         "train": make_detection_scenes(n, seed, img_size, digit_split="train"),
         "val": make_detection_scenes(max(1, n // 10), seed, img_size, digit_split="val"),
     }
-    return write_detection_dataset(
-        splits, out_dir, format=format, classes=DETECTION_CLASSES, image_format=image_format
-    )
+    out = Path(out_dir)
+    check_new_splits(out, splits)
+    with staged_output(out) as partial:
+        write_detection_dataset(
+            splits, partial, format=format, classes=DETECTION_CLASSES, image_format=image_format
+        )
+        (partial / "data.yaml").unlink(missing_ok=True)  # written last, into `out`: its 'path' is that folder
+    return write_data_yaml(out, splits, DETECTION_CLASSES) if format == "yolo" else out
 
 
 def load_digit_scenes(name: str, val_split: float = 0.1, seed: int = 0) -> DetectionData:

@@ -30,6 +30,7 @@ from PIL import Image
 
 from mmkit.data.drawing import check_scene_index, digit_mask, digit_pool, paint, scene_rng, shape_mask
 from mmkit.data.formats.captions import CaptionedImage, write_coco_captions, write_paragraphs
+from mmkit.data.output_folder import staged_output
 
 SHAPES = ("circle", "square", "triangle")
 KINDS = SHAPES + tuple(str(d) for d in range(10))
@@ -341,15 +342,16 @@ def write_synthetic_captions(out_dir: str | Path, n: int = 1000, seed: int = 0, 
     ``annotations/captions_<split>.json`` (COCO captions) and ``annotations/paragraphs_<split>.json``.
     Returns ``out_dir``; the same arguments write the same bytes."""
     out = Path(out_dir)
-    images = out / "images"
-    images.mkdir(parents=True, exist_ok=True)
-    for split, scenes in caption_splits(n, seed, img_size).items():
-        items = []
-        for i in range(len(scenes)):
-            item = scenes[i]
-            item.path = images / f"{split}_{i:06d}.png"
-            Image.fromarray(scenes.image(i)).save(item.path)
-            items.append(item)
-        write_coco_captions(out / "annotations" / f"captions_{split}.json", items, images)
-        write_paragraphs(out / "annotations" / f"paragraphs_{split}.json", items)
+    with staged_output(out) as partial:
+        images = partial / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        for split, scenes in caption_splits(n, seed, img_size).items():
+            items = []
+            for i in range(len(scenes)):
+                item = scenes[i]
+                item.path = images / f"{split}_{i:06d}.png"
+                Image.fromarray(scenes.image(i)).save(item.path)
+                items.append(item)
+            write_coco_captions(partial / "annotations" / f"captions_{split}.json", items, images)
+            write_paragraphs(partial / "annotations" / f"paragraphs_{split}.json", items)
     return out

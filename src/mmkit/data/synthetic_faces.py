@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from mmkit.data.formats.pairs import image_name, sample_pairs, write_pairs
-from mmkit.data.output_folder import claim_output_folder
+from mmkit.data.output_folder import claim_output_folder, staged_output
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -528,14 +527,6 @@ def _write_identity(folder: Path, seed: int, identity: int, name: str, images: i
         image.save(folder / image_name(name, k + 1, ".png"), format="PNG")
 
 
-def _prepare(out: Path) -> None:
-    """Refuse a folder that holds anything but a previous output; clear what a previous output wrote."""
-    if claim_output_folder(out, README_MARKER, "mmkit data synth identities"):
-        for entry in ("train", "test"):
-            shutil.rmtree(out / entry, ignore_errors=True)
-        (out / "pairs.txt").unlink(missing_ok=True)
-
-
 def make_identities(
     out: Path,
     n_identities: int = 300,
@@ -564,47 +555,47 @@ def make_identities(
     n_test = max(2, round(test_fraction * n_identities)) if test_fraction > 0 else 0
     if n_test >= n_identities:
         raise MMKitError(f"{n_identities} identities leave none for training after {n_test} test identities")
-    _prepare(out)
+    claim_output_folder(out, README_MARKER, "mmkit data synth identities")
     start = time.perf_counter()
     settings = f"seed {seed}, {n_identities} identities x {images_per_identity} images, {size} px, "
     settings += f"test fraction {test_fraction}"
-    (out / "README.txt").write_text(f"{README_MARKER}\n(incomplete) {settings}\n", encoding="utf-8")
     order = np.random.default_rng((seed, _STREAM_SPLIT)).permutation(n_identities)
     test_ids = sorted(int(i) for i in order[:n_test])
     test_set = set(test_ids)
     names = {i: identity_name(i, n_identities) for i in range(n_identities)}
-    folders = [out / ("test" if i in test_set else "train") for i in range(n_identities)]
-    jobs = [(folders[i], seed, i, names[i], images_per_identity, size) for i in range(n_identities)]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            chunk = max(1, len(jobs) // (4 * workers))
-            list(pool.map(_write_identity, *zip(*jobs, strict=True), chunksize=chunk))
-    else:
-        for job in jobs:
-            _write_identity(*job)
-    seconds = time.perf_counter() - start
-    n_pairs, per_fold, disjoint = 0, 0, False
-    if n_test:
-        counts = {names[i]: images_per_identity for i in test_ids}
-        rng = np.random.default_rng((seed, _STREAM_PAIRS))
-        rows, per_fold, disjoint = sample_pairs(counts, n_pairs_folds, pairs_per_fold, rng)
-        if per_fold < pairs_per_fold:
-            logger.warning(
-                "pairs.txt: %d pairs per fold asked, the test set gives %d", pairs_per_fold, per_fold
-            )
-        write_pairs(out / "pairs.txt", rows, n_pairs_folds, per_fold)
-        n_pairs = len(rows)
-    n_images = n_identities * images_per_identity
-    n_train = n_identities - n_test
-    summary = {
-        "out": str(out), "seed": seed, "size": size, "identities": n_identities, "train_identities": n_train,
-        "test_identities": n_test, "images_per_identity": images_per_identity,
-        "train_images": n_train * images_per_identity, "test_images": n_test * images_per_identity,
-        "folds": n_pairs_folds if n_test else 0, "pairs_per_fold": per_fold, "pairs": n_pairs,
-        "identity_disjoint_folds": disjoint, "seconds": round(seconds, 3),
-        "images_per_s": round(n_images / max(seconds, 1e-9), 1),
-    }  # fmt: skip
-    (out / "README.txt").write_text(_readme(settings, summary), encoding="utf-8")
+    with staged_output(out, replaces=("train", "test", "pairs.txt")) as partial:
+        folders = [partial / ("test" if i in test_set else "train") for i in range(n_identities)]
+        jobs = [(folders[i], seed, i, names[i], images_per_identity, size) for i in range(n_identities)]
+        if workers > 1:
+            with ProcessPoolExecutor(workers) as pool:
+                chunk = max(1, len(jobs) // (4 * workers))
+                list(pool.map(_write_identity, *zip(*jobs, strict=True), chunksize=chunk))
+        else:
+            for job in jobs:
+                _write_identity(*job)
+        seconds = time.perf_counter() - start
+        n_pairs, per_fold, disjoint = 0, 0, False
+        if n_test:
+            counts = {names[i]: images_per_identity for i in test_ids}
+            rng = np.random.default_rng((seed, _STREAM_PAIRS))
+            rows, per_fold, disjoint = sample_pairs(counts, n_pairs_folds, pairs_per_fold, rng)
+            if per_fold < pairs_per_fold:
+                logger.warning(
+                    "pairs.txt: %d pairs per fold asked, the test set gives %d", pairs_per_fold, per_fold
+                )
+            write_pairs(partial / "pairs.txt", rows, n_pairs_folds, per_fold)
+            n_pairs = len(rows)
+        n_images = n_identities * images_per_identity
+        n_train = n_identities - n_test
+        summary = {
+            "out": str(out), "seed": seed, "size": size, "identities": n_identities, "train_identities": n_train,
+            "test_identities": n_test, "images_per_identity": images_per_identity,
+            "train_images": n_train * images_per_identity, "test_images": n_test * images_per_identity,
+            "folds": n_pairs_folds if n_test else 0, "pairs_per_fold": per_fold, "pairs": n_pairs,
+            "identity_disjoint_folds": disjoint, "seconds": round(seconds, 3),
+            "images_per_s": round(n_images / max(seconds, 1e-9), 1),
+        }  # fmt: skip
+        (partial / "README.txt").write_text(_readme(settings, summary), encoding="utf-8")
     logger.info("wrote %d images of %d identities in %.1f s", n_images, n_identities, seconds)
     return summary
 

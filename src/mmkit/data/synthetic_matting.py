@@ -38,6 +38,7 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from mmkit.data.drawing import background, digit_pool, mnist_digits
+from mmkit.data.output_folder import staged_output
 from mmkit.data.photo_pairs import photo_regions
 from mmkit.errors import MMKitError
 
@@ -307,8 +308,9 @@ def write_synthetic_matting(
 
     out = Path(out)
     train, test = matting_splits(n_train, n_test, seed)
-    write_matting_folder(train, out / "train")
-    write_matting_folder(test, out / "test")
+    with staged_output(out) as partial:
+        write_matting_folder(train, partial / "train")
+        write_matting_folder(test, partial / "test")
     return out
 
 

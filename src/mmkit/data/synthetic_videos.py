@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from mmkit.data.drawing import background, digit_pool, mnist_digits, pick_color
+from mmkit.data.output_folder import staged_output
 from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
@@ -302,21 +303,20 @@ def write_videos(
     from mmkit.data.formats.video import write_video  # PyAV takes 0.16 s to import; only writing needs it
 
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise MMKitError(f"{out}: exists and is not a folder")
     if size % 2 or size < 16 or frames < 2:
         raise MMKitError(
             f"{out}: need an even --size >= 16 (H.264 yuv420p) and --frames >= 2, got {size}, {frames}"
         )
     began = time.perf_counter()
-    for split, count in (("train", n_train), ("test", n_test)):
-        for first in range(0, count, _CHUNK):
-            clips, labels, _ = motion_clips(
-                min(_CHUNK, count - first), frames, size, seed, split, start=first
-            )
-            for offset, (clip, label) in enumerate(zip(clips, labels.tolist(), strict=True)):
-                write_video(out / split / MOTIONS[label] / f"{first + offset:05d}.mp4", clip, fps=fps)
-        logger.info("%s: %d clips -> %s", split, count, out / split)
+    with staged_output(out) as partial:
+        for split, count in (("train", n_train), ("test", n_test)):
+            for first in range(0, count, _CHUNK):
+                clips, labels, _ = motion_clips(
+                    min(_CHUNK, count - first), frames, size, seed, split, start=first
+                )
+                for offset, (clip, label) in enumerate(zip(clips, labels.tolist(), strict=True)):
+                    write_video(partial / split / MOTIONS[label] / f"{first + offset:05d}.mp4", clip, fps=fps)
+            logger.info("%s: %d clips written", split, count)
     seconds = time.perf_counter() - began
     return {
         "out": str(out),

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from mmkit.data.formats.youtube8m import dequantize_features, quantize_features, write_records
-from mmkit.data.output_folder import claim_output_folder
+from mmkit.data.output_folder import claim_output_folder, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -133,14 +133,6 @@ def _videos(world: World, split: str, n: int, frames: int, level: str, seed: int
             yield {"id": vid, "labels": labels, "rgb": rgb_q.mean(0), "audio": audio_q.mean(0)}
 
 
-def _prepare(out: Path) -> None:
-    """Make `out` ready: new, empty, or a previous output of this generator (whose shards are removed)."""
-    if claim_output_folder(out, README_MARKER, "mmkit data synth yt8m"):
-        for split in _STREAM_SPLIT:
-            for old in (out / split).glob("*.tfrecord"):
-                old.unlink()
-
-
 def write_synthetic_yt8m(
     out: Path,
     *,
@@ -162,39 +154,39 @@ def write_synthetic_yt8m(
         raise ValueError("videos, frames, rgb_dim and per_shard must be >= 1, classes >= 2, audio_dim >= 0")
     t0 = time.perf_counter()
     out = Path(out)
-    _prepare(out)
+    claim_output_folder(out, README_MARKER, "mmkit data synth yt8m")
     settings = f"{level} level, seed {seed}, {videos} videos, {classes} classes, {frames} frames, {rgb_dim}+{audio_dim}"
-    (out / "README.txt").write_text(f"{README_MARKER}\n(incomplete) {settings}\n", encoding="utf-8")
     world = make_world(classes, rgb_dim, audio_dim, seed)
     sizes = {"train": videos, "validate": max(1, videos // 5)}
     summary: dict[str, Any] = {"out": str(out), "level": level, "classes": classes, "frames": frames}
     summary |= {"rgb_dim": rgb_dim, "audio_dim": audio_dim, "seed": seed, "shards": {}}
     label_counts = np.zeros(classes, np.int64)
-    for split, n in sizes.items():
-        folder = out / split
-        folder.mkdir(parents=True, exist_ok=True)
-        stream = _videos(world, split, n, frames, level, seed)
-        shards = []
-        for k in range(0, n, per_shard):
-            chunk = [next(stream) for _ in range(min(per_shard, n - k))]
-            if split == "train":
-                for rec in chunk:
-                    label_counts[rec["labels"]] += 1
-            path = folder / f"{split}{len(shards):04d}.tfrecord"
-            write_records(path, chunk, level)
-            shards.append(path.name)
-        summary[split] = n
-        summary["shards"][split] = shards
-    with open(out / "vocabulary.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["Index", "Name"])
-        w.writerows([c, f"class_{c:02d}"] for c in range(classes))
-    (out / "README.txt").write_text(
-        f"{README_MARKER}\nWritten by mmkit.data.synthetic_yt8m.write_synthetic_yt8m: {settings}.\n"
-        "Same arguments -> identical files. Read with mmkit.data.formats.youtube8m (read_records, "
-        "YouTube8MDataset).\n",
-        encoding="utf-8",
-    )
+    with staged_output(out, replaces=tuple(_STREAM_SPLIT)) as partial:
+        for split, n in sizes.items():
+            folder = partial / split
+            folder.mkdir(parents=True, exist_ok=True)
+            stream = _videos(world, split, n, frames, level, seed)
+            shards = []
+            for k in range(0, n, per_shard):
+                chunk = [next(stream) for _ in range(min(per_shard, n - k))]
+                if split == "train":
+                    for rec in chunk:
+                        label_counts[rec["labels"]] += 1
+                path = folder / f"{split}{len(shards):04d}.tfrecord"
+                write_records(path, chunk, level)
+                shards.append(path.name)
+            summary[split] = n
+            summary["shards"][split] = shards
+        with open(partial / "vocabulary.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["Index", "Name"])
+            w.writerows([c, f"class_{c:02d}"] for c in range(classes))
+        (partial / "README.txt").write_text(
+            f"{README_MARKER}\nWritten by mmkit.data.synthetic_yt8m.write_synthetic_yt8m: {settings}.\n"
+            "Same arguments -> identical files. Read with mmkit.data.formats.youtube8m (read_records, "
+            "YouTube8MDataset).\n",
+            encoding="utf-8",
+        )
     summary["train_label_counts"] = label_counts.tolist()
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     logger.info(

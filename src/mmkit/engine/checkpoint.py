@@ -1,9 +1,12 @@
-"""Checkpoints: written atomically, read with `weights_only=True`, refused with one clear line when they are not ours."""
+"""Checkpoints: written atomically with a checksum of their content, read with `weights_only=True`, refused with one
+clear line when they are not ours or changed since they were written."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,8 +22,11 @@ VERSION = 1
 def save_checkpoint(obj: dict[str, Any], path: str | os.PathLike) -> Path:
     """Write to a temporary file in the same directory, flush it to disk, then rename over the target.
 
-    A crash at any point leaves either the old file or the new one, never a torn one."""
+    A crash at any point leaves either the old file or the new one, never a torn one. An mmkit checkpoint (a dict
+    with our `format`) gets a `checksum` of its content, checked on loading."""
     path = Path(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        obj = {**{k: v for k, v in obj.items() if k != "checksum"}, "checksum": content_checksum(obj)}
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -47,8 +53,7 @@ def load_checkpoint(
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe or corrupt pickle"
-        raise MMKitError(f"{path}: refused to load, not a safe checkpoint ({first[:160]})") from e
+        raise MMKitError(f"{path}: refused to load, not a safe checkpoint ({_unsafe_reason(e)})") from e
     except Exception as e:  # zip errors, EOF, bad magic, unpickler stack errors on random bytes, ...
         text = str(e).strip()
         reason = f"{type(e).__name__}: {text.splitlines()[0][:160]}" if text else type(e).__name__
@@ -61,7 +66,46 @@ def load_checkpoint(
         )
     if obj.get("version", 0) > VERSION:
         raise MMKitError(f"{path}: written by a newer mmkit (checkpoint version {obj['version']})")
+    if "checksum" in obj and obj["checksum"] != content_checksum(obj):  # checkpoints of older mmkit have none
+        raise MMKitError(f"{path}: corrupt checkpoint (changed since it was written: checksum mismatch)")
     return obj
+
+
+def content_checksum(obj: Any) -> str:
+    """SHA-256 of a checkpoint's content: every tensor's dtype, shape and bytes, and every other value's repr, in
+    order, under its key; a top-level `checksum` entry is left out."""
+    h = hashlib.sha256()
+    _digest(h, {k: v for k, v in obj.items() if k != "checksum"})
+    return h.hexdigest()
+
+
+def _digest(h: Any, obj: Any) -> None:
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"tensor {t.dtype} {tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            h.update(f"{k!r}=".encode())
+            _digest(h, v)
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _digest(h, v)
+        h.update(b"]")
+    else:
+        h.update(f"{obj!r};".encode())
+
+
+def _unsafe_reason(e: pickle.UnpicklingError) -> str:
+    """What torch's refusal says: the global it would not import (its wording varies across versions), else its
+    first line."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e))
+    refused = re.search(r"GLOBAL\s+([\w.]+)", text)
+    if refused:
+        return f"it would import {refused.group(1)}, which is not allowed"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "unsafe or corrupt pickle")
+    return first[:160]
 
 
 def load_task_checkpoint(

@@ -10,7 +10,17 @@ import os
 import time
 from pathlib import Path
 
+from mmkit.errors import MMKitError
+
 log = logging.getLogger(__name__)
+
+
+def check_run_name(name: str) -> str:
+    """`name`, when it is one folder name (the <name> of runs/<task>/<name>); anything that would lead elsewhere
+    ('/', '..', an absolute path) is an MMKitError."""
+    if name in ("", ".", "..") or Path(name).name != name or "\0" in name:
+        raise MMKitError(f"--name {name!r}: a run name is one folder name (no '/', '..' or absolute path)")
+    return name
 
 
 def next_run_dir(project: str | os.PathLike, task: str, name: str, exist_ok: bool = False) -> Path:

@@ -117,6 +117,15 @@ def build_scheduler(
     )
 
 
+def load_scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler, state: dict) -> None:
+    """Load a checkpoint's scheduler state but keep the length of the schedule `scheduler` was built with, so that
+    a resumed run given more epochs stretches its schedule to them (a LambdaLR saves no length; a OneCycleLR saves
+    its length and phases, put back here)."""
+    length = {k: v for k, v in vars(scheduler).items() if k in ("total_steps", "_schedule_phases")}
+    scheduler.load_state_dict(state)
+    vars(scheduler).update(length)
+
+
 def init_weights(model: nn.Module, name: str) -> None:
     """Re-initialize conv and linear weights: `xavier` (Glorot uniform) or `he` (Kaiming normal, fan_out, ReLU)."""
     if name not in INITS:

@@ -6,6 +6,7 @@ import gc
 import logging
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from mmkit.console import console
 from mmkit.engine import checkpoint as ckpt_io
 from mmkit.engine.config import TrainConfig
-from mmkit.engine.logger import RunLogger, next_run_dir
-from mmkit.engine.optim import build_scheduler, init_weights
+from mmkit.engine.logger import RunLogger, check_run_name, next_run_dir
+from mmkit.engine.optim import build_scheduler, init_weights, load_scheduler_state
 from mmkit.engine.runtime import (
     Runtime,
     get_rng_state,
@@ -29,7 +30,7 @@ from mmkit.engine.runtime import (
     teardown_runtime,
 )
 from mmkit.engine.task import Task
-from mmkit.errors import MMKitError, TrainingDiverged
+from mmkit.errors import Interrupted, MMKitError, TrainingDiverged
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Trainer:
         self.resume_path = Path(resume) if resume else None
         self.rt: Runtime | None = None
         self.global_step = 0
+        self.saved_epoch: int | None = None  # the epoch run_dir/last.pt holds
 
     # ----------------------------------------------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -157,6 +159,8 @@ class Trainer:
             )
         if cfg.accumulate < 1:
             raise MMKitError("--accumulate must be at least 1")
+        if self.resume_path is None:
+            check_run_name(cfg.name)
 
         # Run directory: decided on rank 0, shared with the others.
         run_dir = None
@@ -210,7 +214,11 @@ class Trainer:
         monitor, mode = task.monitor
         best_value, best_epoch, bad_epochs, start_epoch = None, None, 0, 0
         if resume_state is not None:
-            start_epoch = self._load_state(resume_state, rt)
+            start_epoch = self.saved_epoch = self._load_state(resume_state, rt)
+            if start_epoch > cfg.epochs:
+                raise MMKitError(
+                    f"{self.resume_path}: holds {start_epoch} epochs, more than the {cfg.epochs} asked (--epochs)"
+                )
             best = resume_state.get("best", {})
             best_value, best_epoch = best.get("value"), best.get("epoch")
             bad_epochs = resume_state.get("bad_epochs", 0)
@@ -220,13 +228,18 @@ class Trainer:
 
         logger = None
         if rt.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(run_dir / "config.yaml")
-            logger = RunLogger(run_dir, start_epoch=start_epoch)
+            with _writing(run_dir):
+                run_dir.mkdir(parents=True, exist_ok=True)
+                # temporary files of writes that a killed run (kill -9) never finished
+                for leftover in run_dir.glob("*.tmp"):
+                    leftover.unlink()
+                cfg.save(run_dir / "config.yaml")
+                logger = RunLogger(run_dir, start_epoch=start_epoch)
 
         last_metrics: dict[str, float] = {}
         stopped_early = False
         progress = self._progress_bar(rt)
+        epoch = start_epoch
         try:
             with progress or _null():
                 for epoch in range(start_epoch, cfg.epochs):
@@ -258,12 +271,15 @@ class Trainer:
                     task.on_epoch_end(epoch + 1, run_dir if rt.is_main else None, rt)
                     rng = rt.gather_objects(get_rng_state())
                     if rt.is_main:
-                        logger.log_epoch(epoch + 1, metrics)
-                        state = self._state(epoch + 1, metrics, best_value, best_epoch, bad_epochs, rng)
-                        ckpt_io.save_checkpoint(state, run_dir / "last.pt")
-                        if improved:
-                            ckpt_io.save_checkpoint(_weights_only(state), run_dir / "best.pt")
                         log.info("epoch %d/%d  %s", epoch + 1, cfg.epochs, _fmt(metrics))
+                        with _writing(run_dir):
+                            logger.log_epoch(epoch + 1, metrics)
+                            state = self._state(epoch + 1, metrics, best_value, best_epoch, bad_epochs, rng)
+                            if improved:
+                                ckpt_io.save_checkpoint(_weights_only(state), run_dir / "best.pt")
+                            # last.pt last: what an interrupted run reports it kept is then on disk
+                            ckpt_io.save_checkpoint(state, run_dir / "last.pt")
+                    self.saved_epoch = epoch + 1
                     if cfg.patience is not None and bad_epochs >= cfg.patience:
                         stopped_early = True
                         if rt.is_main:
@@ -271,7 +287,11 @@ class Trainer:
                         break
             if rt.is_main and last_metrics:
                 logger.plot()
-                self._write_report(run_dir, rt)
+                with _writing(run_dir):
+                    self._write_report(run_dir, rt)
+        except KeyboardInterrupt:
+            kept = self._kept() + ("; --resume continues it" if self.saved_epoch else "")
+            raise Interrupted(f"interrupted in epoch {epoch + 1}/{cfg.epochs}; {kept}") from None
         finally:
             if logger is not None:
                 logger.close()
@@ -359,15 +379,9 @@ class Trainer:
                 if loss_sum is not None:
                     value = float(loss_sum)  # the only host sync: every log_every steps
                     if not math.isfinite(value):
-                        where = self.run_dir / "last.pt"
-                        kept = (
-                            f"last good checkpoint: {where}"
-                            if where.exists()
-                            else "no checkpoint was written yet"
-                        )
                         raise TrainingDiverged(
                             f"loss became {value} at epoch {epoch + 1}, step {window_start + 1}-{i + 1}; "
-                            f"training stopped ({kept})"
+                            f"training stopped ({self._kept()})"
                         )
                     if bar is not None:
                         progress.update(
@@ -430,6 +444,12 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         self.schedulers[name].step()
 
+    def _kept(self) -> str:
+        """What a stopped run leaves behind: its last checkpoint, if it wrote one."""
+        if self.saved_epoch is None:
+            return "no checkpoint was written yet"
+        return f"kept {self.run_dir / 'last.pt'} of epoch {self.saved_epoch}"
+
     # ----------------------------------------------------------------------------------------------------------------
     def _state(self, epoch, metrics, best_value, best_epoch, bad_epochs, rng) -> dict[str, Any]:
         raw = self.raw_modules
@@ -464,7 +484,7 @@ class Trainer:
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
-            s.load_state_dict(state["schedulers"][k])
+            load_scheduler_state(s, state["schedulers"][k])
         for k, s in self.scalers.items():
             s.load_state_dict(state["scalers"][k])
         self.global_step = state.get("global_step", 0)
@@ -511,6 +531,16 @@ class Trainer:
         write_report(
             run_dir / "report.html", f"mmkit {cfg.task}: {run_dir.name}", sections, subtitle=str(run_dir)
         )
+
+
+@contextmanager
+def _writing(run_dir: Path):
+    """Turn a failure to write into the run folder (read-only, not a folder, disk full) into one line naming it."""
+    try:
+        yield
+    except OSError as e:
+        detail = f"{e.strerror}: {e.filename}" if e.strerror and e.filename else str(e)
+        raise MMKitError(f"{run_dir}: cannot write the run folder ({detail})") from e
 
 
 class _null:
