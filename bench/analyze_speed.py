@@ -12,7 +12,6 @@ included) and the steady rate, N / (total − model loading), the loading timed 
 
 from __future__ import annotations
 
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import skimage.data
 import torch
-from common import base_parser, environment, print_table, set_threads, sync, write_result
+from common import base_parser, environment, parse_args, print_table, save_result, sync
 from PIL import Image
 
 from mmkit.apps.analyze import analyze, load_models
@@ -55,9 +54,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--workers", type=int, default=None, help="decoding threads (default: analyze's, up to 4)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    set_threads(args.threads)
+    args = parse_args(p)
     n = 50 if args.quick else args.photos
     device = torch.device(args.device)
     env = environment(device, args.threads if device.type == "cpu" else None)
@@ -109,22 +106,16 @@ def main() -> None:
             ]
         ],
         title=f"mmkit analyze, {env['device']}, torch {env['torch']}"
-        + (f", {args.threads} threads" if device.type == "cpu" else "")
-        + (" (quick)" if args.quick else ""),
-    )
-    name = f"analyze_speed_{device.type}"
-    path = write_result(
-        name,
-        {
-            "benchmark": name,
-            "quick": args.quick,
-            "environment": env,
-            "settings": {"batch_size": args.batch_size, "workers": args.workers, "sides": SIDES, **photos},
-            "result": row,
-        },
+        + (f", {args.threads} threads" if device.type == "cpu" else ""),
         quick=args.quick,
     )
-    print(f"wrote {path}")
+    save_result(
+        f"analyze_speed_{device.type}",
+        env,
+        quick=args.quick,
+        settings={"batch_size": args.batch_size, "workers": args.workers, "sides": SIDES, **photos},
+        result=row,
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Target (issue 6): on held-out synthetic scenes, BLEU-4 >= 0.5 and CIDEr-D >= 1.5
 nearest-neighbour caption baseline. Data: ``caption-scenes`` (3,000 training scenes, 300 held-out test scenes, 64 px,
 colored digits and shapes in a row or a column; 5 references each; test digits are MNIST images training never
 sees) or ``caption-scenes-large`` (20,000 training scenes, the same test scenes). Each model is
-``Trainer(CaptionTask(...), TrainConfig(...)).fit()`` (what ``mmkit caption train`` does), then
+trained with the task's recipe for ``caption-scenes`` (``mmkit.tasks.caption.options.RECIPES``: what
+``mmkit caption train --data caption-scenes`` runs; Show-and-Tell with the same settings), then
 ``mmkit.tasks.caption.evaluate`` on best.pt with beam 3. BLEU on the 0-1 scale; CIDEr-D as coco-caption computes it.
 
 The nearest-neighbour baseline captions each test image with the first reference of the training image closest to
@@ -16,103 +17,58 @@ it, in raw pixels (32 px, L2), or in the trained encoder's pooled features: a ca
 
 from __future__ import annotations
 
-import csv
-import logging
-import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import (
-    base_parser,
-    environment,
-    load_average,
-    print_table,
-    recipe_overrides,
-    set_threads,
-    write_result,
-)
+from common import base_parser, environment, parse_args, print_table, save_result
+from training import recipe_config, recipe_record, runs_dir, settings, train
 
 from mmkit.data.captions import load_caption_data
-from mmkit.engine import TrainConfig, Trainer
 from mmkit.metrics.captioning import score
-from mmkit.tasks.caption import CaptionTask, evaluate, load_captioner
+from mmkit.tasks.caption import evaluate, load_captioner
+
+DATA = "caption-scenes"  # the task's recipe for it trains every model (--set data=caption-scenes-large: more scenes)
 
 
 @dataclass
-class Recipe:
-    data: str = "caption-scenes"
-    encoder: str = "smallcnn"
-    img_size: int = 64
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 2e-3
-    optimizer: str = "adamw"
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    grad_clip: float = 5.0
-    attention_weight: float = 1.0
+class Bench:
+    """The script's own settings (the training settings are the task's recipe)."""
+
     beam: int = 3
-    max_steps_per_epoch: int | None = None
     target_bleu4: float = 0.5
     target_cider: float = 1.5
 
 
-QUICK = {"epochs": 1, "max_steps_per_epoch": 3}
+QUICK = {"epochs": 1, "max_steps": 3}
 
 
-def train_and_eval(model: str, recipe: Recipe, seed: int, workdir: Path) -> dict[str, Any]:
-    task = CaptionTask(
-        data=recipe.data,
-        model=model,
-        encoder=recipe.encoder,
-        img_size=recipe.img_size,
-        attention_weight=recipe.attention_weight,
+def train_and_eval(
+    model: str, bench: Bench, overrides: dict[str, Any], seed: int, workdir: Path
+) -> dict[str, Any]:
+    t = train(
+        recipe_config(
+            "caption", DATA, model=model, run=f"{model}-s{seed}", workdir=workdir, seed=seed, **overrides
+        )
     )
-    cfg = TrainConfig(
-        task="caption",
-        name=f"{model}-s{seed}",
-        project=str(workdir),
-        epochs=recipe.epochs,
-        batch_size=recipe.batch_size,
-        lr=recipe.lr,
-        optimizer=recipe.optimizer,
-        weight_decay=recipe.weight_decay,
-        schedule=recipe.schedule,
-        warmup=recipe.warmup_epochs,
-        grad_clip=recipe.grad_clip,
-        device="cpu",
-        seed=seed,
-        max_steps=recipe.max_steps_per_epoch,
-    )
-    load_before = load_average()
-    t0 = time.perf_counter()
-    fit = Trainer(task, cfg, progress=False).fit()
-    train_s = time.perf_counter() - t0
-    best = fit.run_dir / "best.pt"
-    m = evaluate(str(best), recipe.data, beam=recipe.beam, device="cpu", out=fit.run_dir / "eval")
-    greedy = evaluate(str(best), recipe.data, beam=1, device="cpu", out=fit.run_dir / "eval-greedy")
-    with (fit.run_dir / "metrics.csv").open() as f:
-        epochs = list(csv.DictReader(f))
+    data = t.task.data
+    m = evaluate(str(t.best), data, beam=bench.beam, device="cpu", out=t.fit.run_dir / "eval")
+    greedy = evaluate(str(t.best), data, beam=1, device="cpu", out=t.fit.run_dir / "eval-greedy")
     return {
         "model": model,
-        "params": sum(p.numel() for p in task.net.parameters()),
-        "vocabulary": len(task.vocab),
-        "train_wall_s": round(train_s, 1),
+        "params": sum(p.numel() for p in t.task.net.parameters()),
+        "vocabulary": len(t.task.vocab),
         "test_images": m["images"],
         **{k: round(m[k], 4) for k in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D")},
         "greedy": {k: round(greedy[k], 4) for k in ("BLEU-4", "CIDEr-D")},
-        "best_epoch": fit.best_epoch,
-        "epoch_s": [round(float(r["time"]), 1) for r in epochs],
-        "val_cider": [round(float(r["val/CIDEr-D"]), 3) for r in epochs],
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "weights": best,
+        "val_cider": t.curve("val/CIDEr-D", 3),
+        **t.record(),
+        "recipe": recipe_record(t.cfg),
+        "weights": t.best,
     }
 
 
@@ -189,74 +145,58 @@ def speed(weights: Path, quick: bool) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    p = base_parser(__doc__.split("\n\n")[0])
-    p.add_argument("--seed", type=int, default=0)
+    p = base_parser(__doc__.split("\n\n")[0], training=True)
     p.add_argument("--models", default="show-attend-tell,show-tell")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field"
-    )
-    p.add_argument("--keep-runs", type=Path, help="keep the run directories here (default: a temporary one)")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    set_threads(args.threads)
-    recipe = replace(Recipe(), **{**(QUICK if args.quick else {}), **recipe_overrides(Recipe, args.set)})
+    args = parse_args(p)
+    bench, overrides = settings(Bench(), args.set, QUICK if args.quick else None)
     env = environment("cpu", args.threads)
     results: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="mmkit-bench-") as tmp:
+    with runs_dir(args.keep_runs) as workdir:
         for model in args.models.split(","):
-            results.append(train_and_eval(model, recipe, args.seed, args.keep_runs or Path(tmp)))
+            results.append(train_and_eval(model, bench, overrides, args.seed, workdir))
             r = results[-1]
             print(
                 f"{model}: BLEU-4 {r['BLEU-4']} CIDEr-D {r['CIDEr-D']} in {r['train_wall_s']} s", flush=True
             )
         attn = next((r for r in results if r["model"] == "show-attend-tell"), None)
         weights = (attn or results[0])["weights"]
-        baseline = nearest_neighbour(recipe.data, weights, args.quick)
+        data = results[0]["recipe"]["data"]
+        baseline = nearest_neighbour(data, weights, args.quick)
         rates = speed(weights, args.quick)
     for r in results:
         r.pop("weights")
     best_nn = max(b["CIDEr-D"] for b in baseline)
     met = (
         attn is not None
-        and attn["BLEU-4"] >= recipe.target_bleu4
-        and attn["CIDEr-D"] >= recipe.target_cider
+        and attn["BLEU-4"] >= bench.target_bleu4
+        and attn["CIDEr-D"] >= bench.target_cider
         and attn["CIDEr-D"] > best_nn
     )
     headers = ["captioner", "BLEU-1", "BLEU-4", "CIDEr-D", "train s"]
     rows = [
-        [r["model"] + f" (beam {recipe.beam})", r["BLEU-1"], r["BLEU-4"], r["CIDEr-D"], r["train_wall_s"]]
+        [r["model"] + f" (beam {bench.beam})", r["BLEU-1"], r["BLEU-4"], r["CIDEr-D"], r["train_wall_s"]]
         for r in results
     ]
     rows += [
         [f"nearest neighbour: {b['space']}", b["BLEU-1"], b["BLEU-4"], b["CIDEr-D"], "-"] for b in baseline
     ]
-    print_table(
-        headers,
-        rows,
-        title=f"Held-out {recipe.data} test scenes, {env['device']}"
-        + (" (quick: not a real result)" if args.quick else ""),
-    )
+    print_table(headers, rows, title=f"Held-out {data} test scenes, {env['device']}", quick=args.quick)
     print_table(
         ["decoding", "captions/s"], [[r["decoding"], r["captions_per_s"]] for r in rates], title="CPU speed"
     )
     print(
-        f"target: BLEU-4 >= {recipe.target_bleu4} and CIDEr-D >= {recipe.target_cider} with attention, above NN: {'met' if met else 'not met'}"
+        f"target: BLEU-4 >= {bench.target_bleu4} and CIDEr-D >= {bench.target_cider} with attention, above NN: {'met' if met else 'not met'}"
     )
-    path = write_result(
+    save_result(
         "caption_quality",
-        {
-            "benchmark": "caption_quality",
-            "quick": args.quick,
-            "environment": env,
-            "recipe": asdict(recipe),
-            "results": results,
-            "nearest_neighbour": baseline,
-            "speed": rates,
-            "meets_target": met,
-        },
+        env,
         quick=args.quick,
+        bench=asdict(bench),
+        results=results,
+        nearest_neighbour=baseline,
+        speed=rates,
+        meets_target=met,
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

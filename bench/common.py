@@ -1,4 +1,4 @@
-"""Shared helpers for the benchmark scripts: device description, machine load, tables, JSON results.
+"""Shared helpers for the benchmark scripts: command line, device description, machine load, tables, JSON results.
 
 Results go to ``bench/results/<name>.json``; ``--quick`` runs write ``<name>.quick.json`` so that a check that a
 script still works never overwrites a real measurement.
@@ -7,9 +7,9 @@ script still works never overwrites a real measurement.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as _dt
 import json
+import logging
 import os
 import platform
 import statistics
@@ -92,8 +92,9 @@ def environment(device: torch.device | str, threads: int | None = None) -> dict[
     return env
 
 
-def base_parser(description: str) -> argparse.ArgumentParser:
-    """A parser with the options every benchmark shares: --quick and --threads."""
+def base_parser(description: str, *, training: bool = False) -> argparse.ArgumentParser:
+    """A parser with the options every benchmark shares: --quick and --threads; with `training` (a benchmark that
+    trains through the engine) also --seed, --set FIELD=VALUE and --keep-runs."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument(
         "--quick", action="store_true", help="tiny run (under a minute) that checks the script works"
@@ -101,7 +102,28 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument(
         "--threads", type=int, default=2, help="torch intra-op threads (default 2, as in the targets)"
     )
+    if training:
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument(
+            "--set",
+            action="append",
+            default=[],
+            metavar="FIELD=VALUE",
+            help="override a setting: a field of TrainConfig or of the task's options (as `mmkit <task> train` "
+            "names them, e.g. --set lr=1e-3 --set warmup=0.5), or one of the script's own (its targets)",
+        )
+        p.add_argument(
+            "--keep-runs", type=Path, help="keep the run directories here (default: a temporary one)"
+        )
     return p
+
+
+def parse_args(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """The parsed command line, with warnings logged and torch's intra-op threads set to --threads."""
+    args = p.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    set_threads(args.threads)
+    return args
 
 
 def set_threads(threads: int) -> None:
@@ -135,6 +157,14 @@ def write_result(name: str, payload: dict[str, Any], *, quick: bool) -> Path:
     return path
 
 
+def save_result(name: str, env: dict[str, Any], *, quick: bool, **fields: Any) -> Path:
+    """Write ``bench/results/<name>[.quick].json``: the benchmark's name, whether quick, its environment, then
+    `fields`; and say where."""
+    path = write_result(name, {"benchmark": name, "quick": quick, "environment": env, **fields}, quick=quick)
+    print(f"wrote {path}")
+    return path
+
+
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A plain-text table, columns padded to their widest cell; floats get a sensible number of digits."""
 
@@ -156,9 +186,12 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None, *, quick: bool = False
+) -> None:
+    """`format_table` under `title`; a `quick` run's title says that its numbers are not a result."""
     if title:
-        print(f"\n{title}")
+        print(f"\n{title}" + (" (quick: not a real result)" if quick else ""))
     print(format_table(headers, rows))
 
 
@@ -215,23 +248,3 @@ def timed(fn: Callable[[], Any], device: torch.device, warmup: int, iters: int) 
         sync(device)
         times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
-
-
-def recipe_overrides(recipe_type: type, items: Sequence[str]) -> dict[str, Any]:
-    """``--set FIELD=VALUE`` items as a dict of the dataclass's fields, values parsed as YAML (1e-3, true, null)."""
-    import dataclasses
-
-    import yaml
-
-    names = {f.name for f in dataclasses.fields(recipe_type)}
-    overrides: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise SystemExit(f"--set {item}: FIELD must be one of {', '.join(sorted(names))}")
-        parsed = yaml.safe_load(value)
-        if isinstance(parsed, str):  # YAML reads 3e-3 (no dot) as a string
-            with contextlib.suppress(ValueError):
-                parsed = float(parsed)
-        overrides[key] = parsed
-    return overrides

@@ -15,11 +15,10 @@ is about 35 ms per image (29 img/s) on a Titan X.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import torch
-from common import base_parser, environment, print_table, set_threads, timed, write_result
+from common import base_parser, environment, parse_args, print_table, save_result, timed
 
 from mmkit.losses.detection import YOLOv3Loss
 from mmkit.models import get_model
@@ -121,9 +120,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=5)
-    args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    set_threads(args.threads)
+    args = parse_args(p)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -165,15 +162,10 @@ def main() -> None:
             "NMS ms",
         ],
         rows,
-        title=f"detection speed, {env['device']}, torch {env['torch']}" + (" (quick)" if args.quick else ""),
-    )
-    name = f"detect_speed_{device.type}"
-    path = write_result(
-        name,
-        {"benchmark": name, "quick": args.quick, "environment": env, "results": results},
+        title=f"detection speed, {env['device']}, torch {env['torch']}",
         quick=args.quick,
     )
-    print(f"wrote {path}")
+    save_result(f"detect_speed_{device.type}", env, quick=args.quick, results=results)
 
 
 if __name__ == "__main__":

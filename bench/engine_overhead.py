@@ -15,25 +15,26 @@ of a shared machine falls on both alike. Target: engine / plain >= 0.97.
 
 from __future__ import annotations
 
-import logging
-import tempfile
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import StepClock, base_parser, environment, median, print_table, set_threads, write_result
+from common import StepClock, base_parser, environment, median, parse_args, print_table, save_result
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from training import runs_dir, step_config
 
 from mmkit.data import load_classification_data
 from mmkit.data.builtin import fashion_mnist_dir
-from mmkit.engine import Task, TrainConfig, Trainer
+from mmkit.engine import Task, Trainer
 from mmkit.models import get_model
 
 BATCH = 128
 LR = 1e-3
 WEIGHT_DECAY = 1e-4
+# the plain loop's settings, as the engine's options
+ENGINE = {"batch_size": BATCH, "optimizer": "adamw", "lr": LR, "weight_decay": WEIGHT_DECAY, "device": "cpu"}
 
 
 class TensorTask(Task):
@@ -99,20 +100,7 @@ def run_plain(ds: TensorDataset, warmup: int, steps: int, seed: int) -> float:
 def run_engine(ds: TensorDataset, warmup: int, steps: int, seed: int, workdir: Path) -> tuple[float, float]:
     """mmkit's Trainer over the same tensors; returns (steady images/s, wall seconds of the whole fit)."""
     clock = StepClock(warmup, steps)
-    cfg = TrainConfig(
-        task="bench",
-        project=str(workdir),
-        epochs=1,
-        batch_size=BATCH,
-        lr=LR,
-        optimizer="adamw",
-        weight_decay=WEIGHT_DECAY,
-        schedule="constant",
-        device="cpu",
-        workers=0,
-        seed=seed,
-        max_steps_per_epoch=clock.total_steps,
-    )
+    cfg = step_config(workdir, clock.total_steps, seed=seed, **ENGINE)
     t0 = time.perf_counter()
     Trainer(TensorTask(ds, build_smallcnn, clock), cfg, progress=False).fit()
     return clock.images_per_s(BATCH), time.perf_counter() - t0
@@ -123,25 +111,23 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=5, help="repetitions of each loop (default 5)")
     p.add_argument("--warmup", type=int, default=10, help="batches skipped before timing (default 10)")
     p.add_argument("--steps", type=int, default=60, help="batches timed per repetition (default 60)")
-    args = p.parse_args()
+    args = parse_args(p)
     if args.quick:
         args.reps, args.warmup, args.steps = 2, 2, 6
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    set_threads(args.threads)
     env = environment("cpu", args.threads)
 
     dataset, ds = load_tensors(BATCH * (args.warmup + args.steps + 2))
     plain: list[float] = []
     engine: list[float] = []
     fit_s: list[float] = []
-    with tempfile.TemporaryDirectory(prefix="mmkit-bench-") as tmp:
+    with runs_dir(None) as tmp:
         for rep in range(args.reps):
             order = ("plain", "engine") if rep % 2 == 0 else ("engine", "plain")
             for which in order:
                 if which == "plain":
                     plain.append(run_plain(ds, args.warmup, args.steps, seed=rep))
                 else:
-                    ips, wall = run_engine(ds, args.warmup, args.steps, rep, Path(tmp) / f"rep{rep}")
+                    ips, wall = run_engine(ds, args.warmup, args.steps, rep, tmp / f"rep{rep}")
                     engine.append(ips)
                     fit_s.append(wall)
             print(f"rep {rep}: plain {plain[-1]:.0f} img/s, engine {engine[-1]:.0f} img/s")
@@ -171,35 +157,27 @@ def main() -> None:
             ],
         ],
         title=f"smallcnn on {dataset} 28x28, batch {BATCH}, AdamW, fp32, {env['device']}, {args.threads} threads, "
-        f"torch {env['torch']}" + (" (quick: not a real result)" if args.quick else ""),
-    )
-    path = write_result(
-        "engine_overhead",
-        {
-            "benchmark": "engine_overhead",
-            "quick": args.quick,
-            "environment": env,
-            "settings": {
-                "dataset": dataset,
-                "model": "smallcnn",
-                "image_size": 28,
-                "batch_size": BATCH,
-                "optimizer": "adamw",
-                "lr": LR,
-                "weight_decay": WEIGHT_DECAY,
-                "precision": "fp32",
-                "device": "cpu",
-                "threads": args.threads,
-                "reps": args.reps,
-                "warmup_steps": args.warmup,
-                "timed_steps": args.steps,
-                "dataloader": {"num_workers": 0, "drop_last": True, "shuffle": True},
-            },
-            "results": result,
-        },
+        f"torch {env['torch']}",
         quick=args.quick,
     )
-    print(f"wrote {path}")
+    save_result(
+        "engine_overhead",
+        env,
+        quick=args.quick,
+        settings={
+            "dataset": dataset,
+            "model": "smallcnn",
+            "image_size": 28,
+            **ENGINE,
+            "precision": "fp32",
+            "threads": args.threads,
+            "reps": args.reps,
+            "warmup_steps": args.warmup,
+            "timed_steps": args.steps,
+            "dataloader": {"num_workers": 0, "drop_last": True, "shuffle": True},
+        },
+        results=result,
+    )
 
 
 if __name__ == "__main__":

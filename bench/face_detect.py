@@ -14,14 +14,13 @@ copies per call (same-size images share the P-Net pyramid forwards), median of `
 
 from __future__ import annotations
 
-import logging
 import time
 
 import numpy as np
 import skimage.data
 import torch
 import torch.nn.functional as F
-from common import base_parser, environment, print_table, set_threads, sync, timed, write_result
+from common import base_parser, environment, parse_args, print_table, save_result, sync, timed
 
 from mmkit.models.mtcnn import MTCNN, load_mtcnn
 
@@ -96,9 +95,7 @@ def main() -> None:
     p.add_argument("--lfw-size", type=int, default=100, help="lfw_subset images are upsampled to this size")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iters", type=int, default=7)
-    args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    set_threads(args.threads)
+    args = parse_args(p)
     device = torch.device(args.device)
     per_class, batches, warmup, iters = 100, (1, 8), args.warmup, args.iters
     if device.type == "cuda":
@@ -126,7 +123,8 @@ def main() -> None:
             ],
         ]
         + [[f"{name} (faces detected)", 1, r["faces"], "-"] for name, r in q["photos"].items()],
-        title=f"MTCNN detection rates, {env['device']}" + (" (quick)" if args.quick else ""),
+        title=f"MTCNN detection rates, {env['device']}",
+        quick=args.quick,
     )
     s = speed(model, device, batches, warmup, iters)
     print_table(
@@ -135,20 +133,14 @@ def main() -> None:
         title=f"MTCNN speed, {env['device']}, torch {env['torch']}"
         + (f", {args.threads} threads" if device.type == "cpu" else ""),
     )
-    name = f"face_detect_{device.type}"
-    path = write_result(
-        name,
-        {
-            "benchmark": name,
-            "quick": args.quick,
-            "environment": env,
-            "settings": {"min_face_size": 20, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709},
-            "quality": q,
-            "speed": s,
-        },
+    save_result(
+        f"face_detect_{device.type}",
+        env,
         quick=args.quick,
+        settings={"min_face_size": 20, "thresholds": [0.6, 0.7, 0.7], "factor": 0.709},
+        quality=q,
+        speed=s,
     )
-    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

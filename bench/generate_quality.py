@@ -9,123 +9,72 @@ images:
 - the conditional GANs (cGAN, AC-GAN; 10 epochs): samples classified as their label >= 90 % by the same classifier;
 - LapSRN x4 on held-out crops of scikit-image photos (``photo-sr``): PSNR above bicubic by >= 1 dB.
 Speed: generator + discriminator steps per second (batch 64) of DCGAN and WGAN-GP (5 critic steps per generator
-step). Each model is ``Trainer(GenerateTask(...), TrainConfig(...)).fit()`` (what ``mmkit generate train`` does),
-then ``mmkit.tasks.generate.evaluate`` on last.pt.
+step). Each model trains with the task's recipe (``mmkit.tasks.generate.options.RECIPES``: ``fashion-mnist``'s for
+the GANs, ``photo-sr``'s for LapSRN; see ``MODELS`` for what this script changes), then
+``mmkit.tasks.generate.evaluate`` on last.pt.
 
     .venv/bin/python bench/generate_quality.py [--quick] [--models dcgan,wgan-gp,acgan,lapsrn] [--set FIELD=VALUE]
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from common import (
-    base_parser,
-    environment,
-    load_average,
-    print_table,
-    recipe_overrides,
-    set_threads,
-    write_result,
-)
+from common import base_parser, environment, parse_args, print_table, read_result, save_result
+from training import recipe_config, recipe_record, runs_dir, settings, train
 
 from mmkit.data.generation import load_generation_data, to_signed
-from mmkit.engine import TrainConfig, Trainer
 from mmkit.metrics.generation import fid_from_features, kid, naive_gaussian_samples
-from mmkit.tasks.generate import GenerateTask, evaluate, feature_network
+from mmkit.tasks.generate import MODE_SEEKING, evaluate, feature_network
+
+GAN_DATA = "fashion-mnist"  # the GANs' data, and the references' (FID floor, naive generator)
+# Each model: the builtin whose recipe it trains with (mmkit.tasks.generate.options.RECIPES), then what this bench
+# changes. The fashion-mnist recipe is DCGAN's (5 epochs, batch 64, constant lr 2e-4); the other GANs train with
+# it, WGAN-GP at its paper's lr 1e-4 and the conditional GANs for 10 epochs. photo-sr's is LapSRN's.
+MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "dcgan": (GAN_DATA, {}),
+    "wgan-gp": (GAN_DATA, {"lr": 1e-4}),
+    "acgan": (GAN_DATA, {"epochs": 10}),
+    "cgan": (GAN_DATA, {"epochs": 10}),
+    "lapsrn": ("photo-sr", {}),
+}
+QUICK = {"epochs": 1, "max_steps": 3, "crops": 64}
 
 
 @dataclass
-class Recipe:
-    data: str = "fashion-mnist"
-    gan_epochs: int = 5
-    wgan_epochs: int = 5
-    acgan_epochs: int = 10  # cgan and acgan
-    mode_seeking: float | None = None  # the conditional GANs' mode-seeking weight (None: the model's default)
-    seed: int = 0
-    batch_size: int = 64
-    lr: float = 2e-4
-    wgan_lr: float = 1e-4
-    sr_data: str = "photo-sr"
-    sr_epochs: int = 4
-    sr_crops: int = 20000  # random training crops per epoch, drawn on access (flipped and rotated)
-    sr_lr: float = 1e-3
-    sr_batch_size: int = 16
-    sr_features: int = 32  # LapSRN's width (the paper: 64 features, depth 10)
-    sr_depth: int = 5
-    n_eval: int = 10000
-    max_steps_per_epoch: int | None = None
+class Bench:
+    """The script's own settings (the training settings are the task's recipes)."""
+
+    n_eval: int = 10000  # generated samples (and real test images) that FID, KID and IS compare
 
 
-QUICK = {
-    "gan_epochs": 1,
-    "wgan_epochs": 1,
-    "acgan_epochs": 1,
-    "sr_epochs": 1,
-    "sr_crops": 64,
-    "max_steps_per_epoch": 3,
-    "n_eval": 500,
-}
-
-
-def train(
-    model: str, data: str, epochs: int, lr: float, batch: int, recipe: Recipe, workdir: Path
+def train_one(
+    model: str, overrides: dict[str, Any], bench: Bench, seed: int, workdir: Path
 ) -> dict[str, Any]:
-    kwargs = {"features": recipe.sr_features, "depth": recipe.sr_depth} if model == "lapsrn" else {}
-    task = GenerateTask(
-        data=data, model=model, crops=recipe.sr_crops, mode_seeking=recipe.mode_seeking, model_kwargs=kwargs
-    )
-    cfg = TrainConfig(
-        task="generate",
-        name=model,
-        project=str(workdir),
-        epochs=epochs,
-        batch_size=batch,
-        lr=lr,
-        optimizer="adam" if model == "lapsrn" else "adamw",
-        weight_decay=0.0,
-        schedule="cosine" if model == "lapsrn" else "constant",
-        device="cpu",
-        seed=recipe.seed,
-        max_steps=recipe.max_steps_per_epoch,
-    )
-    load_before = load_average()
-    t0 = time.perf_counter()
-    fit = Trainer(task, cfg, progress=False).fit()
-    train_s = time.perf_counter() - t0
-    ev = evaluate(str(fit.run_dir / "last.pt"), n=recipe.n_eval, device="cpu", out=fit.run_dir / "eval")
+    data, changes = MODELS[model]
+    values = {"model": model, **changes, **overrides}
+    t = train(recipe_config("generate", data, run=model, workdir=workdir, seed=seed, **values))
+    ev = evaluate(str(t.fit.run_dir / "last.pt"), n=bench.n_eval, device="cpu", out=t.fit.run_dir / "eval")
     ev.pop("out_dir")
-    steps = fit.epochs * (recipe.max_steps_per_epoch or len(task.dataset.train) // batch)
+    cfg = t.cfg
+    steps = t.fit.epochs * (cfg.max_steps or len(t.task.dataset.train) // cfg.batch_size)
+    seeking = {"mode_seeking": t.task.mode_seeking} if model in MODE_SEEKING else {}
     return {
         "model": model,
-        "data": data,
-        "epochs": fit.epochs,
-        "settings": {"lr": lr, "batch_size": batch, **_model_settings(model, recipe)},
-        "train_wall_s": round(train_s, 1),
-        "steps_per_s": round(steps / train_s, 2),
-        "params": sum(p.numel() for p in task.net.parameters()),
+        "data": t.task.data,
+        "epochs": t.fit.epochs,
+        "settings": {**recipe_record(cfg), **seeking},
+        "steps_per_s": round(steps / t.seconds, 2),
+        "params": sum(p.numel() for p in t.task.net.parameters()),
         "eval": ev,
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
+        **t.record(),
     }
-
-
-def _model_settings(model: str, recipe: Recipe) -> dict[str, Any]:
-    if model == "lapsrn":
-        return {"crops": recipe.sr_crops, "features": recipe.sr_features, "depth": recipe.sr_depth}
-    if model in ("cgan", "acgan"):
-        from mmkit.tasks.generate import MODE_SEEKING
-
-        weight = MODE_SEEKING[model] if recipe.mode_seeking is None else recipe.mode_seeking
-        return {"mode_seeking": weight, "seed": recipe.seed}
-    return {}
 
 
 @torch.no_grad()
@@ -148,52 +97,44 @@ def references(data: str, n: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = base_parser(__doc__.split("\n\n")[0])
+    p = base_parser(__doc__.split("\n\n")[0], training=True)
     p.add_argument("--models", default="dcgan,wgan-gp,acgan,cgan,lapsrn")
-    p.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override a recipe field"
-    )
     p.add_argument(
         "--merge",
         action="store_true",
         help="keep the other models' results of the last run (e.g. to rerun one)",
     )
-    p.add_argument("--keep-runs", type=Path, help="keep the run directories here (default: a temporary one)")
-    args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    set_threads(args.threads)
-    recipe = replace(Recipe(), **{**(QUICK if args.quick else {}), **recipe_overrides(Recipe, args.set)})
+    args = parse_args(p)
+    bench, overrides = settings(
+        Bench(n_eval=500) if args.quick else Bench(), args.set, QUICK if args.quick else None
+    )
     if args.quick:
         os.environ.setdefault("MMKIT_HOME", tempfile.mkdtemp(prefix="mmkit-home-"))
     env = environment("cpu", args.threads)
     t0 = time.perf_counter()
-    refs = references(recipe.data, recipe.n_eval)
+    refs = references(GAN_DATA, bench.n_eval)
     print(f"references ({time.perf_counter() - t0:.0f} s, features: {refs['feature_network']}):", flush=True)
     results = []
-    settings = {
-        "dcgan": (recipe.data, recipe.gan_epochs, recipe.lr, recipe.batch_size),
-        "wgan-gp": (recipe.data, recipe.wgan_epochs, recipe.wgan_lr, recipe.batch_size),
-        "acgan": (recipe.data, recipe.acgan_epochs, recipe.lr, recipe.batch_size),
-        "cgan": (recipe.data, recipe.acgan_epochs, recipe.lr, recipe.batch_size),
-        "lapsrn": (recipe.sr_data, recipe.sr_epochs, recipe.sr_lr, recipe.sr_batch_size),
-    }
-    with tempfile.TemporaryDirectory(prefix="mmkit-bench-") as tmp:
+    with runs_dir(args.keep_runs) as workdir:
         for model in args.models.split(","):
-            results.append(train(model, *settings[model], recipe, args.keep_runs or Path(tmp)))
+            results.append(train_one(model, overrides, bench, args.seed, workdir))
             print(f"{model}: {results[-1]['eval']} in {results[-1]['train_wall_s']} s", flush=True)
-            report(refs, merged(results, args.quick) if args.merge else results, recipe, env, args.quick)
+            report(refs, merged(results, args.quick) if args.merge else results, bench, env, args.quick)
 
 
 def merged(results: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
     """This run's results, after the last run's results for the other models (read now: it may still be running)."""
-    from common import read_result
-
     last = read_result("generate_quality", quick=quick) or {}
     mine = {r["model"] for r in results}
     return [r for r in last.get("results", []) if r["model"] not in mine] + results
 
 
-def report(refs, results, recipe, env, quick) -> None:
+def score(e: dict[str, Any], name: str) -> float:
+    """A PSNR or SSIM of an evaluation, under its convention (``psnr_rgb``; ``psnr`` in results from before)."""
+    return e[f"{name}_{e['convention']}"] if "convention" in e else e[name]
+
+
+def report(refs, results, bench, env, quick) -> None:
     naive = refs["naive Gaussian generator"]["fid"]
     rows = [
         [name, round(refs[name]["fid"], 3), round(refs[name]["kid"], 4), "-", "-"]
@@ -219,12 +160,12 @@ def report(refs, results, recipe, env, quick) -> None:
             if "label_accuracy" in e:
                 checks[f"{r['model']} label accuracy >= 90 %"] = e["label_accuracy"] >= 0.9
         else:
-            checks["lapsrn PSNR >= bicubic + 1 dB"] = e["psnr"] >= e["baseline_psnr"] + 1.0
+            checks["lapsrn PSNR >= bicubic + 1 dB"] = score(e, "psnr") >= score(e, "baseline_psnr") + 1.0
     print_table(
         ["generator", "FID", "KID", "IS", "label acc %"],
         rows,
-        title=f"{recipe.data}, {refs['images']} test images; features: {refs['feature_network']}"
-        + (" (quick)" if quick else ""),
+        title=f"{GAN_DATA}, {refs['images']} test images; features: {refs['feature_network']}",
+        quick=quick,
     )
     sr = [r for r in results if r["model"] == "lapsrn"]
     if sr:
@@ -232,10 +173,10 @@ def report(refs, results, recipe, env, quick) -> None:
         print_table(
             ["x4 super-resolution", "PSNR dB", "SSIM"],
             [
-                ["LapSRN", round(e["psnr"], 2), round(e["ssim"], 4)],
-                ["bicubic", round(e["baseline_psnr"], 2), round(e["baseline_ssim"], 4)],
+                ["LapSRN", round(score(e, "psnr"), 2), round(score(e, "ssim"), 4)],
+                ["bicubic", round(score(e, "baseline_psnr"), 2), round(score(e, "baseline_ssim"), 4)],
             ],
-            title=f"{recipe.sr_data}: {e['images']} held-out crops",
+            title=f"{sr[0]['data']}: {e['images']} held-out crops",
         )
     print_table(
         ["model", "steps/s", "params"],
@@ -244,18 +185,14 @@ def report(refs, results, recipe, env, quick) -> None:
     )
     for k, v in checks.items():
         print(f"{k}: {'met' if v else 'not met'}")
-    write_result(
+    save_result(
         "generate_quality",
-        {
-            "benchmark": "generate_quality",
-            "quick": quick,
-            "environment": env,
-            "recipe": asdict(recipe),
-            "references": refs,
-            "results": results,
-            "checks": checks,
-        },
+        env,
         quick=quick,
+        bench=asdict(bench),
+        references=refs,
+        results=results,
+        checks=checks,
     )
 
 

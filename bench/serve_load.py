@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import skimage.data
-from common import base_parser, environment, print_table, write_result
+from common import base_parser, environment, print_table, save_result
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,24 +133,23 @@ def main() -> None:
                 result["requests_per_s"],
             ]
         ],
-        title=f"mmkit serve on loopback, {env['device']}, {args.threads} torch threads"
-        + (" (quick)" if args.quick else ""),
+        title=f"mmkit serve on loopback, {env['device']}, {args.threads} torch threads",
+        quick=args.quick,
     )
-    payload = {
-        "name": "serve_load",
-        "settings": {
+    save_result(
+        "serve_load",
+        env,
+        quick=args.quick,
+        settings={
             "endpoint": "/classify",
             "image": "skimage coffee 600x400 JPEG q92",
             "image_bytes": len(image),
             "warmup": args.warmup,
             "server": "python -m mmkit serve (uvicorn, one process), efficientnet_lite0 imagenet + MTCNN loaded",
         },
-        "environment": env,
-        "result": result,
-        "first_errors": errors[:5],
-    }
-    path = write_result("serve_load", payload, quick=args.quick)
-    print(f"-> {path}")
+        result=result,
+        first_errors=errors[:5],
+    )
     if errors:
         raise SystemExit(f"{len(errors)} of {requests} requests failed; first: {errors[0]}")
 

@@ -24,7 +24,6 @@ Each rate is the best of ``--repeats`` passes over the whole file (after one war
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import base_parser, environment, print_table, set_threads, write_result
+from common import base_parser, environment, parse_args, print_table, save_result
 
 from mmkit.data.formats.youtube8m import (
     dequantize_batch,
@@ -208,9 +207,7 @@ def main() -> None:
     p.add_argument(
         "--tf-python", type=Path, default=DEFAULT_TF_PYTHON, help="python of a venv with TensorFlow"
     )
-    args = p.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    set_threads(args.threads)
+    args = parse_args(p)
     records, repeats = (50, 1) if args.quick else (args.records, args.repeats)
     env = environment("cpu", args.threads)
     with tempfile.TemporaryDirectory(prefix="yt8m_bench_") as tmp:
@@ -236,34 +233,30 @@ def main() -> None:
         ["reader", "records/s", "MB/s"],
         rows,
         title=f"YouTube-8M frame-level reading: {records} records x {args.frames} frames ({size_mb:.0f} MB), "
-        f"{env['cpu']}, {args.threads} threads" + (" (quick)" if args.quick else ""),
+        f"{env['cpu']}, {args.threads} threads",
+        quick=args.quick,
     )
     if "first_record_rgb_max_abs_diff_vs_ours" in tf:
         print(
             f"TF vs mmkit, first record's rgb: max |diff| {tf['first_record_rgb_max_abs_diff_vs_ours']:.3g}, "
             f"bitwise equal: {tf['first_record_rgb_bitwise_equal']}"
         )
-    path_json = write_result(
+    save_result(
         "yt8m_read",
-        {
-            "benchmark": "yt8m_read",
-            "quick": args.quick,
-            "environment": env,
-            "settings": {
-                "records": records,
-                "frames": args.frames,
-                "rgb": RGB,
-                "audio": AUDIO,
-                "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
-            },
-            "file_mb": round(size_mb, 1),
-            "write_s": round(write_s, 2),
-            "mmkit": ours,
-            "tensorflow": tf,
-        },
+        env,
         quick=args.quick,
+        settings={
+            "records": records,
+            "frames": args.frames,
+            "rgb": RGB,
+            "audio": AUDIO,
+            "THP_MEM_ALLOC_ENABLE": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+        },
+        file_mb=round(size_mb, 1),
+        write_s=round(write_s, 2),
+        mmkit=ours,
+        tensorflow=tf,
     )
-    print(f"-> {path_json}")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,11 +24,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for common.py
 
-from common import StepClock, base_parser, environment, print_table, set_threads, write_result  # noqa: E402
+from common import StepClock, base_parser, environment, print_table, save_result, set_threads  # noqa: E402
 from torch import nn  # noqa: E402
 from torchvision.models import resnet50  # noqa: E402
+from training import runs_dir, step_config  # noqa: E402
 
-from mmkit.engine import Task, TrainConfig, Trainer  # noqa: E402
+from mmkit.engine import Task, Trainer  # noqa: E402
 
 MODES = {
     "fp32": {"precision": "fp32", "channels_last": False, "compile": False},
@@ -143,21 +143,8 @@ def run_plain(device, mode: dict, x, y, num_classes: int, warmup: int, steps: in
 def run_engine(device, mode: dict, x, y, num_classes: int, warmup: int, steps: int, workdir: Path) -> float:
     clock = StepClock(warmup, steps, _sync(device))
     batch = x.shape[0]
-    cfg = TrainConfig(
-        task="bench",
-        project=str(workdir),
-        epochs=1,
-        batch_size=batch,
-        lr=LR,
-        momentum=MOMENTUM,
-        optimizer="sgd",
-        weight_decay=WEIGHT_DECAY,
-        schedule="constant",
-        device=str(device),
-        workers=0,
-        max_steps_per_epoch=clock.total_steps,
-        **mode,
-    )
+    optim = {"optimizer": "sgd", "lr": LR, "momentum": MOMENTUM, "weight_decay": WEIGHT_DECAY}
+    cfg = step_config(workdir, clock.total_steps, batch_size=batch, device=str(device), **optim, **mode)
     ds = SyntheticBatches(x, y, length=batch * clock.total_steps)
     Trainer(SyntheticTask(ds, num_classes, clock), cfg, progress=False).fit()
     return clock.images_per_s(batch)
@@ -204,7 +191,7 @@ def main() -> None:
 
     results: dict[str, dict[str, float]] = {}
     rows = []
-    with tempfile.TemporaryDirectory(prefix="mmkit-bench-") as tmp:
+    with runs_dir(None) as tmp:
         for name in modes:
             mode = MODES[name]
             x, y = make_batch(device, args.batch_size, args.image_size, num_classes, mode["channels_last"])
@@ -217,9 +204,7 @@ def main() -> None:
                 if loop == "plain":
                     ips = run_plain(device, mode, x, y, num_classes, args.warmup, args.steps)
                 else:
-                    ips = run_engine(
-                        device, mode, x, y, num_classes, args.warmup, args.steps, Path(tmp) / f"{name}"
-                    )
+                    ips = run_engine(device, mode, x, y, num_classes, args.warmup, args.steps, tmp / name)
                 results[name][loop] = ips
                 results[name][f"{loop}_wall_s"] = time.perf_counter() - t0
                 if device.type == "cuda":
@@ -239,28 +224,24 @@ def main() -> None:
         ["mode", "plain img/s", "engine img/s", "engine / plain"],
         rows,
         title=f"ResNet-50 @{args.image_size}, batch {args.batch_size}, train step, {env['device']}, "
-        f"torch {env['torch']}" + (" (quick: not a real result)" if args.quick else ""),
-    )
-    path = write_result(
-        f"resnet50_synthetic_{device.type}",
-        {
-            "benchmark": "resnet50_synthetic",
-            "quick": args.quick,
-            "environment": env,
-            "settings": {
-                "batch_size": args.batch_size,
-                "image_size": args.image_size,
-                "warmup_steps": args.warmup,
-                "timed_steps": args.steps,
-                "optimizer": f"sgd nesterov momentum {MOMENTUM}, lr {LR}, wd {WEIGHT_DECAY}",
-                "modes": {m: MODES[m] for m in modes},
-                "loops": loops,
-            },
-            "results": results,
-        },
+        f"torch {env['torch']}",
         quick=args.quick,
     )
-    print(f"wrote {path}")
+    save_result(
+        f"resnet50_synthetic_{device.type}",
+        env,
+        quick=args.quick,
+        settings={
+            "batch_size": args.batch_size,
+            "image_size": args.image_size,
+            "warmup_steps": args.warmup,
+            "timed_steps": args.steps,
+            "optimizer": f"sgd nesterov momentum {MOMENTUM}, lr {LR}, wd {WEIGHT_DECAY}",
+            "modes": {m: MODES[m] for m in modes},
+            "loops": loops,
+        },
+        results=results,
+    )
 
 
 if __name__ == "__main__":
