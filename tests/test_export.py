@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mmkit.errors import MMKitError
-from mmkit.export import export_onnx, export_torchscript
+from mmkit.export import Graph, export_graphs, export_onnx, export_torchscript
 from mmkit.models import get_model
 
 
@@ -105,3 +105,67 @@ def test_missing_onnxruntime_says_what_to_install(model, tmp_path, monkeypatch):
     with pytest.raises(MMKitError, match=r'pip install "mmkit\[export\]"'):
         export_onnx(model, torch.randn(2, 1, 28, 28), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+class TwoInOut(torch.nn.Module):
+    """Frames [B, T, D] and int64 lengths [B] -> (masked mean [B, D], per-frame scores [B, T])."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(4, 4)
+
+    def forward(self, x, lengths):
+        mask = torch.arange(x.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+        y = self.proj(x) * mask.unsqueeze(2)
+        return y.sum(1) / lengths.unsqueeze(1), y.sum(2)
+
+
+AXES = {"x": {0: "batch", 1: "frames"}, "lengths": {0: "batch"}, "mean": {0: "batch"}}
+AXES["scores"] = {0: "batch", 1: "frames"}
+
+
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript-exporter", "dynamo-exporter"])
+def test_several_inputs_and_outputs_with_named_dynamic_axes(tmp_path, monkeypatch, dynamo):
+    import onnxruntime as ort
+
+    if dynamo:  # the fallback gets the same names and axes
+        real_export = torch.onnx.export
+
+        def legacy_fails(*args, dynamo=True, **kwargs):
+            if not dynamo:
+                raise RuntimeError("the TorchScript exporter is gone")
+            return real_export(*args, dynamo=True, **kwargs)
+
+        monkeypatch.setattr(torch.onnx, "export", legacy_fails)
+    torch.manual_seed(0)
+    model, path = TwoInOut(), tmp_path / "two.onnx"
+    example = (torch.randn(2, 5, 4), torch.tensor([5, 3]))
+    names = dict(input_names=["x", "lengths"], output_names=["mean", "scores"])
+    assert export_onnx(model, example, path, dynamic_axes=AXES, **names) < 1e-5
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["x", "lengths"]
+    x, lengths = torch.randn(3, 7, 4), torch.tensor([7, 1, 4])  # another batch size and frame count
+    got = session.run(None, {"x": x.numpy(), "lengths": lengths.numpy()})
+    with torch.no_grad():
+        expected = model(x, lengths)
+    assert [g.shape for g in got] == [(3, 4), (3, 7)]
+    assert all(np.abs(g - e.numpy()).max() < 1e-5 for g, e in zip(got, expected, strict=True))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
+def test_export_graphs_names_the_files_of_a_pipeline(model, tmp_path):
+    example = (torch.randn(2, 5, 4), torch.tensor([5, 3]))
+    graphs = [
+        Graph("classifier", model, (torch.randn(2, 1, 28, 28),), ["input"], ["output"]),
+        Graph("pool", TwoInOut(), example, ["x", "lengths"], ["mean", "scores"], AXES),
+    ]
+    files = export_graphs(graphs, "torchscript", tmp_path / "best.torchscript")
+    assert [(f.graph, f.path.name) for f in files] == [
+        ("classifier", "best.classifier.torchscript"),
+        ("pool", "best.pool.torchscript"),
+    ]
+    assert all(f.max_abs_diff < 1e-5 for f in files)
+    (one,) = export_graphs(graphs[:1], "onnx", tmp_path / "single.onnx")  # one graph: the path as given
+    assert one.path == tmp_path / "single.onnx" and one.path.is_file()
+    with pytest.raises(MMKitError, match="--format tflite: choose onnx or torchscript"):
+        export_graphs(graphs, "tflite", tmp_path / "x")

@@ -104,10 +104,61 @@ def emit_items(
 
 
 def emit_export(task: str, path: Path, format: str, diff: float | None, as_json: bool) -> None:
-    """The summary of an `export` command: the file, and how far its outputs are from PyTorch's."""
-    checked = f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
-    payload = {"path": str(path), "format": format, "max_abs_diff": diff}
-    emit(f"{task} export: {path}{checked}", payload, as_json)
+    """The summary of an `export` command of one file: the file, and how far its outputs are from PyTorch's."""
+    emit_exports(task, [("", path, diff)], format, as_json)
+
+
+def emit_exports(task: str, files: list[tuple[str, Path, float | None]], format: str, as_json: bool) -> None:
+    """The summary of an `export` command: each (graph, path, max abs difference from PyTorch) written, and the
+    largest difference (JSON: `files`, `max_abs_diff`, and `path` when there is one file)."""
+
+    def checked(diff: float | None) -> str:
+        return f", max abs difference vs PyTorch {diff:.2e}" if diff is not None else ""
+
+    diffs = [d for _, _, d in files if d is not None]
+    worst = max(diffs) if diffs else None
+    payload: dict[str, Any] = {
+        "format": format,
+        "max_abs_diff": worst,
+        "files": [{"graph": g, "path": str(p), "max_abs_diff": d} for g, p, d in files],
+    }
+    if len(files) == 1:
+        payload["path"] = str(files[0][1])
+        summary = f"{task} export: {files[0][1]}{checked(worst)}"
+    else:
+        lines = [f"  {g}: {p}{checked(d)}" for g, p, d in files]
+        summary = "\n".join([f"{task} export: {len(files)} {format} files{checked(worst)}", *lines])
+    emit(summary, payload, as_json)
+
+
+def export_command(
+    app: typer.Typer, task: str, *, example: str, doc: str | None = None, model: Any = None
+) -> None:
+    """Add `export` to `app`: --weights, --format, --out (and --model, given its option type, where the task has
+    named weights), --json. The task's predictor writes its graph(s) (`Predictor.export`) and the command prints
+    each file; `doc` is the command's help."""
+    params = [
+        inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, annotation=Weights),
+        inspect.Parameter("format", inspect.Parameter.KEYWORD_ONLY, default="onnx", annotation=ExportFormat),
+        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ExportOut),
+        inspect.Parameter("json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Json),
+    ]
+    if model is not None:
+        params.insert(
+            1, inspect.Parameter("model", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=model)
+        )
+
+    def export(weights: str, format: str, out: Path | None, json: bool, model: str | None = None) -> None:
+        from mmkit.tasks.registry import get_task
+
+        p = get_task(task).predictor().load(weights, model=model, device="cpu")
+        emit_exports(task, p.export(format, out=out), format, json)
+
+    export.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    export.__doc__ = (
+        doc or "Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX)."
+    )
+    app.command("export", epilog=f"Example: {example}")(export)
 
 
 def _jsonable(o: Any) -> Any:
@@ -163,7 +214,13 @@ Weights = Annotated[
 Images = Annotated[list[Path], typer.Argument(help="Image files.")]
 ExportFormat = Annotated[str, typer.Option("--format", "-f", help="onnx | torchscript")]
 ExportOut = Annotated[
-    Path | None, typer.Option("--out", "-o", help="Output file (default: beside the weights).")
+    Path | None,
+    typer.Option(
+        "--out",
+        "-o",
+        help="Output file (default: beside the weights); a model of several graphs writes one file per graph, "
+        "named <stem>.<graph><suffix>.",
+    ),
 ]
 Resume = Annotated[
     bool,

@@ -8,23 +8,35 @@
 
 A task's predictor.py subclasses `Predictor`, sets `task`, annotates `meta` with the dataclass its checkpoints'
 `meta` holds, builds the network a meta describes in `network` (and one with named weights in `from_named`, where the
-registry has some) and exports the class as `PREDICTOR`. Checkpoint loading and
-its error messages live here and in `mmkit.engine.checkpoint`, once.
+registry has some), names the graph(s) `export` writes in `export_graphs` and exports the class as `PREDICTOR`.
+Checkpoint loading and its error messages live here and in `mmkit.engine.checkpoint`, once.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, get_type_hints
 
 import torch
 from torch import nn
 
-from mmkit.engine import load_checkpoint, load_model_state, load_task_checkpoint, select_device
+from mmkit.engine import (
+    load_checkpoint,
+    load_model_state,
+    load_task_checkpoint,
+    save_checkpoint,
+    select_device,
+)
+from mmkit.engine.checkpoint import FORMAT, VERSION
 from mmkit.errors import MMKitError
 from mmkit.models import get_model_info
 from mmkit.tasks.registry import get_task
+
+if TYPE_CHECKING:
+    from mmkit.export import Exported, Graph
 
 
 class Predictor:
@@ -41,10 +53,13 @@ class Predictor:
     def load(
         cls, weights: str | os.PathLike, *, model: str | None = None, device: str | torch.device = "cpu"
     ) -> Predictor:
-        """From an mmkit checkpoint of this task, a registered weights name of `model` (e.g. "imagenet"), or with
-        `model` a plain state_dict file (where the task's `from_state_dict` can use one)."""
+        """From an mmkit checkpoint of this task, a registered weights name of `model` (e.g. "imagenet", or
+        "model:weights" without `model`), or with `model` a plain state_dict file (where the task's `from_state_dict`
+        can use one)."""
         dev = select_device(device) if isinstance(device, str) else device
         name = str(weights)
+        if model is None and ":" in name and os.sep not in name and not Path(name).exists():
+            model, name = name.split(":", 1)
         if model is not None and name in get_model_info(model).weights:
             return cls.from_named(model, name, dev)
         path = Path(weights)
@@ -84,6 +99,25 @@ class Predictor:
     def from_named(cls, model: str, weights: str, device: torch.device) -> Predictor:
         raise MMKitError(f"{model}: named weights {weights} are not usable for {cls.task} here")
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """The network and its meta as an mmkit checkpoint of this task (what `load` reads back)."""
+        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
+        ck = {
+            "format": FORMAT,
+            "version": VERSION,
+            "task": self.task,
+            "model": state,
+            "meta": asdict(self.meta),
+        }
+        return save_checkpoint(ck, path)
+
+    def beside_weights(self, suffix: str, out: str | os.PathLike | None = None) -> Path:
+        """`out`, else the weights' path with `suffix` (for named weights "model-weights" + suffix, here)."""
+        if out:
+            return Path(out)
+        source = Path(self.source)
+        return (source if source.is_file() else Path(self.source.replace(":", "-"))).with_suffix(suffix)
+
     @staticmethod
     def build(net: nn.Module, ck: dict[str, Any], path: Path, model: str) -> nn.Module:
         """`net` with the checkpoint's weights loaded (a mismatch is one line naming the file)."""
@@ -97,8 +131,22 @@ class Predictor:
     def evaluate(self, data: str, **kwargs: Any) -> dict[str, Any]:
         raise MMKitError(f"{self.task}: eval is not available")
 
-    def export(self, fmt: str = "onnx", out: str | os.PathLike | None = None, check: bool = True) -> Any:
-        raise MMKitError(f"{self.task}: export is not available yet")
+    def export_graphs(self, net: nn.Module) -> list[Graph]:
+        """The graph(s) `export` writes, built on `net` (a CPU copy of the network in eval mode): one `Graph` per
+        file, each with its example inputs and the names of its inputs and outputs."""
+        raise MMKitError(f"{self.task}: export is not available")
+
+    def export(
+        self, fmt: str = "onnx", out: str | os.PathLike | None = None, check: bool = True
+    ) -> list[Exported]:
+        """The task's graph(s) (`export_graphs`) as ONNX or TorchScript beside the weights (or at `out`), each checked
+        against PyTorch (ONNX Runtime for ONNX). One graph is written at that path; a pipeline of several writes one
+        file per graph, its name before the suffix (best.encoder.onnx, best.step.onnx)."""
+        from mmkit.export import export_graphs, suffix_of
+
+        path = self.beside_weights(suffix_of(fmt), out)
+        graphs = self.export_graphs(copy.deepcopy(self.net).cpu().eval())  # the predictor keeps its device
+        return export_graphs(graphs, fmt, path, check=check)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.source!r}, model={getattr(self.meta, 'model', '?')!r})"

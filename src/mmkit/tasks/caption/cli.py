@@ -1,4 +1,4 @@
-"""`mmkit caption train|eval|predict`: options parsed here, the work done by the task's predictor."""
+"""`mmkit caption train|eval|predict|export`: options parsed here, the work done by the task's predictor."""
 
 from __future__ import annotations
 
@@ -77,3 +77,15 @@ def predict(
         lambda r: f"{r['image']}: {r['caption']}",
         f"caption predict: {len(results)} images" + (f" -> {save_dir}" if save_dir else ""),
     )
+
+
+c.export_command(
+    app,
+    "caption",
+    example="mmkit caption export --weights runs/caption/exp/best.pt --format onnx",
+    doc=(
+        "Export the encoder (uint8 images -> start state) and one decoding step (previous tokens and state ->"
+        " next-word logits and state), each checked against PyTorch; the decoding loop (greedy or beam "
+        "search) stays outside: mmkit.tasks.caption.exported.greedy_decode runs it over ONNX Runtime."
+    ),
+)

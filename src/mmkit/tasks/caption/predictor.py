@@ -25,7 +25,9 @@ from mmkit.data.formats.images import read_image
 from mmkit.data.transforms import BatchTransform
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
+from mmkit.export import Graph
 from mmkit.models import get_model
+from mmkit.tasks.caption.exported import caption_graphs
 from mmkit.tasks.predictor import Predictor
 
 SENTENCE_MODELS = ("show-tell", "show-attend-tell")
@@ -122,6 +124,14 @@ class CaptionPredictor(Predictor):
     @staticmethod
     def network(meta: CaptionMeta) -> nn.Module:
         return get_model(meta.model, vocab_size=len(Vocabulary.from_dict(meta.vocab)), **meta.model_kwargs)
+
+    def export_graphs(self, net: nn.Module) -> list[Graph]:
+        """The encoder (uint8 images [batch, 3, img_size, img_size] -> the decoder's start state) and one decoding
+        step (previous tokens and state -> next-word logits and state); the loop, greedy or beam search, stays
+        outside (`mmkit.tasks.caption.exported.greedy_decode` runs it over ONNX Runtime)."""
+        meta, g = self.meta, torch.Generator().manual_seed(0)
+        images = torch.randint(0, 256, (2, 3, meta.img_size, meta.img_size), dtype=torch.uint8, generator=g)
+        return caption_graphs(net, BatchTransform(False, meta.mean, meta.std, out_channels=3), images)
 
     def caption(self, images: torch.Tensor, *, beam: int = 3, attention: bool = False) -> list:
         """`decode_batch` of uint8 (or float 0-255) images [B, 3, H, W] already at `meta.img_size`."""

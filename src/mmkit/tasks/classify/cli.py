@@ -92,16 +92,9 @@ def predict(
     )
 
 
-@app.command(epilog="Example: mmkit classify export --weights runs/classify/exp/best.pt --format onnx")
-def export(
-    weights: c.Weights,
-    format: c.ExportFormat = "onnx",
-    model: Model = None,
-    out: c.ExportOut = None,
-    json: c.Json = False,
-) -> None:
-    """Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX)."""
-    from mmkit.tasks.classify.predictor import export as run
-
-    path, diff = run(weights, format, model=model, out=out)
-    c.emit_export("classify", path, format, diff, json)
+c.export_command(
+    app,
+    "classify",
+    example="mmkit classify export --weights runs/classify/exp/best.pt --format onnx",
+    model=Model,
+)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from mmkit.data.transforms import BatchTransform, TransformedDataset, build_tran
 from mmkit.engine import Runtime
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
+from mmkit.export import Graph
 from mmkit.metrics.classification import ClassificationMeter
 from mmkit.models import classifier_head, get_model, get_model_info, get_weights
 from mmkit.tasks.predictor import Predictor
@@ -237,22 +237,11 @@ class ClassifierPredictor(Predictor):
             )
         return results, failures
 
-    def export(
-        self, fmt: str = "onnx", out: str | os.PathLike | None = None, check: bool = True
-    ) -> tuple[Path, float | None]:
-        """ONNX or TorchScript file next to the weights (or at `out`), checked against PyTorch."""
-        from mmkit.export import export_onnx, export_torchscript
-
-        net, meta = copy.deepcopy(self.net).cpu(), self.meta  # the predictor keeps its device
+    def export_graphs(self, net: nn.Module) -> list[Graph]:
+        """The classifier: normalized images [batch, in_chans, img_size, img_size] -> logits."""
+        meta = self.meta
         example = torch.randn(2, meta.in_chans, meta.img_size, meta.img_size)
-        suffix = {"onnx": ".onnx", "torchscript": ".torchscript"}.get(fmt)
-        if suffix is None:
-            raise MMKitError(f"--format {fmt}: choose onnx or torchscript")
-        base = Path(self.source) if Path(self.source).is_file() else Path(self.source.replace(":", "-"))
-        path = Path(out) if out else base.with_suffix(suffix)
-        fn = export_onnx if fmt == "onnx" else export_torchscript
-        diff = fn(net, example, path, check=check)
-        return path, diff
+        return [Graph("classifier", net, (example,), ["input"], ["output"])]
 
 
 PREDICTOR = ClassifierPredictor
@@ -278,4 +267,6 @@ def predict(weights, images, *, model: str | None = None, device: str = "auto", 
 
 
 def export(weights, fmt: str = "onnx", *, model: str | None = None, **kw: Any) -> tuple[Path, float | None]:
-    return ClassifierPredictor.load(weights, model=model, device="cpu").export(fmt, **kw)
+    """The classifier as ONNX or TorchScript (`kw`: out, check): its path and max abs difference from PyTorch."""
+    (file,) = ClassifierPredictor.load(weights, model=model, device="cpu").export(fmt, **kw)
+    return file.path, file.max_abs_diff

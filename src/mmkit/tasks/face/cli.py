@@ -1,5 +1,5 @@
-"""`mmkit face detect|train|eval|enroll|identify|verify|list|remove`: options parsed here, the work done by the
-task's predictor (`predictor.py`), detector (`detection.py`) and gallery (`gallery.py`)."""
+"""`mmkit face detect|train|eval|enroll|identify|verify|list|remove|export`: options parsed here, the work done by
+the task's predictor (`predictor.py`), detector (`detection.py`) and gallery (`gallery.py`)."""
 
 from __future__ import annotations
 
@@ -204,3 +204,16 @@ def remove(
 
     r = run(db, name)
     c.emit(f"face remove: {name} ({r['removed_faces']} faces) from {db}", r, json)
+
+
+c.export_command(
+    app,
+    "face",
+    example="mmkit face export --weights runs/face/exp/best.pt --format onnx",
+    doc=(
+        "Export the embedder (uint8 face crops -> unit embeddings, normalization and flip test inside) and "
+        "MTCNN's P-Net, R-Net and O-Net (the cascade around them, pyramid, crops and NMS, stays outside); "
+        "each file is checked against PyTorch (ONNX Runtime for ONNX)."
+    ),
+    model=ModelOpt,
+)

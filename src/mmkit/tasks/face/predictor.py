@@ -27,7 +27,9 @@ from mmkit.data.formats.pairs import read_pairs
 from mmkit.data.transforms import BatchTransform
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
+from mmkit.export import Graph
 from mmkit.models import get_model, get_weights
+from mmkit.models.mtcnn import load_mtcnn
 from mmkit.tasks.face.detection import find_faces
 from mmkit.tasks.predictor import Predictor
 
@@ -76,6 +78,38 @@ def embed(net: nn.Module, meta: FaceMeta, faces: torch.Tensor, batch_size: int =
     return torch.cat(out) if out else torch.zeros(0, meta.embedding_dim)
 
 
+class FlipEmbedding(nn.Module):
+    """`flip_embed` as a module (for export): normalized faces -> their unit embeddings."""
+
+    def __init__(self, net: nn.Module, flip: bool) -> None:
+        super().__init__()
+        self.net, self.flip = net, flip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return flip_embed(self.net, x, self.flip)
+
+
+def mtcnn_graphs() -> list[Graph]:
+    """MTCNN's three networks as `find_faces` runs them, on pixels normalized as (x - 127.5) / 128: P-Net over a
+    whole image of any size (box offsets [batch, 4, rows, cols] and face probabilities [batch, rows, cols], a
+    12 px window per cell, stride 2), R-Net on 24 px crops and O-Net on 48 px crops (box offsets, O-Net's five
+    landmarks, face probabilities). The cascade around them (image pyramid, crops, NMS) stays outside."""
+    mtcnn = load_mtcnn()
+    g = torch.Generator().manual_seed(0)
+
+    def pixels(*shape: int) -> torch.Tensor:
+        return (torch.randint(0, 256, shape, generator=g).float() - 127.5) / 128
+
+    image_axes = {0: "batch", 2: "height", 3: "width"}
+    pnet_axes = {"image": image_axes, "boxes": {0: "batch", 2: "rows", 3: "cols"}}
+    pnet_axes["probs"] = {0: "batch", 1: "rows", 2: "cols"}
+    return [
+        Graph("pnet", mtcnn.pnet, (pixels(1, 3, 61, 47),), ["image"], ["boxes", "probs"], pnet_axes),
+        Graph("rnet", mtcnn.rnet, (pixels(2, 3, 24, 24),), ["crops"], ["boxes", "probs"]),
+        Graph("onet", mtcnn.onet, (pixels(2, 3, 48, 48),), ["crops"], ["boxes", "landmarks", "probs"]),
+    ]
+
+
 def _weights_fingerprint(model: str, state: dict[str, torch.Tensor]) -> str:
     """Names the embedding space of a checkpoint (a gallery refuses embeddings of another): a digest of its weights."""
     digest = hashlib.sha1()
@@ -119,6 +153,17 @@ class FacePredictor(Predictor):
         dim = int(getattr(net, "embedding_dim", 512))
         meta = FaceMeta(model, dim, reg.input_size, list(reg.mean), list(reg.std))
         return cls(net, meta, device, f"{model}:{weights}", f"{model}:{weights}")
+
+    def export_graphs(self, net: nn.Module) -> list[Graph]:
+        """The embedder: uint8 face crops [batch, 3, img_size, img_size] -> unit embeddings, the normalization and
+        the flip test inside (what `embed` computes); then MTCNN's three networks (`mtcnn_graphs`)."""
+        meta = self.meta
+        g = torch.Generator().manual_seed(0)
+        crops = torch.randint(0, 256, (2, 3, meta.img_size, meta.img_size), dtype=torch.uint8, generator=g)
+        embedder = nn.Sequential(
+            BatchTransform(False, meta.mean, meta.std, out_channels=3), FlipEmbedding(net, meta.flip_test)
+        )
+        return [Graph("embedder", embedder, (crops,), ["crops"], ["embedding"]), *mtcnn_graphs()]
 
     def embed(self, faces: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
         """Unit embeddings [N, D] (CPU) of uint8 face crops [N, 3, H, W]."""

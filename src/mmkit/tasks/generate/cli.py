@@ -1,5 +1,5 @@
-"""`mmkit generate train|sample|translate|upscale|restore|eval`: options parsed here, the work done by the family
-tasks (train) and the task's predictor (`predictor.py`)."""
+"""`mmkit generate train|sample|translate|upscale|restore|eval|export`: options parsed here, the work done by the
+family tasks (train) and the task's predictor (`predictor.py`)."""
 
 from __future__ import annotations
 
@@ -214,3 +214,14 @@ def eval_(
         base = f"  ({r['baseline']}: {_scores(r, 'baseline_')})" if "baseline" in r else ""
         line = f"generate eval: {r['images']} test images  {_scores(r)}{base}"
     c.emit(f"{line} -> {r['out_dir']}", r, json)
+
+
+c.export_command(
+    app,
+    "generate",
+    example="mmkit generate export --weights runs/generate/exp/best.pt --format onnx",
+    doc=(
+        "Export the generator (GANs: noise and labels -> images; the others: images -> images, in [-1, 1]), "
+        "checked against PyTorch (ONNX Runtime for ONNX)."
+    ),
+)

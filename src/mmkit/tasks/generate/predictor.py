@@ -26,6 +26,7 @@ from torchvision.transforms.v2 import functional as TF
 from mmkit.data.formats.images import read_image
 from mmkit.data.generation import load_generation_data, resize_crop, to_signed, to_uint8
 from mmkit.errors import MMKitError
+from mmkit.export import Graph
 from mmkit.metrics.generation import Fidelity
 from mmkit.tasks.generate.common import GenerateMeta, baseline, to_unit, write_eval
 from mmkit.tasks.generate.task import MODEL_FAMILY, build_generator, family_of, model_spec, translate_batch
@@ -48,6 +49,27 @@ class GeneratorPredictor(Predictor):
     def verb(self) -> str:
         """What the model does: sample | translate | upscale | restore."""
         return model_spec(self.meta.model).verb
+
+    def export_graphs(self, net: nn.Module) -> list[Graph]:
+        """The generator. GANs: noise z [batch, latent_dim] (and, conditional ones, int64 labels [batch]) -> images
+        [batch, C, S, S] in [-1, 1]. The others: images in [-1, 1] -> images in [-1, 1], what `translate_batch`
+        gives (CycleGAN A -> B, LapSRN's finest level), at the training size (pix2pix, CycleGAN) or any size
+        (LapSRN, RED-Net)."""
+        meta, g = self.meta, torch.Generator().manual_seed(0)
+        if self.verb == "sample":
+            z = torch.randn(2, net.latent_dim, generator=g)
+            if not meta.conditional:
+                return [Graph("generator", net, (z,), ["z"], ["images"])]
+            labels = torch.arange(2) % len(meta.classes)
+            return [Graph("generator", net, (z, labels), ["z", "labels"], ["images"])]
+        size = family_of(meta.model).input_size(meta)
+        side = size or meta.size_a or meta.img_size
+        a = torch.rand(2, meta.channels_a or meta.channels, side, side, generator=g) * 2 - 1
+        axes = None  # the batch only
+        if size is None:  # fully convolutional: any height and width
+            axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+            axes["output"] = {0: "batch", 2: "out_height", 3: "out_width"}
+        return [Graph("generator", Translator(net, meta), (a,), ["images"], ["output"], axes)]
 
     # --- GANs -------------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -200,6 +222,17 @@ class GeneratorPredictor(Predictor):
 
 
 PREDICTOR = GeneratorPredictor
+
+
+class Translator(nn.Module):
+    """`translate_batch` as a module (for export): images in [-1, 1] -> the model's output in [-1, 1]."""
+
+    def __init__(self, net: nn.Module, meta: GenerateMeta) -> None:
+        super().__init__()
+        self.net, self.meta = net, meta
+
+    def forward(self, a: torch.Tensor) -> torch.Tensor:
+        return translate_batch(self.net, self.meta, a)
 
 
 def _load_inputs(paths: list[str], channels: int, size: int | None) -> tuple[list, list[tuple[str, str]]]:

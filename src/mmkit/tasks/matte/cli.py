@@ -1,4 +1,4 @@
-"""`mmkit matte train|eval|predict`: options parsed here, the work done by the task's predictor."""
+"""`mmkit matte train|eval|predict|export`: options parsed here, the work done by the task's predictor."""
 
 from __future__ import annotations
 
@@ -67,3 +67,14 @@ def predict(
 
     (r,) = run(weights, [image], [trimap], device=device, out=out)
     c.emit(f"matte predict: {r['path']} -> {r['alpha']}, {r['composite']}", {"predictions": [r]}, json)
+
+
+c.export_command(
+    app,
+    "matte",
+    example="mmkit matte export --weights runs/matte/exp/best.pt --format onnx",
+    doc=(
+        "Export the matting network (uint8 image and trimap of any size -> alpha), checked against PyTorch "
+        "(ONNX Runtime for ONNX); filling the trimap's known regions stays outside."
+    ),
+)

@@ -19,6 +19,7 @@ from mmkit.data.formats.images import read_image
 from mmkit.data.formats.matting import read_trimap
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
+from mmkit.export import Graph
 from mmkit.metrics.matting import MattingMeter, fill_known, guided_filter_baseline, trimap_baseline
 from mmkit.models import get_model
 from mmkit.models.matting import matting_input
@@ -78,6 +79,17 @@ def _checkerboard(h: int, w: int, square: int = 8) -> np.ndarray:
     return np.where(((yy // square) + (xx // square)) % 2 == 0, 0.9, 0.6)[..., None] * 255
 
 
+class Matting(nn.Module):
+    """A matting network on uint8 images and trimaps (`matting_input` inside), for export."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+        return self.net(matting_input(image, trimap))
+
+
 class MattePredictor(Predictor):
     task = "matte"
     meta: MatteMeta
@@ -85,6 +97,18 @@ class MattePredictor(Predictor):
     @staticmethod
     def network(meta: MatteMeta) -> nn.Module:
         return get_model(meta.model, **meta.model_kwargs)
+
+    def export_graphs(self, net: nn.Module) -> list[Graph]:
+        """uint8 images [batch, 3, H, W] and trimaps [batch, 1, H, W] of 0 / 128 / 255 -> alphas [batch, 1, H, W] in
+        [0, 1], any H and W (the padding to the network's stride is inside). Setting the trimap's known regions
+        (`fill_known`, as `predict` does) stays outside."""
+        # sides off the network's stride, so that the padding is traced
+        g, shape = torch.Generator().manual_seed(0), (2, 1, self.meta.img_size + 5, self.meta.img_size + 3)
+        image = torch.randint(0, 256, (2, 3, *shape[2:]), dtype=torch.uint8, generator=g)
+        trimap = torch.tensor([0, 128, 255], dtype=torch.uint8)[torch.randint(0, 3, shape, generator=g)]
+        pixels = {0: "batch", 2: "height", 3: "width"}
+        axes = {"image": pixels, "trimap": pixels, "alpha": pixels}
+        return [Graph("matting", Matting(net), (image, trimap), ["image", "trimap"], ["alpha"], axes)]
 
     def predict_alpha(self, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
         """The alpha [H, W] in [0, 1] of a uint8 image [3, H, W] and a uint8 trimap [1, H, W] of 0/128/255."""
