@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from mmkit.apps.serve import ServeConfig, create_app  # noqa: E402
 from mmkit.engine.checkpoint import FORMAT, VERSION, save_checkpoint  # noqa: E402
+from mmkit.models.darknet import coco_installed  # noqa: E402
 
 LOCAL = "http://localhost"  # the Host a browser on this machine sends; others are refused (see guard.py)
 
@@ -153,15 +154,24 @@ def test_enroll_then_identify_names_the_face(client, media):
     assert client.get("/faces/people").json()["people"] == [{"name": "Eileen Collins", "faces": 1}]
 
 
-def test_detect_caption_video_answer_as_the_task_apis_do(client, media, weights):
+def test_detect_caption_video_answer_as_the_task_apis_do(client, media, weights, monkeypatch):
+    from _detector import Box, known_outputs
+
+    from mmkit.models.yolov3 import YOLOv3
     from mmkit.tasks import caption, detect, video
 
-    coffee = media["coffee"]
+    coffee = media["coffee"]  # 600 x 400: letterboxed into 128 x 128 at scale 128 / 600, 21 px down
+    planned = [Box(10, 30, 50, 70, 0.9, 0), Box(70, 40, 120, 90, 0.6, 1), Box(12, 32, 52, 72, 0.005, 1)]
+    known_outputs(monkeypatch, YOLOv3, [(None, planned)])  # the detector's raw outputs hold these boxes
     r = post(client, "/detect", "coffee.jpg", coffee.read_bytes(), params={"conf": 0.01})
     assert r.status_code == 200
     want, _ = detect.predict(weights["detector"], [coffee], conf=0.01, device="cpu")
     assert r.json()["detections"] == want[0]["detections"]
-    assert all(0 <= d["box"][0] <= d["box"][2] <= 600 for d in r.json()["detections"])
+    scale = 128 / 600
+    for d, b in zip(r.json()["detections"], planned[:2], strict=True):  # the 0.005 box is under conf
+        expected = [b.x1 / scale, (b.y1 - 21) / scale, b.x2 / scale, (b.y2 - 21) / scale]
+        assert d["box"] == pytest.approx(expected, abs=0.2) and d["score"] == pytest.approx(b.score, abs=1e-4)
+        assert d["class"] == ["circle", "square"][b.label]
 
     r = post(client, "/caption", "coffee.jpg", coffee.read_bytes(), params={"beam": 2})
     want, _ = caption.predict(weights["captioner"], [str(coffee)], beam=2, device="cpu")
@@ -188,7 +198,9 @@ def test_models_lists_what_is_loaded(client):
 
 
 def test_a_model_not_configured_is_409_naming_the_option(media):
-    c = TestClient(create_app(ServeConfig(classifier=None, faces=False, device="cpu")), base_url=LOCAL)
+    c = TestClient(
+        create_app(ServeConfig(classifier=None, detector=None, faces=False, device="cpu")), base_url=LOCAL
+    )
     jpg = media["coffee"].read_bytes()
     for path, option in [
         ("/classify", "--classifier"),
@@ -435,7 +447,16 @@ def test_cli_starts_uvicorn_on_loopback_with_the_models(capsys, monkeypatch):
     c = TestClient(seen["app"], base_url=LOCAL)
     m = c.get("/models").json()
     assert m["models"]["classifier"]["loaded"] and m["models"]["faces"]["loaded"]
-    assert m["limits"]["max_upload_mb"] == 5.0 and not m["models"]["detector"]["configured"]
+    assert m["limits"]["max_upload_mb"] == 5.0
+    # the default detector: Darknet's COCO YOLOv3-tiny where `make weights` has installed it, else none
+    detector = m["models"]["detector"]
+    assert detector["configured"] == coco_installed()
+    if detector["configured"]:
+        assert (
+            detector["loaded"]
+            and detector["weights"] == "yolov3-tiny:coco"
+            and len(detector["classes"]) == 80
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -5,12 +5,17 @@ No torch here: `--help` reads it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from mmkit.errors import MMKitError
 from mmkit.options import option
 
+log = logging.getLogger(__name__)
+
 _PANEL = "Models"
+# Darknet's COCO-trained YOLOv3-tiny (80 classes), offline once `make weights` has fetched its files
+DEFAULT_DETECTOR = "yolov3-tiny:coco"
 
 
 @dataclass
@@ -26,7 +31,12 @@ class ModelOptions:
         "efficientnet_lite0", help="The model of a named --classifier weights.", panel=_PANEL
     )
     faces: bool = option(True, "--faces/--no-faces", help="Find faces (MTCNN).", panel=_PANEL)
-    detector: str | None = option(None, help="A detect checkpoint: objects in every image.", panel=_PANEL)
+    detector: str | None = option(
+        DEFAULT_DETECTOR,
+        help="Objects in every image: yolov3-tiny:coco (Darknet's COCO YOLOv3-tiny, offline), a detect checkpoint, "
+        "or none.",
+        panel=_PANEL,
+    )
     face_db: str | None = option(
         None, help="A face gallery (SQLite; `mmkit face enroll`): names for the faces.", panel=_PANEL
     )
@@ -59,3 +69,18 @@ class ModelOptions:
             )
         if self.face_db is not None and not self.faces:
             raise MMKitError("--face-db: naming faces needs face detection (do not turn faces off)")
+
+    def detector_to_load(self) -> str | None:
+        """`detector`, except yolov3-tiny:coco (the default) where `make weights` has not installed its files: then
+        None, with a warning that says how to get them, so that analyze and serve run without objects. Any other
+        detector fails when it is loaded."""
+        if self.detector != DEFAULT_DETECTOR:
+            return self.detector
+        from mmkit.models.darknet import coco_weights
+
+        try:
+            coco_weights()
+        except MMKitError as e:
+            log.warning("no object detection: %s", e)
+            return None
+        return self.detector

@@ -3,7 +3,8 @@ float32 [3, S, S] image in 0-1 and its target, with boxes in pixels of the outpu
 
 Eval letterboxes: the longest side is resized to S keeping the aspect ratio and the rest padded with gray 114,
 centered. The target gains ``orig_size`` (h, w), ``scale`` and ``pad`` (left, top), so predictions map back to
-the original image with ``unletterbox_boxes(boxes, scale, pad)``. Train letterboxes the same way, then applies
+the original image with ``unletterbox_boxes(boxes, scale, pad)``. Eval with ``letterbox=False`` resizes to S x S
+instead (OpenCV's ``blobFromImage``): ``scale`` is then the (x, y) pair and ``pad`` (0, 0). Train letterboxes the same way, then applies
 scale jitter and translation (RandomAffine), mild color jitter and an optional flip, and drops boxes squeezed
 below 2 px (there ``scale``/``pad`` describe the letterbox step only). Random draws come from torch's global RNG,
 so ``torch.manual_seed`` reproduces them.
@@ -39,14 +40,16 @@ def letterbox_params(
 
 def unletterbox_boxes(
     boxes: torch.Tensor,
-    scale: float,
+    scale: float | tuple[float, float],
     pad: tuple[int, int],
     orig_size: tuple[int, int] | None = None,
 ) -> torch.Tensor:
-    """Map xyxy boxes from the letterboxed image back to original pixels (clipped to ``orig_size`` if given)."""
+    """Map xyxy boxes from the letterboxed (or, with an (x, y) `scale`, resized) image back to original pixels
+    (clipped to ``orig_size`` if given)."""
     left, top = pad
+    sx, sy = scale if isinstance(scale, tuple | list) else (scale, scale)
     offset = torch.tensor([left, top, left, top], dtype=boxes.dtype, device=boxes.device)
-    out = (boxes - offset) / scale
+    out = (boxes - offset) / torch.tensor([sx, sy, sx, sy], dtype=boxes.dtype, device=boxes.device)
     if orig_size is not None:
         height, width = orig_size
         out[..., 0::2] = out[..., 0::2].clamp(0, width)
@@ -79,10 +82,13 @@ class Letterbox(v2.Transform):
 class DetectionTransform:
     """``(uint8 image [3, H, W], target) -> (float32 [3, S, S], target)``; see the module docstring."""
 
-    def __init__(self, train: bool, img_size: int, *, hflip: bool = False):
-        self.train = train
+    def __init__(self, train: bool, img_size: int, *, hflip: bool = False, letterbox: bool = True):
+        self.train, self.letterbox = train, letterbox or train
         self.img_size = int(img_size)
-        steps: list[v2.Transform] = [Letterbox(self.img_size)]
+        size = self.img_size
+        steps: list[v2.Transform] = [
+            Letterbox(size) if self.letterbox else v2.Resize((size, size), antialias=True)
+        ]
         if train:
             steps.append(
                 v2.RandomAffine(
@@ -111,6 +117,8 @@ class DetectionTransform:
         sample = {"boxes": boxes, "labels": torch.as_tensor(target["labels"], dtype=torch.int64)}
         out_image, out = self.pipeline(tv_tensors.Image(image), sample)
         scale, pad, _ = letterbox_params(height, width, self.img_size)
+        if not self.letterbox:
+            scale, pad = (self.img_size / width, self.img_size / height), (0, 0)
         new_target = dict(target)
         new_target.update(
             boxes=out["boxes"].as_subclass(torch.Tensor),
@@ -126,10 +134,11 @@ class DetectionTransform:
 
 
 def build_detection_transforms(
-    train: bool, img_size: int, *, hflip: bool = False
+    train: bool, img_size: int, *, hflip: bool = False, letterbox: bool = True
 ) -> Callable[[torch.Tensor, dict], tuple[torch.Tensor, dict]]:
-    """The train (augmenting) or eval (letterbox only) transform for detection items; see the module docstring."""
-    return DetectionTransform(train, img_size, hflip=hflip)
+    """The train (augmenting) or eval (letterbox, or with `letterbox=False` a plain resize) transform for detection
+    items; see the module docstring."""
+    return DetectionTransform(train, img_size, hflip=hflip, letterbox=letterbox)
 
 
 class TransformedDetectionDataset(TransformedDataset):

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.ops import complete_box_iou_loss, generalized_box_iou_loss
 
+from mmkit.errors import MMKitError
 from mmkit.models.yolov3 import YOLOv3, cell_grid, decode_boxes
 
 OBJ_BALANCE = {8: 4.0, 16: 1.0, 32: 0.4}  # objectness weight per stride
@@ -95,6 +96,11 @@ class YOLOv3Loss:
     ) -> None:
         if box_loss not in ("ciou", "giou"):
             raise ValueError(f"box_loss must be 'ciou' or 'giou', got {box_loss!r}")
+        if model.box_coding != "mmkit":
+            raise MMKitError(
+                f"YOLOv3Loss trains mmkit's box coding, and this model decodes boxes as {model.box_coding} does "
+                "(fine-tune with new heads: model.reset_classifier(num_classes))"
+            )
         self.model = model
         self.box_weight, self.obj_weight, self.cls_weight = box_weight, obj_weight, cls_weight
         self.ignore_iou, self.anchor_t, self.neighbours = ignore_iou, anchor_t, neighbours

@@ -16,8 +16,8 @@ import difflib
 import inspect
 import logging
 import os
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,20 @@ class Weights:
     locate: Callable[[], Path] | None  # the local file; MMKitError when it is not available offline
     # Maps the file's state_dict onto the model's key names (for files from another port of the architecture).
     convert: Callable[[dict[str, Tensor], nn.Module], dict[str, Tensor]] | None = None
+    # Reads a file that is not a torch.save / safetensors file (e.g. Darknet .weights) into the model's state_dict.
+    read: Callable[[Path, nn.Module], dict[str, Tensor]] | None = None
+    # Builder options the weights need (e.g. {"box_coding": "darknet"}); given options of the same name win.
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # Where `categories` is None: reads the class names (e.g. from a file beside the weights).
+    read_categories: Callable[[], list[str]] | None = None
+
+    def class_names(self) -> list[str]:
+        """The class names in output order: `categories`, read ones, or the class indices as strings."""
+        if self.categories:
+            return list(self.categories)
+        if self.read_categories is not None:
+            return self.read_categories()
+        return [str(i) for i in range(self.num_classes)]
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,14 @@ def register_model(
         return fn
 
     return wrap
+
+
+def register_weights(name: str, weights: Weights) -> None:
+    """Add published `weights` to the registered model `name`, from the module that reads their file format."""
+    info = get_model_info(name)
+    if weights.name in info.weights:
+        raise ValueError(f"model {name!r} already has weights {weights.name!r}")
+    info.weights[weights.name] = weights
 
 
 def model_family(
@@ -323,8 +345,8 @@ def get_model(
         if w.locate is None:
             raise MMKitError(f"{w.source}: weights {name}/{w.name} have no local file")
         path = w.locate()
-        model = build(w.num_classes, in_chans, **kwargs)
-        sd = load_state_dict_file(path)
+        model = build(w.num_classes, in_chans, **{**w.options, **kwargs})
+        sd = w.read(path, model) if w.read is not None else load_state_dict_file(path)
         if w.convert is not None:
             sd = w.convert(sd, model)
         sd = _adapt_input_convs(sd, model, in_chans)

@@ -12,6 +12,10 @@ well-known refinements of later YOLO papers that keep the YOLOv3 architecture:
                                                threshold of 4 (Scaled-YOLOv4), instead of exp(t_wh) · anchor
 Anchors are in pixels at `anchor_size` (a buffer, saved with the weights) and are rescaled at run time by
 max(H, W) / anchor_size of the input, so one model runs at any input size (a multiple of 32).
+
+`box_coding="darknet"` decodes as Darknet's YOLOv3 does (centre = (σ(t_xy) + cell) · stride, size =
+exp(t_wh) · anchor): the coding of weights read from Darknet files (`mmkit.models.darknet`). Training uses mmkit's
+coding: `reset_classifier` (new heads for new classes) switches back to it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ YOLOV3_TINY_ANCHORS: list[list[tuple[float, float]]] = [
     [(81, 82), (135, 169), (344, 319)],
 ]
 OBJ_PRIOR = 0.01  # initial objectness probability of every prediction
+BOX_CODINGS = ("mmkit", "darknet")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,6 +114,8 @@ def _head(cin: int, cmid: int, cout: int) -> nn.Sequential:
 class _YOLOv3Body(nn.Module):
     """Darknet-53 + the three-scale neck (upsample ×2, concatenate with the backbone, five convs) + heads."""
 
+    head_names = ("head8", "head16", "head32")  # the output branches, small stride first
+
     def __init__(self, in_chans: int, ch, out: int) -> None:
         super().__init__()
         self.backbone = Darknet53(in_chans, ch)
@@ -128,9 +135,6 @@ class _YOLOv3Body(nn.Module):
         p3 = self.neck8(torch.cat([F.interpolate(self.lat16(p4), scale_factor=2.0, mode="nearest"), c3], 1))
         return [self.head8(p3), self.head16(p4), self.head32(p5)]
 
-    def heads(self) -> list[nn.Conv2d]:
-        return [self.head8[-1], self.head16[-1], self.head32[-1]]
-
 
 class _MaxPoolSame(nn.Module):
     """Darknet's size-2 stride-1 max-pool that keeps the spatial size (pads right/bottom by repeating the edge)."""
@@ -141,6 +145,8 @@ class _MaxPoolSame(nn.Module):
 
 class _YOLOv3TinyBody(nn.Module):
     """The yolov3-tiny.cfg network: 7 conv/max-pool layers, outputs at strides 32 and 16 (upsample + concat)."""
+
+    head_names = ("head16", "head32")
 
     def __init__(self, in_chans: int, ch, out: int) -> None:
         super().__init__()
@@ -166,9 +172,6 @@ class _YOLOv3TinyBody(nn.Module):
         p4 = torch.cat([F.interpolate(self.lat32(p5), scale_factor=2.0, mode="nearest"), c4], 1)
         return [self.head16(p4), self.head32(p5)]
 
-    def heads(self) -> list[nn.Conv2d]:
-        return [self.head16[-1], self.head32[-1]]
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # The model
@@ -184,9 +187,12 @@ def cell_grid(h: int, w: int, device: torch.device, dtype: torch.dtype) -> Tenso
     return torch.stack((gx, gy), -1)
 
 
-def decode_boxes(t: Tensor, cell: Tensor, anchor: Tensor) -> Tensor:
+def decode_boxes(t: Tensor, cell: Tensor, anchor: Tensor, coding: str = "mmkit") -> Tensor:
     """Centre and size (cx, cy, w, h) from raw (tx, ty, tw, th) `t`, in the units of `cell` and `anchor`
-    (grid cells, or pixels when both are multiplied by the stride). The one definition of the box parametrization."""
+    (grid cells, or pixels when both are multiplied by the stride). The one definition of the box parametrization
+    (see the module docstring for the two `coding`s)."""
+    if coding == "darknet":
+        return torch.cat([t[..., :2].sigmoid() + cell, t[..., 2:4].exp() * anchor], -1)
     xy = t[..., :2].sigmoid() * 2 - 0.5 + cell
     wh = (t[..., 2:4].sigmoid() * 2) ** 2 * anchor
     return torch.cat([xy, wh], -1)
@@ -196,7 +202,7 @@ class YOLOv3(nn.Module):
     """YOLOv3 (Darknet-53, strides 8/16/32) or YOLOv3-tiny (`tiny=True`, strides 16/32), 3 anchors per scale.
 
     `anchors`: per scale (small first), (w, h) pixels at `anchor_size`; default the Darknet COCO anchors.
-    `width` scales every channel count (0.5 is ~4× cheaper)."""
+    `width` scales every channel count (0.5 is ~4× cheaper). `box_coding`: "mmkit" or "darknet" (module docstring)."""
 
     def __init__(
         self,
@@ -207,8 +213,13 @@ class YOLOv3(nn.Module):
         anchor_size: int = 416,
         width: float = 1.0,
         in_chans: int = 3,
+        box_coding: str = "mmkit",
     ) -> None:
         super().__init__()
+        if box_coding not in BOX_CODINGS:
+            raise MMKitError(
+                f"yolov3: box_coding must be one of {', '.join(BOX_CODINGS)}, got {box_coding!r}"
+            )
         if num_classes < 1:
             raise MMKitError(f"yolov3: num_classes must be at least 1, got {num_classes}")
         if width <= 0:
@@ -225,6 +236,7 @@ class YOLOv3(nn.Module):
             )
         self.register_buffer("anchors", a)  # [scales, A, 2] pixels at anchor_size
         self.num_classes, self.tiny, self.anchor_size = num_classes, tiny, anchor_size
+        self.box_coding = box_coding
         self.num_anchors = a.shape[1]
         self.no = 5 + num_classes  # outputs per anchor
 
@@ -235,10 +247,23 @@ class YOLOv3(nn.Module):
         self.body = body(in_chans, ch, self.num_anchors * self.no)
         self._init_head_biases()
 
+    def heads(self) -> list[nn.Conv2d]:
+        """The final 1×1 prediction convolutions, small stride first."""
+        return [getattr(self.body, name)[-1] for name in self.body.head_names]
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Fresh prediction convolutions for `num_classes` (transfer learning; the rest keeps its weights), in
+        mmkit's box coding, which training uses."""
+        self.num_classes, self.no, self.box_coding = num_classes, 5 + num_classes, "mmkit"
+        for name, old in zip(self.body.head_names, self.heads(), strict=True):
+            new = nn.Conv2d(old.in_channels, self.num_anchors * self.no, 1).to(old.weight.device)
+            getattr(self.body, name)[-1] = new
+        self._init_head_biases()
+
     def _init_head_biases(self) -> None:
         """Objectness starts at OBJ_PRIOR, class probabilities at 1/C, boxes at the anchor size, centred."""
         cls_prior = math.log(1.0 / max(self.num_classes - 1, 1))
-        for conv in self.body.heads():
+        for conv in self.heads():
             b = conv.bias.data.view(self.num_anchors, self.no)
             b[:, :4] = 0.0
             b[:, 4] = math.log(OBJ_PRIOR / (1 - OBJ_PRIOR))
@@ -267,7 +292,7 @@ class YOLOv3(nn.Module):
             _, a, ny, nx, no = p.shape
             stride = self.strides[i]
             cell = cell_grid(ny, nx, p.device, p.dtype)
-            box = decode_boxes(p, cell, anchors[i].view(1, a, 1, 1, 2) / stride) * stride
+            box = decode_boxes(p, cell, anchors[i].view(1, a, 1, 1, 2) / stride, self.box_coding) * stride
             xy, wh = box[..., :2], box[..., 2:]
             x1y1 = torch.minimum(torch.clamp(xy - wh / 2, min=0.0), xy.new_tensor([W, H]))
             x2y2 = torch.minimum(torch.clamp(xy + wh / 2, min=0.0), xy.new_tensor([W, H]))

@@ -61,7 +61,7 @@ def load_models(options: ModelOptions | None = None, *, device: str = "auto", **
     """Load the models `options` (or the ModelOptions `fields`) ask for; bad weights fail here, before any file is
     read."""
     o = options if options is not None else ModelOptions(**fields)
-    classifier, detector, captioner, video = o.classifier, o.detector, o.captioner, o.video
+    classifier, detector, captioner, video = o.classifier, o.detector_to_load(), o.captioner, o.video
     dev = select_device(device)
     m = Models(dev, {"classifier": None, "faces": None, "detector": None, "captioner": None, "video": None})
     if classifier:
@@ -87,11 +87,10 @@ def load_models(options: ModelOptions | None = None, *, device: str = "auto", **
         m.embedder = (net, meta)
         m.info["faces"].update(embedder=o.face_weights, gallery=o.face_db, threshold=m.threshold)
     if detector is not None:
-        from mmkit.data.detection_transforms import build_detection_transforms
         from mmkit.tasks.detect import load_detector
 
         net, meta = load_detector(detector, dev)
-        m.detector = (net, meta, build_detection_transforms(False, meta.img_size))
+        m.detector = (net, meta, meta.eval_transform())
         m.info["detector"] = {"model": meta.model, "weights": str(detector), "classes": meta.num_classes}
     if captioner is not None:
         from mmkit.data.transforms import BatchTransform
@@ -175,27 +174,14 @@ def detect_objects(
 ) -> list[list[dict[str, Any]]]:
     """Objects of each image (letterboxed work images, `scales[i]` times the original size (h, w) `sizes[i]`): box
     [x1, y1, x2, y2] in original pixels, score, class name and index."""
-    from mmkit.data.detection_transforms import unletterbox_boxes
-    from mmkit.tasks.detect import predict_batch
+    from mmkit.tasks.detect import image_detections, predict_batch
 
     net, meta, _ = m.detector
     preds = predict_batch(net, torch.stack([x for x, _, _ in inputs]).to(m.device), conf=0.25, iou=0.45)
-    out = []
-    for p, (_, lb_scale, pad), s, size in zip(preds, inputs, scales, sizes, strict=True):
-        boxes = unletterbox_boxes(p["boxes"].float().cpu(), lb_scale, pad) / s
-        boxes = unletterbox_boxes(boxes, 1.0, (0, 0), size)  # clipped to the image
-        out.append(
-            [
-                {
-                    "box": [round(v, 1) for v in b],
-                    "score": round(s_, 4),
-                    "class": meta.classes[c],
-                    "class_id": c,
-                }
-                for b, s_, c in zip(boxes.tolist(), p["scores"].tolist(), p["labels"].tolist(), strict=True)
-            ]
-        )
-    return out
+    return [
+        image_detections(p, meta.classes, fit_scale, pad, size, s)
+        for p, (_, fit_scale, pad), s, size in zip(preds, inputs, scales, sizes, strict=True)
+    ]
 
 
 @torch.no_grad()

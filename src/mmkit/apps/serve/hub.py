@@ -90,7 +90,7 @@ class ModelHub:
         c = config
         self._loaders: dict[str, Callable[[], Any] | None] = {
             "classifier": self._load_classifier if c.classifier else None,
-            "detector": self._load_detector if c.detector else None,
+            "detector": self._load_detector if c.detector_to_load() else None,
             "faces": self._load_mtcnn if c.faces else None,
             "embedder": self._load_embedder if (c.face_weights and c.face_db) else None,
             "captioner": self._load_captioner if c.captioner else None,
@@ -228,27 +228,11 @@ class ModelHub:
 
     @torch.inference_mode()
     def detect(self, pixels: torch.Tensor, conf: float = 0.25, iou: float = 0.45) -> list[dict[str, Any]]:
-        from mmkit.data.detection_transforms import build_detection_transforms, unletterbox_boxes
-        from mmkit.tasks.detect import predict_batch
+        from mmkit.tasks.detect import detect_image
 
         net, meta = self.require("detector")
-        empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}
-        x, t = build_detection_transforms(False, meta.img_size)(pixels, empty)
         with self._locks["detector"]:
-            pred = predict_batch(net, x[None].to(self.device), conf, iou)[0]
-        boxes = unletterbox_boxes(pred["boxes"].cpu(), t["scale"], t["pad"])
-        h, w = pixels.shape[-2:]
-        boxes[:, 0::2] = boxes[:, 0::2].clamp(0, w)
-        boxes[:, 1::2] = boxes[:, 1::2].clamp(0, h)
-        return [
-            {
-                "box": [round(v, 1) for v in b],
-                "score": round(float(s), 4),
-                "class": meta.classes[int(c)],
-                "class_id": int(c),
-            }
-            for b, s, c in zip(boxes.tolist(), pred["scores"], pred["labels"], strict=True)
-        ]
+            return detect_image(net, meta, pixels, conf, iou)
 
     @torch.inference_mode()
     def _find_faces(self, pixels: torch.Tensor, min_face: float = 20):

@@ -1,7 +1,7 @@
-"""Object detection and localization: YOLOv3, YOLOv3-tiny, a single-object localizer.
+"""Object detection and localization: YOLOv3, YOLOv3-tiny (Darknet's COCO weights: --weights coco), a localizer.
 
 `DetectTask` (trained by the engine), `DetectorPredictor` (predict, evaluate,
-export), and anchors fitted to a dataset.
+export, Darknet files in and out), and anchors fitted to a dataset.
 """
 
 from mmkit.lazy import lazy_exports
@@ -13,6 +13,6 @@ __getattr__ = lazy_exports(
     __name__,
     task="DetectTask",
     options="DetectOptions",
-    predictor="DetectorMeta DetectorPredictor EVAL_CONF EVAL_IOU is_localizer predict_batch run_detection draw_detections load_detector evaluate predict export",
+    predictor="DetectorMeta DetectorPredictor EVAL_CONF EVAL_IOU is_localizer predict_batch run_detection image_detections detect_image draw_detections load_detector evaluate predict export convert",
     anchor_fitting="anchors anchor_kwargs train_box_sizes",
 )

@@ -13,6 +13,7 @@ from mmkit.tasks.detect.options import DetectOptions
 app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
 ImgSize = c.option_alias(DetectOptions, "img_size")
+Model = Annotated[str | None, typer.Option("--model", "-m", help="With a weights name: yolov3-tiny (coco).")]
 
 
 c.train_command(
@@ -66,14 +67,24 @@ def eval_(
 
 
 @app.command(
-    epilog="Example: mmkit detect predict --weights runs/detect/exp/best.pt scene.png --save-dir out/"
+    epilog="Examples: mmkit detect predict --weights runs/detect/exp/best.pt scene.png --save-dir out/\n\n"
+    "mmkit detect predict --model yolov3-tiny --weights coco photo.jpg   (Darknet's COCO YOLOv3-tiny; `make weights`)"
 )
 def predict(
     images: c.Images,
     weights: c.Weights,
+    model: Model = None,
     conf: Annotated[float, typer.Option("--conf", help="Score threshold.")] = 0.25,
     iou: Annotated[float, typer.Option("--iou", help="NMS IoU threshold.")] = 0.45,
     img_size: ImgSize = None,
+    letterbox: Annotated[
+        bool | None,
+        typer.Option(
+            "--letterbox/--no-letterbox",
+            help="Fit images to the input by letterboxing with gray padding (pjreddie's Darknet) or by a plain "
+            "resize (OpenCV's blobFromImage); default: the detector's own, letterbox for all of mmkit's.",
+        ),
+    ] = None,
     device: c.Device = "auto",
     save_dir: Annotated[
         Path | None, typer.Option("--save-dir", help="Write the images with boxes drawn here.")
@@ -84,7 +95,15 @@ def predict(
     from mmkit.tasks.detect.predictor import predict as run
 
     results, failures = run(
-        weights, images, conf=conf, iou=iou, img_size=img_size, device=device, save_dir=save_dir
+        weights,
+        images,
+        model=model,
+        conf=conf,
+        iou=iou,
+        img_size=img_size,
+        letterbox=letterbox,
+        device=device,
+        save_dir=save_dir,
     )
     n = sum(len(r["detections"]) for r in results)
     c.emit_items(
@@ -106,6 +125,7 @@ def predict(
 @app.command(epilog="Example: mmkit detect export --weights runs/detect/exp/best.pt --format onnx")
 def export(
     weights: c.Weights,
+    model: Model = None,
     format: c.ExportFormat = "onnx",
     img_size: ImgSize = None,
     out: c.ExportOut = None,
@@ -114,8 +134,38 @@ def export(
     """Export with box decoding inside the graph (NMS stays outside), checked with ONNX Runtime."""
     from mmkit.tasks.detect.predictor import export as run
 
-    path, diff = run(weights, format, out=out, img_size=img_size)
+    path, diff = run(weights, format, model=model, out=out, img_size=img_size)
     c.emit_export("detect", path, format, diff, json)
+
+
+@app.command(
+    epilog="Examples: mmkit detect convert --from darknet --to mmkit yolov3-tiny.weights yolov3-tiny.cfg coco.names "
+    "--out tiny.pt\n\nmmkit detect convert --from mmkit --to darknet runs/detect/exp/best.pt --out exp.weights"
+)
+def convert(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="From darknet: the .weights, and its .cfg and .names where they are not beside it with the same "
+            "name. From mmkit: a detect checkpoint, or model:weights (yolov3-tiny:coco)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="The checkpoint, or the .weights (.cfg and .names written beside it)."
+        ),
+    ],
+    source_format: Annotated[str, typer.Option("--from", help="darknet | mmkit")] = "darknet",
+    target_format: Annotated[str, typer.Option("--to", help="mmkit | darknet")] = "mmkit",
+    json: c.Json = False,
+) -> None:
+    """Darknet .cfg + .weights (YOLOv3, YOLOv3-tiny) to an mmkit checkpoint, or a YOLOv3 detector to Darknet files."""
+    from mmkit.tasks.detect.predictor import convert as run
+
+    r = run(sources, out, source_format=source_format, target_format=target_format)
+    written = ", ".join(r["files"].values())
+    c.emit(f"detect convert: {r['model']} ({r['classes']} classes, {r['img_size']} px) -> {written}", r, json)
 
 
 @app.command(epilog="Example: mmkit detect anchors --data digit-scenes --img-size 256 --tiny")

@@ -61,6 +61,11 @@ class DetectTask(DetectOptions, Task):
         img = self.img_size or info.default_input_size
         if img % 32:
             raise MMKitError(f"--img-size {img}: must be a multiple of 32")
+        if self.weights in info.weights and self.model_kwargs.get("width", 1.0) != 1.0:
+            raise MMKitError(
+                f"--weights {self.weights}: {self.model}'s published weights are full width; give --width 1 "
+                f"(not {self.model_kwargs['width']:g}, which a recipe may have chosen)"
+            )
         if self.model.startswith("yolov3") and self.anchors == "auto" and self.weights is None:
             self.model_kwargs.update(
                 anchor_kwargs(d.train, img, tiny="tiny" in self.model, verbose=rt.is_main)
