@@ -1,17 +1,37 @@
-"""Video classification end to end through the `mmkit` command: YouTube-8M-format records, synthetic motion videos
-on disk (end-to-end CNN + RNN), features extracted from video files, predictions per video and per segment."""
+"""Video classification end to end through the `mmkit` command: YouTube-8M-format records (the starter code's models,
+mAP, the Kaggle submission), synthetic motion videos on disk (end-to-end CNN + RNN), features extracted from video
+files, predictions per video and per segment."""
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from _cli import mmkit, synth_fixture
 
+from mmkit.data.formats.youtube8m import write_records
 from mmkit.engine import load_checkpoint
 
 yt8m = synth_fixture(
     "yt8m", "--videos", "200", "--classes", "6", "--frames", "12", "--rgb-dim", "32", "--audio-dim", "8"
 )
+yt8m_video_level = synth_fixture(
+    "yt8m",
+    "--level",
+    "video",
+    "--videos",
+    "200",
+    "--classes",
+    "6",
+    "--frames",
+    "12",
+    "--rgb-dim",
+    "32",
+    "--audio-dim",
+    "8",
+)  # fmt: skip  (the same videos as `yt8m`, as their frame means)
 motion_videos = synth_fixture("videos", "--n", "45", "--frames", "8", "--size", "32")
+YT8M_FAST = ["--max-frames", "12", "--epochs", "4", "--batch-size", "16", "--lr", "1e-2", "--json"]
 
 
 def test_lstm_on_yt8m_records_learns_and_evaluates(yt8m, capsys, tmp_path):
@@ -152,3 +172,94 @@ def test_recipes_are_the_readme_and_bench_ones_and_flags_fill_model_args(capsys)
     assert task.model_kwargs == {"hidden": 64, "bidirectional": True}  # the flags win over --model-arg
     code, _, err = mmkit(capsys, "video", "train", "--model", "lstm")
     assert code == 2 and "--data is required" in err
+
+
+@pytest.mark.parametrize(
+    ("model", "args"),
+    [
+        ("rnn", ["--hidden", "32"]),
+        ("dbof", ["--model-arg", "cluster=64", "--model-arg", "hidden=32", "--model-arg", "iterations=8"]),
+    ],
+)
+def test_rnn_and_dbof_learn_yt8m_records(yt8m, capsys, tmp_path, model, args):
+    code, out, _ = mmkit(capsys, "video", "train", "--data", yt8m, "--model", model, *args, *YT8M_FAST,
+                         "--project", tmp_path, "--name", "m")  # fmt: skip
+    assert code == 0
+    fit = json.loads(out)
+    assert fit["best_value"] > 0.4 and fit["metrics"]["val/map"] > 0.4  # six classes: chance GAP is about 0.3
+
+
+def test_logistic_on_video_level_features_is_frame_logistic_on_frames(
+    yt8m, yt8m_video_level, capsys, tmp_path
+):
+    runs = {}
+    for name, data, level in (("frame-logistic", yt8m, "frame"), ("logistic", yt8m_video_level, "video")):
+        code, out, _ = mmkit(capsys, "video", "train", "--data", data, "--level", level, "--model", name,
+                             *YT8M_FAST, "--project", tmp_path, "--name", name)  # fmt: skip
+        assert code == 0
+        runs[name] = json.loads(out)
+    # the video-level features are the frame means: the same linear model, the same seed, the same result
+    assert runs["frame-logistic"]["best_value"] > 0.4
+    assert runs["logistic"]["best_value"] == pytest.approx(runs["frame-logistic"]["best_value"], abs=1e-3)
+    code, _, err = mmkit(
+        capsys, "video", "train", "--data", yt8m, "--model", "logistic", "--project", tmp_path
+    )
+    assert code == 2 and "--level video" in err and "frame-logistic" in err
+
+
+def _format_lines(video_ids, predictions, top_k):
+    """The starter code's inference.format_lines, literally (decoded to text)."""
+    for video_index in range(len(video_ids)):
+        video_prediction = predictions[video_index]
+        top_indices = np.argpartition(video_prediction, -top_k)[-top_k:]
+        line = [(class_index, predictions[video_index][class_index]) for class_index in top_indices]
+        line = sorted(line, key=lambda p: -p[1])
+        yield video_ids[video_index] + "," + " ".join("%i %g" % (label, score) for (label, score) in line)  # noqa: UP031
+
+
+def test_eval_map_and_the_kaggle_submission(yt8m, capsys, tmp_path):
+    from mmkit.data.formats.youtube8m import read_records
+    from mmkit.tasks.video import VideoPredictor
+
+    args = ["--model-arg", "cluster=32", "--model-arg", "hidden=16", "--model-arg", "iterations=0"]
+    code, _, _ = mmkit(capsys, "video", "train", "--data", yt8m, "--model", "dbof", *args, *YT8M_FAST[:2],
+                       "--epochs", "2", "--project", tmp_path, "--name", "d")  # fmt: skip
+    assert code == 0
+    weights = tmp_path / "video" / "d" / "best.pt"
+    code, out, _ = mmkit(
+        capsys, "video", "eval", "--weights", weights, "--data", yt8m, "--out", tmp_path / "e"
+    )
+    assert code == 0 and "mAP" in out
+    r = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert len(r["per_class_ap"]) == 6 and set(r["per_class_ap"]) == {f"class_{c:02d}" for c in range(6)}
+    assert r["map"] == pytest.approx(np.mean(list(r["per_class_ap"].values())))
+
+    test = tmp_path / "test"  # Kaggle's test partition: records without labels
+    test.mkdir()
+    records = list(read_records(yt8m / "validate", level="frame"))
+    write_records(test / "test0000.tfrecord", [{**rec, "labels": []} for rec in records], level="frame")
+    sub = tmp_path / "sub.csv"
+    code, out, _ = mmkit(capsys, "video", "predict", "--weights", weights, test, "--submission", sub, "--topk", "4",
+                         "--batch-size", "7", "--json")  # fmt: skip
+    assert code == 0 and json.loads(out)["videos"] == len(records) == 40
+    header, *lines = sub.read_text().splitlines()
+    assert header == "VideoId,LabelConfidencePairs"
+    # the probabilities of each video alone, written as the starter code's inference.py writes them
+    p = VideoPredictor.load(weights, device="cpu")
+    probs = []
+    for rec in records:
+        x = torch.from_numpy(np.concatenate([rec["rgb"], rec["audio"]], 1))[None]
+        with torch.no_grad():
+            probs.append(p.net(x, torch.tensor([len(rec["rgb"])])).sigmoid()[0].numpy())
+    want = list(_format_lines([rec["id"] for rec in records], np.stack(probs), 4))
+    assert len(lines) == len(want)
+    for got, expected in zip(lines, want, strict=True):
+        vid, pairs = got.split(",")
+        want_vid, want_pairs = expected.split(",")
+        labels, scores = [int(t) for t in pairs.split()[::2]], [float(t) for t in pairs.split()[1::2]]
+        assert vid == want_vid and labels == [int(t) for t in want_pairs.split()[::2]]
+        np.testing.assert_allclose(scores, [float(t) for t in want_pairs.split()[1::2]], rtol=1e-5)
+        assert pairs == " ".join("%i %g" % pair for pair in zip(labels, scores, strict=True))  # noqa: UP031
+    code, _, err = mmkit(capsys, "video", "predict", "--weights", weights, test, "--submission", sub,
+                         "--segment-seconds", "2")  # fmt: skip
+    assert code == 2 and "--segment-seconds" in err

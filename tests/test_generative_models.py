@@ -163,6 +163,27 @@ def test_mlp_gan_with_conditioning():
     assert GAN(3, 16, arch="mlp", num_classes=5).num_classes == 0  # unconditional: classes are ignored
 
 
+@pytest.mark.parametrize("name", ["gan", "dcgan"])
+def test_gan_activation_by_name(name):
+    def kinds(module):
+        return [type(m) for m in module.modules() if not list(m.children())]
+
+    default = get_model(name, in_chans=1, img_size=28, base=8)
+    g_default = nn.ReLU if name == "dcgan" else nn.LeakyReLU  # the papers' choices stay the default
+    assert g_default in kinds(default.generator.body) and nn.ELU not in kinds(default)
+    slopes = {m.negative_slope for m in default.discriminator.modules() if isinstance(m, nn.LeakyReLU)}
+    assert slopes == {0.2}
+    elu = get_model(name, in_chans=1, img_size=28, base=8, act="elu")
+    for net in (elu.generator, elu.discriminator):
+        assert nn.ELU in kinds(net) and not {nn.ReLU, nn.LeakyReLU} & set(kinds(net))
+    assert nn.Tanh in kinds(elu.generator.body)  # the output activation stays: images in [-1, 1]
+    assert list(elu.state_dict()) == list(default.state_dict())
+    x = elu.sample(3)
+    assert x.shape == (3, 1, 28, 28) and x.abs().max() <= 1 and elu.discriminator(x).shape == (3,)
+    with pytest.raises(MMKitError, match="act=mish: unknown activation; known: relu, relu6, leakyrelu, elu"):
+        get_model(name, in_chans=1, act="mish")
+
+
 def test_bad_options_are_one_line_errors():
     for size in (30, 7, 100 * 11):
         with pytest.raises(MMKitError, match="img_size"):

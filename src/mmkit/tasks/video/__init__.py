@@ -1,8 +1,9 @@
-"""Video classification: frame features into LSTM/GRU/NetVLAD/MoE, or CNN+LSTM end to end; YouTube-8M.
+"""Video classification: frame features into LSTM/GRU/RNN/NetVLAD/DBoF/MoE, or CNN+LSTM end to end; YouTube-8M.
 
-`VideoTask` (frame features into LSTM/GRU/NetVLAD/MoE, or a CNN + LSTM/GRU end to end on
-raw clips, trained by the engine), `VideoPredictor` (label video files whole and per segment, evaluate GAP@20,
-Hit@1, PERR), and per-frame CNN features of the user's videos written as YouTube-8M records (`features.py`).
+`VideoTask` (frame features into LSTM/GRU/RNN/NetVLAD/DBoF/MoE/logistic, or a CNN + LSTM/GRU/RNN end to end on
+raw clips, trained by the engine), `VideoPredictor` (label video files whole and per segment, write the Kaggle
+submission of YouTube-8M records, evaluate GAP@20, mAP, Hit@1, PERR), and per-frame CNN features of the user's
+videos written as YouTube-8M records (`features.py`).
 """
 
 from mmkit.lazy import lazy_exports
@@ -14,6 +15,6 @@ __getattr__ = lazy_exports(
     __name__,
     task="VideoTask",
     options="VideoOptions CLIP_MODELS",
-    predictor="VideoMeta VideoPredictor video_loss run_meter load_video_model evaluate predict class_scores top_labels center_square segment_labels",
+    predictor="VideoMeta VideoPredictor video_loss run_meter load_video_model evaluate predict write_submission batch_scores class_scores record_batches top_labels center_square segment_labels",
     features="FEATURE_RMS FrameFeatures scale_features load_extractor frame_features extract",
 )

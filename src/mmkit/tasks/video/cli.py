@@ -1,4 +1,4 @@
-"""`mmkit video train|eval|predict|features`: options parsed here, the work done by the task's predictor and
+"""`mmkit video train|eval|predict|features|export`: options parsed here, the work done by the task's predictor and
 feature extractor."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from mmkit.cli import common as c
+from mmkit.errors import MMKitError
 from mmkit.tasks.video.options import VideoOptions
 
 app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
@@ -32,37 +33,67 @@ def eval_(
     out: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json.")] = None,
     json: c.Json = False,
 ) -> None:
-    """GAP@20 (YouTube-8M's metric), Hit@1, PERR, and top-1 for single-label data."""
+    """GAP@20 (YouTube-8M's metric), mAP (per-class AP in metrics.json), Hit@1, PERR, and top-1 for single-label
+    data."""
     from mmkit.tasks.video.predictor import evaluate
 
     r = evaluate(weights, data, batch_size=batch_size, device=device, out=out)
     top1 = f"  top-1 {100 * r['top1']:.2f} %" if "top1" in r else ""
     c.emit(
-        f"video eval: {r['videos']} videos  GAP@20 {r['gap']:.4f}  Hit@1 {r['hit_at_one']:.4f}  "
-        f"PERR {r['perr']:.4f}{top1} -> {r['out_dir']}",
+        f"video eval: {r['videos']} videos  GAP@20 {r['gap']:.4f}  mAP {r['map']:.4f}  Hit@1 {r['hit_at_one']:.4f}"
+        f"  PERR {r['perr']:.4f}{top1} -> {r['out_dir']}",
         r,
         json,
     )
 
 
 @app.command(
-    epilog="Example: mmkit video predict --weights runs/video/exp/best.pt clip.mp4 --segment-seconds 5"
+    epilog="Examples: mmkit video predict --weights runs/video/exp/best.pt clip.mp4 --segment-seconds 5\n\n"
+    "mmkit video predict --weights runs/video/yt8m/best.pt yt8m/test/ --submission out.csv   (Kaggle's top 20)"
 )
 def predict(
-    videos: Annotated[list[Path], typer.Argument(help="Video files.")],
+    videos: Annotated[
+        list[Path],
+        typer.Argument(help="Video files; with --submission, YouTube-8M TFRecord files, folders or globs."),
+    ],
     weights: c.Weights,
-    topk: Annotated[int, typer.Option("--topk", "-k", help="Labels per video.")] = 5,
+    topk: Annotated[
+        int | None,
+        typer.Option(
+            "--topk", "-k", help="Labels per video (default 5; 20 with --submission, as Kaggle scores)."
+        ),
+    ] = None,
     segment_seconds: Annotated[
         float | None, typer.Option("--segment-seconds", help="Also predict each segment of this length.")
     ] = None,
+    submission: Annotated[
+        Path | None,
+        typer.Option(
+            "--submission",
+            help="Write the Kaggle YouTube-8M CSV (VideoId,LabelConfidencePairs: 'label score ...', best first) "
+            "of every video in the records.",
+        ),
+    ] = None,
+    batch_size: c.BatchSize = 64,
     device: c.Device = "auto",
     json: c.Json = False,
 ) -> None:
-    """Labels with scores for each video (and each segment with --segment-seconds)."""
+    """Labels with scores for each video (and each segment with --segment-seconds), or the Kaggle submission of
+    YouTube-8M records (--submission)."""
     from mmkit.tasks.video.predictor import predict as run
+    from mmkit.tasks.video.predictor import write_submission
 
+    if submission is not None:
+        if segment_seconds:
+            raise MMKitError("--segment-seconds: not with --submission (one line per video)")
+        records = [str(v) for v in videos]
+        r = write_submission(
+            weights, records, submission, topk=topk or 20, batch_size=batch_size, device=device
+        )
+        c.emit(f"video predict: {r['videos']} videos, top {r['topk']} labels each -> {r['out']}", r, json)
+        return
     results, failures = run(
-        weights, [str(v) for v in videos], topk=topk, segment_seconds=segment_seconds, device=device
+        weights, [str(v) for v in videos], topk=topk or 5, segment_seconds=segment_seconds, device=device
     )
     c.emit_items(
         "predictions", results, failures, json, _video_lines, f"video predict: {len(results)} videos"
@@ -120,3 +151,14 @@ def features(
         r,
         json,
     )
+
+
+c.export_command(
+    app,
+    "video",
+    example="mmkit video export --weights runs/video/exp/best.pt --format onnx",
+    doc=(
+        "Export the classifier of whole videos (uint8 frames, or frame features, and each video's frame count"
+        " -> logits; any batch and frame count), checked against PyTorch (ONNX Runtime for ONNX)."
+    ),
+)

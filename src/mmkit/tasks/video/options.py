@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 from mmkit.options import Recipes, model_args_option, option
 
-CLIP_MODELS = ("cnn-lstm", "cnn-gru", "cnn-mean")  # raw frames in; the other video models take frame features
+# raw frames in; the other video models take frame features
+CLIP_MODELS = ("cnn-lstm", "cnn-gru", "cnn-rnn", "cnn-mean")
 LEVELS = ("frame", "video")
 
 
@@ -22,7 +23,8 @@ class VideoOptions:
         "lstm",
         "--model",
         "-m",
-        help="lstm | gru | video-mean | netvlad | moe | cnn-lstm | cnn-gru | cnn-mean",
+        help="lstm | gru | rnn | video-mean | netvlad | moe | dbof | frame-logistic | logistic (--level video) | "
+        "cnn-lstm | cnn-gru | cnn-rnn | cnn-mean",
     )
     weights: str | None = option(None, "--weights", "-w", help="Start from a checkpoint.")
     level: str = option("frame", help="Records: frame or video level features.")
@@ -40,7 +42,7 @@ class VideoOptions:
         "(off by default: it cost the bench's CNN+LSTM 5 points).",
     )
     model_kwargs: dict = model_args_option(
-        " Clip models: width, feat, grid, diff (frames + their differences)."
+        " Clip models: width, feat, grid, diff (frames + their differences). dbof: cluster, iterations, act."
     )
 
 

@@ -1,8 +1,9 @@
 """Using a trained video model: `VideoPredictor` loads it, labels video files (whole and per segment), evaluates.
 
     p = VideoPredictor.load("runs/video/x/best.pt")
-    p.evaluate("yt8m/")                                  # GAP@20, Hit@1, PERR (+ top-1 for single-label data)
+    p.evaluate("yt8m/")                                  # GAP@20, mAP, Hit@1, PERR (+ top-1 for single-label data)
     p.predict(["clip.mp4"], segment_seconds=5)           # labels with scores per video (and per segment)
+    p.submission(["yt8m/test/"], "out.csv")              # the Kaggle top-20 CSV of YouTube-8M records
 
 Clip models see `meta.frames` frames spread over the video (or over each segment); feature models see the features
 that `mmkit video features` made for their training data, recomputed at the same fps (`features.py`).
@@ -10,24 +11,29 @@ that `mmkit video features` made for their training data, recomputed at the same
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
 from mmkit.data.formats.video import probe, read_frames
+from mmkit.data.formats.youtube8m import read_records
 from mmkit.data.videos import load_video_data, prepare_features
 from mmkit.engine import Runtime
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
+from mmkit.export import Graph
 from mmkit.metrics.video import VideoMeter
 from mmkit.models import get_model
 from mmkit.tasks.predictor import Predictor
@@ -67,7 +73,7 @@ def video_loss(logits: torch.Tensor, y: torch.Tensor, multi_label: bool) -> torc
 
 
 def run_meter(model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: int, criterion) -> VideoMeter:
-    """GAP@20, Hit@1, PERR, loss (and top-1) over a loader, gathered from every rank."""
+    """GAP@20, mAP, Hit@1, PERR, loss (and top-1) over a loader, gathered from every rank."""
     meter = VideoMeter(num_classes, top_k=20)
     model.eval()
     for batch in loader:
@@ -82,12 +88,17 @@ def run_meter(model: nn.Module, loader: DataLoader, rt: Runtime, num_classes: in
     return meter
 
 
-def class_scores(net: nn.Module, meta: VideoMeta, x: torch.Tensor) -> torch.Tensor:
-    """Class probabilities [C] of one video: x is [T, 3, S, S] uint8 frames or [T, D] features."""
+def batch_scores(net: nn.Module, meta: VideoMeta, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Class probabilities [B, C] of a batch of videos (sigmoid for multi-label models, softmax otherwise)."""
     dev = next(net.parameters()).device
     with torch.no_grad():
-        logits = net(x[None].to(dev), torch.tensor([len(x)], device=dev))[0].float().cpu()
-    return logits.sigmoid() if meta.multi_label else logits.softmax(0)
+        logits = net(x.to(dev), lengths.to(dev)).float().cpu()
+    return logits.sigmoid() if meta.multi_label else logits.softmax(1)
+
+
+def class_scores(net: nn.Module, meta: VideoMeta, x: torch.Tensor) -> torch.Tensor:
+    """Class probabilities [C] of one video: x is [T, 3, S, S] uint8 frames or [T, D] features."""
+    return batch_scores(net, meta, x[None], torch.tensor([len(x)]))[0]
 
 
 def top_labels(p: torch.Tensor, classes: list[str], k: int) -> list[dict[str, Any]]:
@@ -96,6 +107,39 @@ def top_labels(p: torch.Tensor, classes: list[str], k: int) -> list[dict[str, An
         {"label": classes[j], "score": round(float(s), 4)}
         for s, j in zip(v.tolist(), i.tolist(), strict=True)
     ]
+
+
+def record_batches(
+    paths: list[str], meta: VideoMeta, batch_size: int
+) -> Iterator[tuple[list[str], torch.Tensor, torch.Tensor]]:
+    """(video ids, features, lengths) batches of the YouTube-8M records in `paths` (files, folders, globs), as the
+    model was trained on them: frame level [B, max_frames, D] (the first max_frames frames, zero-padded), or video
+    level [B, D]."""
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    for rec in read_records(paths, level=meta.level):
+        x = np.concatenate([rec["rgb"], rec["audio"]], axis=-1)[: meta.max_frames]
+        if x.shape[-1] != meta.feature_dim:
+            raise MMKitError(
+                f"video {rec['id']}: {x.shape[-1]} features per frame, the model takes {meta.feature_dim}"
+            )
+        ids.append(rec["id"])
+        rows.append(x)
+        if len(rows) == batch_size:
+            yield ids, *_stack(rows, meta)
+            ids, rows = [], []
+    if rows:
+        yield ids, *_stack(rows, meta)
+
+
+def _stack(rows: list[np.ndarray], meta: VideoMeta) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video-level rows [D] as [B, D]; frame-level rows [T_i, D] zero-padded to [B, max_frames, D]; and lengths."""
+    if meta.level == "video":
+        return torch.from_numpy(np.stack(rows)), torch.ones(len(rows), dtype=torch.int64)
+    x = torch.zeros(len(rows), meta.max_frames, meta.feature_dim)
+    for i, r in enumerate(rows):
+        x[i, : len(r)] = torch.from_numpy(r)
+    return x, torch.tensor([len(r) for r in rows], dtype=torch.int64)
 
 
 def center_square(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -139,6 +183,25 @@ class VideoPredictor(Predictor):
     @staticmethod
     def network(meta: VideoMeta) -> nn.Module:
         return get_model(meta.model, meta.num_classes, **meta.inputs, **meta.model_kwargs)
+
+    def export_graphs(self, net: nn.Module) -> list[Graph]:
+        """The classifier of whole videos -> logits [batch, classes] (sigmoid or softmax outside): clip models
+        (CNN + RNN) take uint8 frames [batch, frames, 3, S, S], frame-level feature models float features
+        [batch, frames, D], both with each video's frame count `lengths` [batch] (batch and frames may change);
+        video-level models take features [batch, D]. The features themselves (`mmkit video features`) stay outside."""
+        meta, g = self.meta, torch.Generator().manual_seed(0)
+        if meta.kind == "features" and meta.level == "video":
+            x = torch.randn(2, meta.feature_dim, generator=g)
+            return [Graph("classifier", net, (x,), ["features"], ["logits"])]
+        t = max(2, meta.frames or 8)
+        if meta.kind == "clips":
+            x = torch.randint(0, 256, (2, t, 3, meta.img_size, meta.img_size), dtype=torch.uint8, generator=g)
+        else:
+            x = torch.randn(2, t, meta.feature_dim, generator=g)
+        name = "frames" if meta.kind == "clips" else "features"
+        axes = {name: {0: "batch", 1: "frames"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
+        lengths = torch.tensor([t, t - 1])  # the second video padded by one frame
+        return [Graph("classifier", net, (x, lengths), [name, "lengths"], ["logits"], axes)]
 
     def extractor(self) -> tuple[FrameFeatures, dict[str, Any]]:
         """Feature models: the image model that made their training features, and how it was fed (loaded once)."""
@@ -186,6 +249,41 @@ class VideoPredictor(Predictor):
                 failures.append((path, str(e)))
         return results, failures
 
+    def submission(
+        self, records: list[str], out: str | os.PathLike, *, topk: int = 20, batch_size: int = 64
+    ) -> dict[str, Any]:
+        """Write the Kaggle YouTube-8M submission for every video of the TFRecord `records` (files, folders,
+        globs; e.g. the test partition): the starter code's `inference.py` format, a header
+        ``VideoId,LabelConfidencePairs`` then one line per video, its id and its top-k "label score" pairs by
+        descending score (label = class index, score = probability, printed as %g)."""
+        if self.meta.kind != "features":
+            raise MMKitError(
+                f"{self.source}: --submission needs a model of YouTube-8M features, not a clip model"
+            )
+        if topk < 1:
+            raise MMKitError(f"--topk {topk}: at least 1")
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        videos = 0
+        with open(out, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["VideoId", "LabelConfidencePairs"])
+            for ids, x, lengths in record_batches(records, self.meta, batch_size):
+                top, labels = batch_scores(self.net, self.meta, x, lengths).topk(
+                    min(topk, self.meta.num_classes)
+                )
+                for vid, s, c in zip(ids, top.tolist(), labels.tolist(), strict=True):
+                    w.writerow(
+                        [vid, " ".join(f"{label} {score:g}" for label, score in zip(c, s, strict=True))]
+                    )
+                videos += len(ids)
+        return {
+            "weights": self.source,
+            "videos": videos,
+            "topk": min(topk, self.meta.num_classes),
+            "out": str(out),
+        }
+
     def evaluate(
         self,
         data: str,
@@ -194,7 +292,8 @@ class VideoPredictor(Predictor):
         out: str | os.PathLike | None = None,
         workers: int | None = None,
     ) -> dict[str, Any]:
-        """GAP@20, Hit@1, PERR (and top-1 for single-label data) on the validation split of `data`."""
+        """GAP@20, mAP, Hit@1, PERR (and top-1 for single-label data) on the validation split of `data`, and the AP
+        of each class that has a positive there ("per_class_ap": {class name: AP})."""
         rt, meta = Runtime(self.device), self.meta
         d = load_video_data(
             data,
@@ -217,7 +316,8 @@ class VideoPredictor(Predictor):
             collate_fn=d.collate,
         )
         criterion = partial(video_loss, multi_label=meta.multi_label)
-        m = run_meter(self.net, loader, rt, meta.num_classes, criterion).compute()
+        meter = run_meter(self.net, loader, rt, meta.num_classes, criterion)
+        m = meter.compute()
         out_dir = Path(out) if out is not None else next_run_dir("runs", "video", "eval", False)
         out_dir.mkdir(parents=True, exist_ok=True)
         r = {
@@ -225,6 +325,11 @@ class VideoPredictor(Predictor):
             "data": str(data),
             "videos": len(d.val),
             **{k: float(v) for k, v in m.items()},
+            "per_class_ap": {
+                c: float(ap)
+                for c, ap in zip(meta.classes, meter.per_class_ap(), strict=True)
+                if not math.isnan(ap)
+            },
         }
         (out_dir / "metrics.json").write_text(json.dumps(r, indent=2))
         r["out_dir"] = str(out_dir)
@@ -243,9 +348,16 @@ def load_video_model(weights: str | os.PathLike, device="cpu") -> tuple[nn.Modul
 
 
 def evaluate(weights: str, data: str, *, device: str = "auto", **kw: Any) -> dict[str, Any]:
-    """GAP@20, Hit@1, PERR (and top-1 for single-label data) on the validation split of `data`; `kw`: batch_size,
-    out, workers."""
+    """GAP@20, mAP (and per-class AP), Hit@1, PERR (and top-1 for single-label data) on the validation split of
+    `data`; `kw`: batch_size, out, workers."""
     return VideoPredictor.load(weights, device=device).evaluate(data, **kw)
+
+
+def write_submission(
+    weights: str, records: list[str], out: str | os.PathLike, *, device: str = "auto", **kw: Any
+) -> dict[str, Any]:
+    """The Kaggle YouTube-8M submission CSV of the videos in `records` (`kw`: topk, batch_size)."""
+    return VideoPredictor.load(weights, device=device).submission(records, out, **kw)
 
 
 def predict(

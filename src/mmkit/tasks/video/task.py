@@ -3,13 +3,13 @@
     task = VideoTask("motion-clips", "cnn-lstm")            # then Trainer(task, cfg).fit()
     task = VideoTask("yt8m/", "lstm", level="frame")        # YouTube-8M-format records (ours or the real ones)
 
-Frame features go into a temporal model (LSTM, GRU, NetVLAD, MoE, mean pooling), or a small CNN + LSTM/GRU is
-trained end to end on raw clips. Data specs (`load_video_data`): the builtin ``motion-clips`` (synthetic moving digits
-and shapes, labelled by their motion, in memory); a folder of YouTube-8M TFRecords (``train*.tfrecord`` /
-``validate*.tfrecord``, with ``vocabulary.csv`` when present), which is also what ``mmkit video features`` writes for
-the user's own videos; or video files in one folder per class (``train/`` and ``val/`` or ``test/`` splits, or one
-tree split by ``val_split``) or a CSV of ``path,label[,label...]``, decoded to ``frames`` frames of ``img_size`` px
-for the end-to-end models.
+Frame features go into a temporal model (LSTM, GRU, plain RNN, NetVLAD, DBoF, MoE, logistic, mean pooling), or a
+small CNN + LSTM/GRU/RNN is trained end to end on raw clips. Data specs (`load_video_data`): the builtin
+``motion-clips`` (synthetic moving digits and shapes, labelled by their motion, in memory); a folder of YouTube-8M
+TFRecords (``train*.tfrecord`` / ``validate*.tfrecord``, with ``vocabulary.csv`` when present), which is also what
+``mmkit video features`` writes for the user's own videos; or video files in one folder per class (``train/`` and
+``val/`` or ``test/`` splits, or one tree split by ``val_split``) or a CSV of ``path,label[,label...]``, decoded to
+``frames`` frames of ``img_size`` px for the end-to-end models.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from mmkit.data.videos import VideoData, load_video_data, prepare_features
 from mmkit.engine import Runtime, Task
 from mmkit.errors import MMKitError
-from mmkit.models import get_model, get_model_info
+from mmkit.models import get_model, get_model_info, list_models
 from mmkit.tasks.video.options import CLIP_MODELS, LEVELS, VideoOptions
 from mmkit.tasks.video.predictor import VideoMeta, run_meter, video_loss
 
@@ -70,10 +70,11 @@ class VideoTask(VideoOptions, Task):
         )
         d = self.dataset
         if clips != (d.kind == "clips"):
+            features = [m for m in list_models("video") if m not in CLIP_MODELS]
             hint = (
-                "a frame-feature model (lstm, gru, video-mean, netvlad, moe)"
+                f"a frame-feature model ({', '.join(features)})"
                 if d.kind == "features"
-                else "a clip model (cnn-lstm, cnn-gru, cnn-mean), or extract features first: mmkit video features"
+                else f"a clip model ({', '.join(CLIP_MODELS)}), or extract features first: mmkit video features"
             )
             raise MMKitError(f"{self.data}: holds {d.kind}; use {hint}")
         self.multi_label = d.multi_label
@@ -123,7 +124,13 @@ class VideoTask(VideoOptions, Task):
         meter = run_meter(model, loader, rt, len(self.dataset.classes), self._criterion)
         m = meter.compute()
         self.last_eval = m
-        out = {"val/loss": m["loss"], "val/gap": m["gap"], "val/hit1": m["hit_at_one"], "val/perr": m["perr"]}
+        out = {
+            "val/loss": m["loss"],
+            "val/gap": m["gap"],
+            "val/map": m["map"],
+            "val/hit1": m["hit_at_one"],
+            "val/perr": m["perr"],
+        }
         if "top1" in m:
             out["val/top1"] = 100 * m["top1"]
         return out
