@@ -136,11 +136,6 @@ def test_video_models(tmp_path, model, fmt):
     assert_close((onnx_run if fmt == "onnx" else torchscript_run)(file.path, *x), expected, atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="torch.onnx exports a packed RNN only with pack_padded_sequence and pad_packed_sequence in pairs; the "
-    "'last' readout reads the final state instead of the padded outputs (mmkit.models.video.RecurrentClassifier)",
-)
 def test_video_recurrent_last_readout_onnx(tmp_path):
     p = untrained(VideoPredictor, video_meta("cnn-gru", model_kwargs={"width": 8, "feat": 16}), tmp_path)
     (file,) = p.export("onnx")

@@ -310,11 +310,15 @@ class RecurrentClassifier(_FeatureClassifier):
         """The video representation [B, hidden · directions] before the classifier."""
         x, lengths, _ = _frames(x, lengths, self.in_features, self.cell)
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, state = self.rnn(packed)
-        if self.readout == "last":
-            h = state[0] if self.cell == "lstm" else state  # [layers · directions, B, H], in input order
-            return torch.cat(list(h[-self.directions :]), dim=1)
+        out, _ = self.rnn(packed)
+        # pack and pad in pairs: the form ONNX export takes; the padded outputs hold the final states too
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # zeros past the length
+        if (
+            self.readout == "last"
+        ):  # the last layer's final states: forward at t = length - 1, backward at t = 0
+            h = out.shape[2] // self.directions
+            last = out[torch.arange(out.shape[0], device=out.device), lengths - 1, :h]
+            return torch.cat([last, out[:, 0, h:]], 1) if self.directions == 2 else last
         return out.sum(1) / lengths.unsqueeze(1).to(out.dtype)
 
     def forward(self, x: Tensor, lengths: Tensor | None = None) -> Tensor:
