@@ -7,9 +7,11 @@ import pytest
 import torch
 import yaml
 from _cli import mmkit, run_fixture, synth_fixture
-from _coco import pycocotools_stats
+from _detector import known_outputs, planned_evaluation, scene_truth
 
 from mmkit.engine import load_checkpoint
+from mmkit.models.localizer import Localizer
+from mmkit.models.yolov3 import YOLOv3
 
 scenes = synth_fixture("detection", "--format", "yolo", "--n", "24", "--seed", "3", "--img-size", "128")
 detect_run = run_fixture(
@@ -50,19 +52,20 @@ def test_train_writes_a_detect_run(detect_run, scenes):
     assert "val/map" in header and "val/map50" in header and "train/box" in header
 
 
-def test_eval_equals_pycocotools_on_its_own_files(detect_run, scenes, tmp_path, capsys):
+def test_eval_equals_pycocotools_on_its_own_files(detect_run, scenes, tmp_path, capsys, monkeypatch):
+    """The trained detector's raw outputs set to known, imperfect detections (tests/_detector.py): eval writes them
+    and reports pycocotools' mAP on ground truth and detections written by the test."""
+    reference = planned_evaluation(monkeypatch, YOLOv3, scenes, tmp_path)
     r = evaluate(capsys, detect_run / "best.pt", scenes, tmp_path)
-    assert Path(r["predictions"]).is_file() and r["images"] == 2
-    preds = json.loads(Path(r["predictions"]).read_text())
-    if not preds:
-        assert r["map"] == 0.0
-        return
-    stats = pycocotools_stats(tmp_path / "ground_truth.json", tmp_path / "predictions.json")
-    assert r["map"] == pytest.approx(max(stats[0], 0.0)) and r["map50"] == pytest.approx(max(stats[1], 0.0))
+    assert r["images"] == 2
+    reference.check(r, tmp_path)
 
 
-def test_predict_draws_boxes_and_reports_bad_files(detect_run, scenes, tmp_path, capsys):
-    img = sorted((scenes / "images" / "val").iterdir())[0]
+def test_predict_draws_boxes_and_reports_bad_files(detect_run, scenes, tmp_path, capsys, monkeypatch):
+    scene = scene_truth(scenes)[1][0]
+    img = scene.path
+    planned = [b.moved(0.0, 0.9 - 0.1 * i) for i, b in enumerate(scene.boxes)]
+    known_outputs(monkeypatch, YOLOv3, [(scene.pixels, [*planned, scene.boxes[0].moved(20.0, 0.005)])])
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     code, out, err = mmkit(
@@ -72,9 +75,10 @@ def test_predict_draws_boxes_and_reports_bad_files(detect_run, scenes, tmp_path,
     assert code == 2 and "bad.png" in err
     r = json.loads(out)["predictions"][0]
     assert r["width"] == 128 and r["height"] == 128
-    for d in r["detections"]:
-        x1, y1, x2, y2 = d["box"]
-        assert 0 <= x1 <= x2 <= 128 and 0 <= y1 <= y2 <= 128 and 0 <= d["score"] <= 1
+    assert len(r["detections"]) == len(planned)  # the 0.005 box is under --conf
+    for d, b in zip(sorted(r["detections"], key=lambda d: -d["score"]), planned, strict=True):
+        assert d["box"] == pytest.approx([b.x1, b.y1, b.x2, b.y2], abs=0.051)
+        assert d["score"] == pytest.approx(b.score, abs=1e-4) and d["class_id"] == b.label
     assert (tmp_path / "drawn" / (img.stem + ".png")).is_file()
 
 
@@ -124,7 +128,7 @@ def test_bad_labels_are_reported_with_file_and_line(scenes, tmp_path, capsys):
     assert any(label.name in p and "malformed" in p.lower() for p in problems)
 
 
-def test_localizer_trains_and_evaluates(scenes, tmp_path, capsys):
+def test_localizer_trains_and_evaluates(scenes, tmp_path, capsys, monkeypatch):
     code, out, err = mmkit(
         capsys, "detect", "train", "--data", scenes, "--model", "localizer", "--img-size", "128",
         "--epochs", "1", "--batch-size", "8", "--project", tmp_path, "--name", "loc", "--device", "cpu",
@@ -135,7 +139,9 @@ def test_localizer_trains_and_evaluates(scenes, tmp_path, capsys):
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["task_args"]["augment"] is False and config["task_args"]["width"] == 0.5
     assert load_checkpoint(run / "best.pt")["meta"]["model_kwargs"] == {"width": 0.5}
-    assert 0.0 <= evaluate(capsys, run / "best.pt", scenes, tmp_path / "ev")["map50"] <= 1.0
+    # its one box per image set to the first ground-truth box: eval reports pycocotools' mAP of those boxes
+    reference = planned_evaluation(monkeypatch, Localizer, scenes, tmp_path, plan=lambda boxes, *_: boxes[:1])
+    reference.check(evaluate(capsys, run / "best.pt", scenes, tmp_path / "ev"), tmp_path / "ev")
     code, _, err = mmkit(capsys, "detect", "export", "--weights", run / "best.pt")
     assert code == 2 and "YOLO" in err
 

@@ -58,3 +58,19 @@ def test_results_conversion_and_empty_cases():
     r = to_coco_results(7, torch.tensor([[10.0, 20.0, 30.0, 60.0]]), torch.tensor([0.5]), torch.tensor([2]))
     assert r == [{"image_id": 7, "category_id": 3, "bbox": [10.0, 20.0, 20.0, 40.0], "score": 0.5}]
     assert coco_evaluate(gt_dict(), [], ["a", "b", "c"])["map"] == 0.0
+
+
+def test_recall_counts_up_to_100_detections_per_image():
+    """12 objects found exactly in one image: recall is 1 with 100 detections allowed (10/12 with 10)."""
+    boxes = [[10.0 * i, 5.0, 8.0, 8.0] for i in range(12)]
+    anns = [
+        {"id": i + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": 64, "iscrowd": 0}
+        for i, b in enumerate(boxes)
+    ]
+    gt = {
+        "images": [{"id": 1, "width": 128, "height": 20}],
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "a"}],
+    }
+    res = [{"image_id": 1, "category_id": 1, "bbox": b, "score": 0.9 - 0.01 * i} for i, b in enumerate(boxes)]
+    assert coco_evaluate(gt, res, ["a"])["mar100"] == 1.0

@@ -105,6 +105,17 @@ def test_val_at_far_on_a_hand_computed_example():
     assert never["val"] == 0.0 and never["far"] == 0.0
 
 
+def test_val_at_far_on_an_exact_hit_takes_the_largest_threshold_and_accepts_only_smaller_distances():
+    d = np.array([0.5, 1.5, 2.5, 3.5, 1.0, 2.0, 3.0, 4.0, 0.2, 0.4, 2.2, 2.4, 1.2, 3.2, 3.4, 3.6])
+    same = np.tile(np.r_[np.ones(4, bool), np.zeros(4, bool)], 2)
+    folds = np.repeat([0, 1], 8)
+    m = verification_metrics(d, same, folds=folds, far_target=0.25, thresholds=np.array([0.0, 1, 2, 3, 4, 5]))
+    # fold 0 held out: FAR on fold 1 is 0 0 .25 .25 1 1, exactly the target at 2 and 3 -> t = 3, under which
+    #   fold 0 has 3 of 4 matched and 2 of 4 mismatched pairs (its mismatched 3.0 is not under 3)
+    # fold 1 held out: FAR on fold 0 is 0 0 .25 .5 .75 1 -> t = 2: VAL 2/4, FAR 1/4 on fold 1
+    assert m["val"] == pytest.approx((0.75 + 0.5) / 2) and m["far"] == pytest.approx((0.5 + 0.25) / 2)
+
+
 def _facenet_val(d, same, folds, grid, far_target):
     """facenet's calculate_val written plainly, with scipy's linear interp1d (its slinear needs unique x)."""
     val, far = [], []
