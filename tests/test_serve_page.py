@@ -79,7 +79,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def server_without_classifier():
-    yield from _recorded_server(classifier=None)
+    yield from _recorded_server(classifier=None, detector=None)
 
 
 @pytest.fixture(scope="module")
