@@ -131,13 +131,14 @@ class Predictor:
     def evaluate(self, data: str, **kwargs: Any) -> dict[str, Any]:
         raise MMKitError(f"{self.task}: eval is not available")
 
-    def export_graphs(self, net: nn.Module) -> list[Graph]:
+    def export_graphs(self, net: nn.Module, **options: Any) -> list[Graph]:
         """The graph(s) `export` writes, built on `net` (a CPU copy of the network in eval mode): one `Graph` per
-        file, each with its example inputs and the names of its inputs and outputs."""
+        file, each with its example inputs and the names of its inputs and outputs. `options`: the task's own export
+        options (detect: `img_size`)."""
         raise MMKitError(f"{self.task}: export is not available")
 
     def export(
-        self, fmt: str = "onnx", out: str | os.PathLike | None = None, check: bool = True
+        self, fmt: str = "onnx", out: str | os.PathLike | None = None, check: bool = True, **options: Any
     ) -> list[Exported]:
         """The task's graph(s) (`export_graphs`) as ONNX or TorchScript beside the weights (or at `out`), each checked
         against PyTorch (ONNX Runtime for ONNX). One graph is written at that path; a pipeline of several writes one
@@ -145,7 +146,9 @@ class Predictor:
         from mmkit.export import export_graphs, suffix_of
 
         path = self.beside_weights(suffix_of(fmt), out)
-        graphs = self.export_graphs(copy.deepcopy(self.net).cpu().eval())  # the predictor keeps its device
+        graphs = self.export_graphs(
+            copy.deepcopy(self.net).cpu().eval(), **options
+        )  # the predictor keeps its device
         return export_graphs(graphs, fmt, path, check=check)
 
     def __repr__(self) -> str:

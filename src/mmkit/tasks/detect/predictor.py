@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from mmkit.data.formats.images import read_image
 from mmkit.engine import Runtime
 from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
+from mmkit.export import Graph
 from mmkit.metrics.detection import coco_evaluate, to_coco_results
 from mmkit.models import get_model, get_weights
 from mmkit.models.darknet import darknet_config, read_names, read_weights, write_darknet
@@ -287,31 +287,17 @@ class DetectorPredictor(Predictor):
                 draw_detections(im, dets, Path(save_dir) / (Path(p).stem + ".png"))
         return results, failures
 
-    def export(
-        self,
-        fmt: str = "onnx",
-        out: str | os.PathLike | None = None,
-        check: bool = True,
-        *,
-        img_size: int | None = None,
-    ) -> tuple[Path, float | None]:
-        """ONNX with box decoding inside the graph ([B, N, 5 + C]: x1, y1, x2, y2, objectness, class probs); NMS
-        stays outside. Checked against PyTorch with ONNX Runtime."""
-        from mmkit.export import export_onnx, export_torchscript
-
-        net, meta = copy.deepcopy(self.net).cpu(), self.meta  # the predictor keeps its device
+    def export_graphs(self, net: nn.Module, img_size: int | None = None) -> list[Graph]:
+        """Box decoding inside the graph ([B, N, 5 + C]: x1, y1, x2, y2, objectness, class probs) at `img_size`
+        (default the training size); NMS stays outside."""
         if is_localizer(net):
             raise MMKitError(
                 f"{self.source}: export is for YOLO detectors (the localizer is a plain classifier-style net)"
             )
-        img = img_size or meta.img_size
-        example = torch.rand(2, 3, img, img)
-        suffix = {"onnx": ".onnx", "torchscript": ".torchscript"}.get(fmt)
-        if suffix is None:
-            raise MMKitError(f"--format {fmt}: choose onnx or torchscript")
-        path = self.beside_weights(suffix, out)
-        fn = export_onnx if fmt == "onnx" else export_torchscript
-        return path, fn(_Inference(net).eval(), example, path, check=check)
+        img = img_size or self.meta.img_size
+        return [
+            Graph("detector", _Inference(net).eval(), (torch.rand(2, 3, img, img),), ["input"], ["output"])
+        ]
 
 
 PREDICTOR = DetectorPredictor
@@ -337,7 +323,9 @@ def predict(weights, images, *, model: str | None = None, device: str = "auto", 
 
 
 def export(weights, fmt: str = "onnx", *, model: str | None = None, **kw: Any) -> tuple[Path, float | None]:
-    return DetectorPredictor.load(weights, model=model, device="cpu").export(fmt, **kw)
+    """The detector as ONNX or TorchScript (`kw`: out, check, img_size): its path and max abs difference."""
+    (file,) = DetectorPredictor.load(weights, model=model, device="cpu").export(fmt, **kw)
+    return file.path, file.max_abs_diff
 
 
 CONVERSIONS = {("darknet", "mmkit"), ("mmkit", "darknet")}
