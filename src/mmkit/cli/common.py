@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
 import logging
@@ -103,11 +104,6 @@ def emit_items(
         raise MMKitError(f"{failures[0][1]}{more}")
 
 
-def emit_export(task: str, path: Path, format: str, diff: float | None, as_json: bool) -> None:
-    """The summary of an `export` command of one file: the file, and how far its outputs are from PyTorch's."""
-    emit_exports(task, [("", path, diff)], format, as_json)
-
-
 def emit_exports(task: str, files: list[tuple[str, Path, float | None]], format: str, as_json: bool) -> None:
     """The summary of an `export` command: each (graph, path, max abs difference from PyTorch) written, and the
     largest difference (JSON: `files`, `max_abs_diff`, and `path` when there is one file)."""
@@ -129,36 +125,6 @@ def emit_exports(task: str, files: list[tuple[str, Path, float | None]], format:
         lines = [f"  {g}: {p}{checked(d)}" for g, p, d in files]
         summary = "\n".join([f"{task} export: {len(files)} {format} files{checked(worst)}", *lines])
     emit(summary, payload, as_json)
-
-
-def export_command(
-    app: typer.Typer, task: str, *, example: str, doc: str | None = None, model: Any = None
-) -> None:
-    """Add `export` to `app`: --weights, --format, --out (and --model, given its option type, where the task has
-    named weights), --json. The task's predictor writes its graph(s) (`Predictor.export`) and the command prints
-    each file; `doc` is the command's help."""
-    params = [
-        inspect.Parameter("weights", inspect.Parameter.KEYWORD_ONLY, annotation=Weights),
-        inspect.Parameter("format", inspect.Parameter.KEYWORD_ONLY, default="onnx", annotation=ExportFormat),
-        inspect.Parameter("out", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ExportOut),
-        inspect.Parameter("json", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=Json),
-    ]
-    if model is not None:
-        params.insert(
-            1, inspect.Parameter("model", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=model)
-        )
-
-    def export(weights: str, format: str, out: Path | None, json: bool, model: str | None = None) -> None:
-        from mmkit.tasks.registry import get_task
-
-        p = get_task(task).predictor().load(weights, model=model, device="cpu")
-        emit_exports(task, p.export(format, out=out), format, json)
-
-    export.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    export.__doc__ = (
-        doc or "Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX)."
-    )
-    app.command("export", epilog=f"Example: {example}")(export)
 
 
 def _jsonable(o: Any) -> Any:
@@ -221,6 +187,17 @@ ExportOut = Annotated[
         help="Output file (default: beside the weights); a model of several graphs writes one file per graph, "
         "named <stem>.<graph><suffix>.",
     ),
+]
+Data = Annotated[str, typer.Option("--data", "-d", help="Dataset: a builtin name or a folder.")]
+Split = Annotated[str | None, typer.Option("--split", help="train | val | test")]
+Out = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Folder for metrics.json and the pictures (default: a new folder under runs/)."
+    ),
+]
+SaveDir = Annotated[
+    Path | None, typer.Option("--save-dir", help="Write each image with its predictions drawn here.")
 ]
 Resume = Annotated[
     bool,
@@ -413,3 +390,105 @@ def fit_summary(task: str, res) -> tuple[str, dict]:
         "metrics": res.last_metrics,
     }
     return summary, payload
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Commands built from their options: the options several commands share are declared once, with their defaults
+
+REQUIRED = inspect.Parameter.empty
+SHARED: dict[str, tuple[Any, Any]] = {
+    "weights": (Weights, REQUIRED),
+    "images": (Images, REQUIRED),
+    "data": (Data, REQUIRED),
+    "split": (Split, None),
+    "batch_size": (BatchSize, 64),
+    "device": (Device, "auto"),
+    "precision": (Precision, "fp32"),
+    "seed": (Seed, 0),
+    "out": (Out, None),
+    "save_dir": (SaveDir, None),
+}
+
+
+def command(
+    app: typer.Typer,
+    verb: str,
+    run: str | Callable[..., Any],
+    shared: str = "",
+    *,
+    doc: str,
+    example: str,
+    show: Callable[[Any, dict[str, Any], bool], None],
+    **options: Any,
+) -> None:
+    """Add `verb` to `app`. Its parameters: the `SHARED` options named in `shared` (space-separated), then `options`
+    (`name=default` for a `SHARED` one with another default, `name=(annotation, default)` for the command's own;
+    `REQUIRED`: no default), then --json. It calls `run` ("module:function", imported when the command runs, or a
+    function) with every option by name and hands the result to `show(result, options, as_json)`."""
+    specs = {name: SHARED[name] for name in shared.split()}
+    for name, value in options.items():
+        specs[name] = value if isinstance(value, tuple) else (SHARED[name][0], value)
+    params = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, (annotation, default) in {**specs, "json": (Json, False)}.items()
+    ]
+
+    def cmd(**kw: Any) -> None:
+        as_json = kw.pop("json")
+        fn = run
+        if isinstance(fn, str):
+            module, _, name = fn.partition(":")
+            fn = getattr(importlib.import_module(module), name)
+        show(fn(**kw), kw, as_json)
+
+    cmd.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    cmd.__doc__ = doc
+    epilog = ("Examples: " if "\n\n" in example else "Example: ") + example
+    app.command(verb, epilog=epilog)(cmd)
+
+
+def summary(line: Callable[[dict[str, Any]], str]) -> Callable[[Any, dict[str, Any], bool], None]:
+    """`show` for a command that returns one result: the line `line(result)`, or the result as JSON."""
+    return lambda result, options, as_json: emit(line(result), result, as_json)
+
+
+def items(
+    key: str, line: Callable[[dict[str, Any]], str], total: Callable[[list[dict], dict[str, Any]], str]
+) -> Callable[[Any, dict[str, Any], bool], None]:
+    """`show` for a command over many inputs that returns (results, failures): `emit_items` with a line per result
+    and the summary `total(results, options)`."""
+
+    def show(result: Any, options: dict[str, Any], as_json: bool) -> None:
+        results, failures = result
+        emit_items(key, results, failures, as_json, line, total(results, options))
+
+    return show
+
+
+def export_command(
+    app: typer.Typer, task: str, *, example: str, doc: str | None = None, **options: Any
+) -> None:
+    """Add `export` to `app`: --weights, --format, --out, the task's own `options` (as for `command`; e.g. --model
+    where the task has named weights), --json. The task's predictor writes its graph(s) (`Predictor.export`, which
+    takes the other options) and the command prints each file; `doc` is the command's help."""
+
+    def export(weights: str, format: str, out: Path | None, model: str | None = None, **kw: Any) -> Any:
+        from mmkit.tasks.registry import get_task
+
+        return format, get_task(task).predictor().load(weights, model=model, device="cpu").export(
+            format, out=out, **kw
+        )
+
+    command(
+        app,
+        "export",
+        export,
+        "weights",
+        doc=doc
+        or "Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX).",
+        example=example,
+        show=lambda result, _, as_json: emit_exports(task, result[1], result[0], as_json),
+        format=(ExportFormat, "onnx"),
+        out=(ExportOut, None),
+        **options,
+    )

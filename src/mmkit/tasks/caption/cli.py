@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,60 +22,41 @@ c.train_command(
 )
 
 
-@app.command(
-    "eval", epilog="Example: mmkit caption eval --weights runs/caption/exp/best.pt --data caption-scenes"
+c.command(
+    app,
+    "eval",
+    "mmkit.tasks.caption.predictor:evaluate",
+    "weights data batch_size device out",
+    doc="BLEU-1..4 (0-1 scale) and CIDEr-D of the captions of a split (default: test), computed as the COCO caption "
+    "evaluation does; metrics.json and captions.json in --out.",
+    example="mmkit caption eval --weights runs/caption/exp/best.pt --data caption-scenes",
+    show=c.summary(
+        lambda r: (
+            f"caption eval: {r['images']} {r['split']} images, beam {r['beam']}  "
+            + "  ".join(f"B{k} {r[f'BLEU-{k}']:.3f}" for k in range(1, 5))
+            + f"  CIDEr-D {r['CIDEr-D']:.3f} -> {r['out_dir']}"
+        )
+    ),
+    beam=(Beam, 3),
+    split="test",
 )
-def eval_(
-    weights: c.Weights,
-    data: Annotated[str, typer.Option("--data", "-d", help="Dataset whose test split is captioned.")],
-    beam: Beam = 3,
-    split: Annotated[str, typer.Option("--split", help="test, val or train.")] = "test",
-    batch_size: c.BatchSize = 64,
-    device: c.Device = "auto",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for metrics.json and captions.json.")
-    ] = None,
-    json: c.Json = False,
-) -> None:
-    """BLEU-1..4 (0-1 scale) and CIDEr-D, computed as the COCO caption evaluation does."""
-    from mmkit.tasks.caption.predictor import evaluate
 
-    r = evaluate(weights, data, beam=beam, split=split, batch_size=batch_size, device=device, out=out)
-    bleu = "  ".join(f"B{k} {r[f'BLEU-{k}']:.3f}" for k in range(1, 5))
-    c.emit(
-        f"caption eval: {r['images']} {r['split']} images, beam {beam}  {bleu}  CIDEr-D {r['CIDEr-D']:.3f}"
-        f" -> {r['out_dir']}",
-        r,
-        json,
-    )
-
-
-@app.command(
-    epilog="Example: mmkit caption predict --weights runs/caption/exp/best.pt photo.jpg --save-dir out/"
-)
-def predict(
-    images: c.Images,
-    weights: c.Weights,
-    beam: Beam = 3,
-    device: c.Device = "auto",
-    save_dir: Annotated[
-        Path | None,
-        typer.Option("--save-dir", help="Write each image with its caption (and attention maps) as a PNG."),
-    ] = None,
-    json: c.Json = False,
-) -> None:
-    """A caption (or a paragraph) for each image."""
-    from mmkit.tasks.caption.predictor import predict as run
-
-    results, failures = run(weights, [str(p) for p in images], beam=beam, device=device, save_dir=save_dir)
-    c.emit_items(
+c.command(
+    app,
+    "predict",
+    "mmkit.tasks.caption.predictor:predict",
+    "images weights device save_dir",
+    doc="A caption (or a paragraph) for each image; --save-dir: each image with its caption (and attention maps).",
+    example="mmkit caption predict --weights runs/caption/exp/best.pt photo.jpg --save-dir out/",
+    show=c.items(
         "captions",
-        results,
-        failures,
-        json,
         lambda r: f"{r['image']}: {r['caption']}",
-        f"caption predict: {len(results)} images" + (f" -> {save_dir}" if save_dir else ""),
-    )
+        lambda results, o: (
+            f"caption predict: {len(results)} images" + (f" -> {o['save_dir']}" if o["save_dir"] else "")
+        ),
+    ),
+    beam=(Beam, 3),
+)
 
 
 c.export_command(

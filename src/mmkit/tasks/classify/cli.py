@@ -32,69 +32,45 @@ c.train_command(
 )
 
 
-@app.command("eval", epilog="Example: mmkit classify eval --weights runs/classify/exp/best.pt --data digits")
-def eval_(
-    weights: c.Weights,
-    data: Annotated[str, typer.Option("--data", "-d", help="Dataset to evaluate on.")],
-    model: Model = None,
-    split: Annotated[
-        str | None, typer.Option("--split", help="train | val | test (default: test, else val)")
-    ] = None,
-    batch_size: c.BatchSize = 256,
-    device: c.Device = "auto",
-    precision: c.Precision = "fp32",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for metrics.json and the confusion matrix.")
-    ] = None,
-    json: c.Json = False,
-) -> None:
-    """Top-1/top-5, per-class accuracy and a confusion matrix PNG."""
-    from mmkit.tasks.classify.predictor import evaluate
+c.command(
+    app,
+    "eval",
+    "mmkit.tasks.classify.predictor:evaluate",
+    "weights data split device precision out",
+    doc="Top-1/top-5, per-class accuracy and a confusion matrix PNG (split: default test, else val).",
+    example="mmkit classify eval --weights runs/classify/exp/best.pt --data digits",
+    show=c.summary(
+        lambda r: (
+            f"classify eval: {r['images']} {r['split']} images  top1 {r['top1']:.2f}%  top5 {r['top5']:.2f}%  "
+            f"loss {r['loss']:.4f} -> {Path(r['confusion_matrix']).parent}"
+        )
+    ),
+    model=(Model, None),
+    batch_size=256,
+)
 
-    r = evaluate(
-        weights,
-        data,
-        model=model,
-        split=split,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        out=out,
-    )
-    summary = (
-        f"classify eval: {r['images']} {r['split']} images  top1 {r['top1']:.2f}%  top5 {r['top5']:.2f}%  "
-        f"loss {r['loss']:.4f} -> {Path(r['confusion_matrix']).parent}"
-    )
-    c.emit(summary, r, json)
-
-
-@app.command(epilog="Example: mmkit classify predict --model efficientnet_lite0 --weights imagenet photo.jpg")
-def predict(
-    images: c.Images,
-    weights: c.Weights,
-    model: Model = None,
-    topk: Annotated[int, typer.Option("--topk", "-k", help="Labels per image.")] = 5,
-    device: c.Device = "auto",
-    save_dir: Annotated[Path | None, typer.Option("--save-dir", help="Write predictions.png here.")] = None,
-    json: c.Json = False,
-) -> None:
-    """Top-k labels with probabilities for each image."""
-    from mmkit.tasks.classify.predictor import predict as run
-
-    results, failures = run(weights, images, model=model, topk=topk, device=device, save_dir=save_dir)
-    c.emit_items(
+c.command(
+    app,
+    "predict",
+    "mmkit.tasks.classify.predictor:predict",
+    "images weights device save_dir",
+    doc="Top-k labels with probabilities for each image (--save-dir: predictions.png).",
+    example="mmkit classify predict --model efficientnet_lite0 --weights imagenet photo.jpg",
+    show=c.items(
         "predictions",
-        results,
-        failures,
-        json,
         lambda r: f"{r['path']}: " + ", ".join(f"{t['label']} {t['prob']:.3f}" for t in r["top"]),
-        f"classify predict: {len(results)} images" + (f" -> {save_dir}/predictions.png" if save_dir else ""),
-    )
-
+        lambda results, o: (
+            f"classify predict: {len(results)} images"
+            + (f" -> {o['save_dir']}/predictions.png" if o["save_dir"] else "")
+        ),
+    ),
+    model=(Model, None),
+    topk=(Annotated[int, typer.Option("--topk", "-k", help="Labels per image.")], 5),
+)
 
 c.export_command(
     app,
     "classify",
     example="mmkit classify export --weights runs/classify/exp/best.pt --format onnx",
-    model=Model,
+    model=(Model, None),
 )

@@ -24,118 +24,83 @@ c.train_command(
 )
 
 
-@app.command(
-    "eval", epilog="Example: mmkit detect eval --weights runs/detect/exp/best.pt --data digit-scenes"
-)
-def eval_(
-    weights: c.Weights,
-    data: Annotated[str, typer.Option("--data", "-d", help="Dataset to evaluate on.")],
-    split: Annotated[str, typer.Option("--split", help="train | val")] = "val",
-    img_size: ImgSize = None,
-    batch_size: c.BatchSize = 16,
-    device: c.Device = "auto",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for predictions.json and metrics.json.")
-    ] = None,
-    multi_label: Annotated[
-        bool,
-        typer.Option(
-            "--multi-label/--single-label",
-            help="A box may count for every class above the threshold (YOLOv5/ultralytics validators) or only its best.",
-        ),
-    ] = True,
-    json: c.Json = False,
-) -> None:
-    """COCO mAP@[.5:.95], mAP@.5 and per-class AP (pycocotools), and a predictions file in the COCO results format."""
-    from mmkit.tasks.detect.predictor import evaluate
-
-    r = evaluate(
-        weights,
-        data,
-        split=split,
-        img_size=img_size,
-        batch_size=batch_size,
-        device=device,
-        out=out,
-        multi_label=multi_label,
-    )
-    summary = (
-        f"detect eval: {r['images']} {r['split']} images  mAP@[.5:.95] {r['map']:.4f}  mAP@.5 {r['map50']:.4f}"
-        f" -> {r['predictions']}"
-    )
-    c.emit(summary, r, json)
-
-
-@app.command(
-    epilog="Examples: mmkit detect predict --weights runs/detect/exp/best.pt scene.png --save-dir out/\n\n"
-    "mmkit detect predict --model yolov3-tiny --weights coco photo.jpg   (Darknet's COCO YOLOv3-tiny; `make weights`)"
-)
-def predict(
-    images: c.Images,
-    weights: c.Weights,
-    model: Model = None,
-    conf: Annotated[float, typer.Option("--conf", help="Score threshold.")] = 0.25,
-    iou: Annotated[float, typer.Option("--iou", help="NMS IoU threshold.")] = 0.45,
-    img_size: ImgSize = None,
-    letterbox: Annotated[
-        bool | None,
-        typer.Option(
-            "--letterbox/--no-letterbox",
-            help="Fit images to the input by letterboxing with gray padding (pjreddie's Darknet) or by a plain "
-            "resize (OpenCV's blobFromImage); default: the detector's own, letterbox for all of mmkit's.",
-        ),
-    ] = None,
-    device: c.Device = "auto",
-    save_dir: Annotated[
-        Path | None, typer.Option("--save-dir", help="Write the images with boxes drawn here.")
-    ] = None,
-    json: c.Json = False,
-) -> None:
-    """Boxes (x1, y1, x2, y2 in pixels; a JSON list with --json), with score and class name, for each image."""
-    from mmkit.tasks.detect.predictor import predict as run
-
-    results, failures = run(
-        weights,
-        images,
-        model=model,
-        conf=conf,
-        iou=iou,
-        img_size=img_size,
-        letterbox=letterbox,
-        device=device,
-        save_dir=save_dir,
-    )
-    n = sum(len(r["detections"]) for r in results)
-    c.emit_items(
-        "predictions",
-        results,
-        failures,
-        json,
+c.command(
+    app,
+    "eval",
+    "mmkit.tasks.detect.predictor:evaluate",
+    "weights data device out",
+    doc="COCO mAP@[.5:.95], mAP@.5 and per-class AP (pycocotools), and a predictions file in the COCO results format.",
+    example="mmkit detect eval --weights runs/detect/exp/best.pt --data digit-scenes",
+    show=c.summary(
         lambda r: (
-            f"{r['path']}: "
-            + (
-                "; ".join(f"{d['class']} {d['score']:.2f} {d['box']}" for d in r["detections"])
-                or "nothing found"
-            )
+            f"detect eval: {r['images']} {r['split']} images  mAP@[.5:.95] {r['map']:.4f}  "
+            f"mAP@.5 {r['map50']:.4f} -> {r['predictions']}"
+        )
+    ),
+    split="val",
+    img_size=(ImgSize, None),
+    batch_size=16,
+    multi_label=(
+        Annotated[
+            bool,
+            typer.Option(
+                "--multi-label/--single-label",
+                help="A box may count for every class above the threshold (YOLOv5/ultralytics validators) or only "
+                "its best.",
+            ),
+        ],
+        True,
+    ),
+)
+
+
+def _boxes(r: dict) -> str:
+    found = "; ".join(f"{d['class']} {d['score']:.2f} {d['box']}" for d in r["detections"])
+    return f"{r['path']}: {found or 'nothing found'}"
+
+
+c.command(
+    app,
+    "predict",
+    "mmkit.tasks.detect.predictor:predict",
+    "images weights device",
+    doc="Boxes (x1, y1, x2, y2 in pixels; a JSON list with --json), with score and class name, for each image.",
+    example="mmkit detect predict --weights runs/detect/exp/best.pt scene.png --save-dir out/\n\n"
+    "mmkit detect predict --model yolov3-tiny --weights coco photo.jpg   (Darknet's COCO YOLOv3-tiny; `make weights`)",
+    show=c.items(
+        "predictions",
+        _boxes,
+        lambda results, o: (
+            f"detect predict: {sum(len(r['detections']) for r in results)} objects in "
+            f"{len(results)} images" + (f" -> {o['save_dir']}" if o["save_dir"] else "")
         ),
-        f"detect predict: {n} objects in {len(results)} images" + (f" -> {save_dir}" if save_dir else ""),
-    )
+    ),
+    model=(Model, None),
+    conf=(Annotated[float, typer.Option("--conf", help="Score threshold.")], 0.25),
+    iou=(Annotated[float, typer.Option("--iou", help="NMS IoU threshold.")], 0.45),
+    img_size=(ImgSize, None),
+    letterbox=(
+        Annotated[
+            bool | None,
+            typer.Option(
+                "--letterbox/--no-letterbox",
+                help="Fit images to the input by letterboxing with gray padding (pjreddie's Darknet) or by a plain "
+                "resize (OpenCV's blobFromImage); default: the detector's own, letterbox for all of mmkit's.",
+            ),
+        ],
+        None,
+    ),
+    save_dir=None,
+)
 
-
-@app.command(epilog="Example: mmkit detect export --weights runs/detect/exp/best.pt --format onnx")
-def export(
-    weights: c.Weights,
-    model: Model = None,
-    format: c.ExportFormat = "onnx",
-    img_size: ImgSize = None,
-    out: c.ExportOut = None,
-    json: c.Json = False,
-) -> None:
-    """Export with box decoding inside the graph (NMS stays outside), checked with ONNX Runtime."""
-    from mmkit.tasks.detect.predictor import export as run
-
-    path, diff = run(weights, format, model=model, out=out, img_size=img_size)
-    c.emit_export("detect", path, format, diff, json)
+c.export_command(
+    app,
+    "detect",
+    example="mmkit detect export --weights runs/detect/exp/best.pt --format onnx",
+    doc="Export with box decoding inside the graph (NMS stays outside), checked against PyTorch (ONNX Runtime for ONNX).",
+    model=(Model, None),
+    img_size=(ImgSize, None),
+)
 
 
 @app.command(

@@ -3,6 +3,7 @@ the task's predictor (`predictor.py`), detector (`detection.py`) and gallery (`g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -21,40 +22,48 @@ Threshold = Annotated[
     float | None,
     typer.Option("--threshold", help="Squared L2 distance for 'same person' (default: the checkpoint's)."),
 ]
-Aligned = Annotated[
-    bool,
-    typer.Option("--aligned", help="Images are already face crops: skip detection, one face per image."),
-]
 
 
-@app.command(epilog="Example: mmkit face detect photo.jpg --save-dir out/")
-def detect(
-    images: c.Images,
-    min_face: Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels.")] = 20,
-    crop_size: Annotated[int, typer.Option("--crop-size", help="Side of the aligned crops written.")] = 160,
-    device: c.Device = "auto",
-    save_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--save-dir", help="Write each image with its faces drawn, and aligned crops in crops/."
+def _faces(key: str, face: Callable[[dict], str], total: Callable[[list[dict], dict], str]) -> Callable:
+    """`show` for the commands that list the faces of each image: a line per image, `face(f)` for each face."""
+
+    def line(r: dict) -> str:
+        return f"{r['file']}: " + ("; ".join(face(f) for f in r["faces"]) or "no face")
+
+    return lambda results, o, as_json: c.emit_items(key, results, [], as_json, line, total(results, o))
+
+
+def _count(results: list[dict]) -> int:
+    return sum(len(r["faces"]) for r in results)
+
+
+c.command(
+    app,
+    "detect",
+    "mmkit.tasks.face.detection:detect",
+    "images device",
+    doc="Faces in each image (MTCNN): box [x1, y1, x2, y2] in pixels, score, five landmarks (eyes, nose, mouth).",
+    example="mmkit face detect photo.jpg --save-dir out/",
+    show=_faces(
+        "detections",
+        lambda f: f"{f['score']:.3f} {f['box']}",
+        lambda results, o: (
+            f"face detect: {_count(results)} faces in {len(results)} images"
+            + (f" -> {o['save_dir']}" if o["save_dir"] else "")
         ),
-    ] = None,
-    json: c.Json = False,
-) -> None:
-    """Faces in each image (MTCNN): box [x1, y1, x2, y2] in pixels, score, five landmarks (eyes, nose, mouth)."""
-    from mmkit.tasks.face.detection import detect as run
-
-    results = run(
-        [str(p) for p in images], save_dir=save_dir, min_face=min_face, crop_size=crop_size, device=device
-    )
-    if json:
-        c.emit("", {"detections": results}, True)
-        return
-    for r in results:
-        faces = "; ".join(f"{f['score']:.3f} {f['box']}" for f in r["faces"]) or "no face"
-        typer.echo(f"{r['file']}: {faces}")
-    n = sum(len(r["faces"]) for r in results)
-    typer.echo(f"face detect: {n} faces in {len(results)} images" + (f" -> {save_dir}" if save_dir else ""))
+    ),
+    min_face=(Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels.")], 20),
+    crop_size=(Annotated[int, typer.Option("--crop-size", help="Side of the aligned crops written.")], 160),
+    save_dir=(
+        Annotated[
+            Path | None,
+            typer.Option(
+                "--save-dir", help="Write each image with its faces drawn, and aligned crops in crops/."
+            ),
+        ],
+        None,
+    ),
+)
 
 
 c.train_command(
@@ -65,122 +74,111 @@ c.train_command(
 )
 
 
-@app.command(
+c.command(
+    app,
     "eval",
-    epilog="Example: mmkit face eval --weights runs/face/train/best.pt --data faces/test --pairs faces/pairs.txt",
+    "mmkit.tasks.face.predictor:evaluate",
+    "weights device out",
+    doc="The LFW protocol: 10-fold accuracy (threshold chosen on the other 9 folds), VAL@FAR=1e-3, AUC, ROC PNG.",
+    example="mmkit face eval --weights runs/face/train/best.pt --data faces/test --pairs faces/pairs.txt",
+    show=c.summary(
+        lambda r: (
+            f"face eval: {r['pairs']} pairs  accuracy {100 * r['accuracy']:.2f} ± "
+            f"{100 * r['accuracy_std']:.2f} %  VAL@FAR=1e-3 {100 * r['val_far']:.2f} %  AUC {r['auc']:.4f} -> "
+            f"{r['out_dir']}"
+        )
+    ),
+    data=(
+        Annotated[
+            str,
+            typer.Option(
+                "--data", "-d", help="The folder pairs.txt refers to; or a data spec (held-out people)."
+            ),
+        ],
+        c.REQUIRED,
+    ),
+    pairs=(
+        Annotated[
+            Path | None,
+            typer.Option("--pairs", help="LFW-format pairs.txt (10 folds of same / different pairs)."),
+        ],
+        None,
+    ),
+    model=(ModelOpt, None),
+    batch_size=256,
 )
-def eval_(
-    weights: c.Weights,
-    data: Annotated[
-        str,
-        typer.Option(
-            "--data", "-d", help="The folder pairs.txt refers to; or a data spec (held-out people)."
+
+# The gallery commands: a face model (--weights, --model) on images, faces found by MTCNN unless --aligned
+_GALLERY = dict(
+    model=(ModelOpt, None),
+    aligned=(
+        Annotated[
+            bool,
+            typer.Option(
+                "--aligned", help="Images are already face crops: skip detection, one face per image."
+            ),
+        ],
+        False,
+    ),
+)
+
+
+c.command(
+    app,
+    "enroll",
+    "mmkit.tasks.face.gallery:enroll",
+    "images weights device",
+    doc="Add a person's faces to the gallery: each image must show exactly one face, or nothing is enrolled.",
+    example="mmkit face enroll --db faces.db --name ada --weights best.pt ada1.jpg ada2.jpg",
+    show=c.summary(
+        lambda r: (
+            f"face enroll: {r['enrolled']} face{'s' if r['enrolled'] != 1 else ''} of {r['name']} "
+            f"({r['faces_of_person']} in all) -> {r['db']}"
+        )
+    ),
+    db=(Db, c.REQUIRED),
+    name=(Annotated[str, typer.Option("--name", help="The person's name.")], c.REQUIRED),
+    **_GALLERY,
+)
+
+c.command(
+    app,
+    "identify",
+    "mmkit.tasks.face.gallery:identify",
+    "images weights device",
+    doc="Every face in each image: the best match in the gallery and its distance, or 'unknown'.",
+    example="mmkit face identify --db faces.db --weights best.pt party.jpg",
+    show=_faces(
+        "identities",
+        lambda f: f"{f['name']} ({f['distance']:.3f})",
+        lambda results, _: (
+            f"face identify: {_count(results)} faces, "
+            f"{sum(f['name'] != 'unknown' for r in results for f in r['faces'])} recognized"
         ),
-    ],
-    pairs: Annotated[
-        Path | None,
-        typer.Option("--pairs", help="LFW-format pairs.txt (10 folds of same / different pairs)."),
-    ] = None,
-    model: ModelOpt = None,
-    batch_size: c.BatchSize = 256,
-    device: c.Device = "auto",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for metrics.json, roc.png, pair_distances.csv.")
-    ] = None,
-    json: c.Json = False,
-) -> None:
-    """The LFW protocol: 10-fold accuracy (threshold chosen on the other 9 folds), VAL@FAR=1e-3, AUC, ROC PNG."""
-    from mmkit.tasks.face.predictor import evaluate
+    ),
+    db=(Db, c.REQUIRED),
+    threshold=(Threshold, None),
+    **_GALLERY,
+)
 
-    r = evaluate(weights, data, pairs=pairs, model=model, batch_size=batch_size, device=device, out=out)
-    summary = (
-        f"face eval: {r['pairs']} pairs  accuracy {100 * r['accuracy']:.2f} ± {100 * r['accuracy_std']:.2f} %  "
-        f"VAL@FAR=1e-3 {100 * r['val_far']:.2f} %  AUC {r['auc']:.4f} -> {r['out_dir']}"
-    )
-    c.emit(summary, r, json)
-
-
-@app.command(epilog="Example: mmkit face enroll --db faces.db --name ada --weights best.pt ada1.jpg ada2.jpg")
-def enroll(
-    images: c.Images,
-    db: Db,
-    name: Annotated[str, typer.Option("--name", help="The person's name.")],
-    weights: c.Weights,
-    model: ModelOpt = None,
-    aligned: Aligned = False,
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """Add a person's faces to the gallery: each image must show exactly one face, or nothing is enrolled."""
-    from mmkit.tasks.face.gallery import enroll as run
-
-    r = run(db, name, [str(p) for p in images], weights=weights, model=model, aligned=aligned, device=device)
-    c.emit(
-        f"face enroll: {r['enrolled']} face{'s' if r['enrolled'] != 1 else ''} of {r['name']} ({r['faces_of_person']} in all) -> {db}",
-        r,
-        json,
-    )
-
-
-@app.command(epilog="Example: mmkit face identify --db faces.db --weights best.pt party.jpg")
-def identify(
-    images: c.Images,
-    db: Db,
-    weights: c.Weights,
-    model: ModelOpt = None,
-    threshold: Threshold = None,
-    aligned: Aligned = False,
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """Every face in each image: the best match in the gallery and its distance, or 'unknown'."""
-    from mmkit.tasks.face.gallery import identify as run
-
-    results = run(
-        db,
-        [str(p) for p in images],
-        weights=weights,
-        model=model,
-        threshold=threshold,
-        aligned=aligned,
-        device=device,
-    )
-    if json:
-        c.emit("", {"identities": results}, True)
-        return
-    for r in results:
-        faces = "; ".join(f"{f['name']} ({f['distance']:.3f})" for f in r["faces"]) or "no face"
-        typer.echo(f"{r['file']}: {faces}")
-    n = sum(len(r["faces"]) for r in results)
-    known = sum(f["name"] != "unknown" for r in results for f in r["faces"])
-    typer.echo(f"face identify: {n} faces, {known} recognized")
-
-
-@app.command(epilog="Example: mmkit face verify --weights best.pt a.jpg b.jpg")
-def verify(
-    image1: Annotated[Path, typer.Argument(help="First image.")],
-    image2: Annotated[Path, typer.Argument(help="Second image.")],
-    weights: c.Weights,
-    model: ModelOpt = None,
-    threshold: Threshold = None,
-    aligned: Aligned = False,
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """Same person or not: the most confident face of each image, its distance against the threshold."""
-    from mmkit.tasks.face.gallery import verify as run
-
-    r = run(
-        str(image1),
-        str(image2),
-        weights=weights,
-        model=model,
-        threshold=threshold,
-        aligned=aligned,
-        device=device,
-    )
-    verdict = "same person" if r["same"] else "different people"
-    c.emit(f"face verify: {verdict} (distance {r['distance']:.3f}, threshold {r['threshold']:.3f})", r, json)
+c.command(
+    app,
+    "verify",
+    "mmkit.tasks.face.gallery:verify",
+    "weights device",
+    doc="Same person or not: the most confident face of each image, its distance against the threshold.",
+    example="mmkit face verify --weights best.pt a.jpg b.jpg",
+    show=c.summary(
+        lambda r: (
+            f"face verify: {'same person' if r['same'] else 'different people'} (distance "
+            f"{r['distance']:.3f}, threshold {r['threshold']:.3f})"
+        )
+    ),
+    image1=(Annotated[Path, typer.Argument(help="First image.")], c.REQUIRED),
+    image2=(Annotated[Path, typer.Argument(help="Second image.")], c.REQUIRED),
+    threshold=(Threshold, None),
+    **_GALLERY,
+)
 
 
 @app.command("list", epilog="Example: mmkit face list --db faces.db")
@@ -215,5 +213,5 @@ c.export_command(
         "MTCNN's P-Net, R-Net and O-Net (the cascade around them, pyramid, crops and NMS, stays outside); "
         "each file is checked against PyTorch (ONNX Runtime for ONNX)."
     ),
-    model=ModelOpt,
+    model=(ModelOpt, None),
 )

@@ -77,7 +77,7 @@ def find_faces(
 
 
 def detect(
-    paths: list[str],
+    images: list[str],
     *,
     save_dir: str | os.PathLike | None = None,
     min_face: int = 20,
@@ -86,12 +86,12 @@ def detect(
 ) -> list[dict[str, Any]]:
     """Boxes, scores and five landmarks of every face; with save_dir, each picture with its faces drawn
     (`<stem>_faces.jpg`) and the aligned crops (`crops/<stem>_<k>.png`)."""
-    found = find_faces(paths, crop_size, min_face=min_face, device=device)
+    found = find_faces(images, crop_size, min_face=min_face, device=device)
     out_dir = Path(save_dir) if save_dir is not None else None
     if out_dir is not None:
         (out_dir / "crops").mkdir(parents=True, exist_ok=True)
     results = []
-    for p, faces in zip(paths, found, strict=True):
+    for p, faces in zip(images, found, strict=True):
         entry = {"file": str(p), "faces": [f.where() for f in faces]}
         if out_dir is not None:
             stem = Path(p).stem

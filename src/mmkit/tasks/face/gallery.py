@@ -43,7 +43,7 @@ def match_threshold(meta: FaceMeta, threshold: float | None) -> float:
 def enroll(
     db: str | os.PathLike,
     name: str,
-    paths: list[str],
+    images: list[str],
     *,
     weights: str,
     model: str | None = None,
@@ -52,8 +52,8 @@ def enroll(
 ) -> dict[str, Any]:
     """Add one face per image to `name`. Every image must show exactly one face; otherwise nothing is enrolled."""
     p = FacePredictor.load(weights, model=model, device=device)
-    found = find_faces(paths, p.meta.img_size, aligned=aligned, device=p.device)
-    for path, faces in zip(paths, found, strict=True):
+    found = find_faces(images, p.meta.img_size, aligned=aligned, device=p.device)
+    for path, faces in zip(images, found, strict=True):
         if len(faces) != 1:
             what = "no face" if not faces else f"{len(faces)} faces"
             raise MMKitError(
@@ -61,14 +61,14 @@ def enroll(
             )
     emb = p.embed(torch.stack([faces[0].crop for faces in found]))
     with open_gallery(db, p.fingerprint, p.meta.embedding_dim, must_exist=False) as g:
-        g.enroll(name, emb, [str(path) for path in paths])
+        g.enroll(name, emb, [str(path) for path in images])
         count = dict(g.people())[name.strip()]
-    return {"db": str(db), "name": name.strip(), "enrolled": len(paths), "faces_of_person": count}
+    return {"db": str(db), "name": name.strip(), "enrolled": len(images), "faces_of_person": count}
 
 
 def identify(
     db: str | os.PathLike,
-    paths: list[str],
+    images: list[str],
     *,
     weights: str,
     model: str | None = None,
@@ -79,10 +79,10 @@ def identify(
     """Every face of every image: its best match in the gallery and the distance, or "unknown" past threshold."""
     p = FacePredictor.load(weights, model=model, device=device)
     thr = match_threshold(p.meta, threshold)
-    found = find_faces(paths, p.meta.img_size, aligned=aligned, device=p.device)
+    found = find_faces(images, p.meta.img_size, aligned=aligned, device=p.device)
     with open_gallery(db, p.fingerprint, p.meta.embedding_dim, must_exist=True) as g:
         results = []
-        for path, faces in zip(paths, found, strict=True):
+        for path, faces in zip(images, found, strict=True):
             matches = g.identify(p.embed(torch.stack([f.crop for f in faces])), thr) if faces else []
             results.append(
                 {
@@ -102,8 +102,8 @@ def identify(
 
 
 def verify(
-    path1: str,
-    path2: str,
+    image1: str,
+    image2: str,
     *,
     weights: str,
     model: str | None = None,
@@ -114,13 +114,19 @@ def verify(
     """Whether the most confident face of each image is the same person."""
     p = FacePredictor.load(weights, model=model, device=device)
     thr = match_threshold(p.meta, threshold)
-    found = find_faces([path1, path2], p.meta.img_size, aligned=aligned, device=p.device)
-    for path, faces in zip((path1, path2), found, strict=True):
+    found = find_faces([image1, image2], p.meta.img_size, aligned=aligned, device=p.device)
+    for path, faces in zip((image1, image2), found, strict=True):
         if not faces:
             raise MMKitError(f"{path}: no face found")
     emb = p.embed(torch.stack([faces[0].crop for faces in found]))
     d = float((emb[0] - emb[1]).square().sum())
-    return {"file1": path1, "file2": path2, "distance": round(d, 4), "threshold": thr, "same": d <= thr}
+    return {
+        "file1": str(image1),
+        "file2": str(image2),
+        "distance": round(d, 4),
+        "threshold": thr,
+        "same": d <= thr,
+    }
 
 
 def list_people(db: str | os.PathLike) -> list[dict[str, Any]]:

@@ -26,73 +26,52 @@ c.train_command(
 )
 
 
-@app.command(
-    epilog="Example: mmkit generate sample --weights runs/generate/exp/best.pt --n 64 --out grid.png"
+c.command(
+    app,
+    "sample",
+    "mmkit.tasks.generate.predictor:sample",
+    "weights seed device",
+    doc="A grid of samples from a GAN (one class with --label; every class in turn without it).",
+    example="mmkit generate sample --weights runs/generate/exp/best.pt --n 64 --out grid.png",
+    show=c.summary(lambda r: f"generate sample: {r['n']} images -> {r['out']}"),
+    n=(Annotated[int, typer.Option("--n", help="Number of samples.")], 64),
+    label=(
+        Annotated[int | None, typer.Option("--label", help="Conditional models: the class to draw.")],
+        None,
+    ),
+    out=(Annotated[Path, typer.Option("--out", "-o", help="The grid PNG.")], Path("samples.png")),
 )
-def sample(
-    weights: c.Weights,
-    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 64,
-    label: Annotated[
-        int | None, typer.Option("--label", help="Conditional models: the class to draw.")
-    ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The grid PNG.")] = Path("samples.png"),
-    seed: c.Seed = 0,
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """A grid of samples from a GAN (one class with --label; every class in turn without it)."""
-    from mmkit.tasks.generate.predictor import sample as run
-
-    r = run(weights, n=n, label=label, out=out, seed=seed, device=device)
-    c.emit(f"generate sample: {n} images -> {r['out']}", r, json)
 
 
-def _apply(weights, images, out, verb, device, json) -> None:
-    from mmkit.tasks.generate.predictor import apply
+def _image_command(verb: str, out_default: str, doc: str, example: str, check=None, **options) -> None:
+    """Register `generate <verb> IMAGES --weights W`: the model applied to image files, written to --out;
+    `check(weights, **options)` first refuses a model that does not fit the command's own `options`."""
 
-    results, failures = apply(weights, [str(p) for p in images], out_dir=out, verb=verb, device=device)
-    c.emit_items(
-        "images",
-        results,
-        failures,
-        json,
-        lambda r: f"{r['image']} ({r['size_in'][1]}x{r['size_in'][0]}) -> {r['out']}",
-        f"generate {verb}: {len(results)} images -> {out}",
+    def run(weights: str, images: list[Path], out: Path, device: str, **kw) -> tuple[list, list]:
+        from mmkit.tasks.generate.predictor import apply
+
+        if check is not None:
+            check(weights, **kw)
+        return apply(weights, [str(p) for p in images], out_dir=out, verb=verb, device=device)
+
+    c.command(
+        app,
+        verb,
+        run,
+        "images weights device",
+        doc=doc,
+        example=example,
+        show=c.items(
+            "images",
+            lambda r: f"{r['image']} ({r['size_in'][1]}x{r['size_in'][0]}) -> {r['out']}",
+            lambda results, o: f"generate {verb}: {len(results)} images -> {o['out']}",
+        ),
+        out=(OutDir, Path(out_default)),
+        **options,
     )
 
 
-def _image_command(verb: str, out_default: str, doc: str, example: str) -> None:
-    """Register `generate <verb> IMAGES --weights W`: the model applied to image files (`_apply`)."""
-
-    @app.command(verb, help=doc, epilog=f"Example: {example}")
-    def command(
-        images: c.Images,
-        weights: c.Weights,
-        out: OutDir = Path(out_default),
-        device: c.Device = "auto",
-        json: c.Json = False,
-    ) -> None:
-        _apply(weights, images, out, verb, device, json)
-
-
-_image_command(
-    "translate", "translated", "Translate images with a pix2pix or CycleGAN (A → B) model.",
-    "mmkit generate translate --weights runs/generate/p2p/best.pt edges.png --out out/",
-)  # fmt: skip
-
-
-@app.command(epilog="Example: mmkit generate upscale --weights runs/generate/sr/best.pt small.png --scale 4")
-def upscale(
-    images: c.Images,
-    weights: c.Weights,
-    scale: Annotated[
-        int | None, typer.Option("--scale", help="Check: the model's scale (2, 4 or 8).")
-    ] = None,
-    out: OutDir = Path("upscaled"),
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """Super-resolve images with a LapSRN model (its training scale)."""
+def _check_scale(weights: str, scale: int | None) -> None:
     if scale is not None:
         from mmkit.tasks.generate.predictor import load_generator
 
@@ -100,9 +79,18 @@ def upscale(
         trained = meta.img_size // (meta.size_a or meta.img_size)
         if trained != scale:
             raise MMKitError(f"--scale {scale}: {weights} upscales x{trained}")
-    _apply(weights, images, out, "upscale", device, json)
 
 
+_image_command(
+    "translate", "translated", "Translate images with a pix2pix or CycleGAN (A → B) model.",
+    "mmkit generate translate --weights runs/generate/p2p/best.pt edges.png --out out/",
+)  # fmt: skip
+_image_command(
+    "upscale", "upscaled", "Super-resolve images with a LapSRN model (its training scale).",
+    "mmkit generate upscale --weights runs/generate/sr/best.pt small.png --scale 4",
+    check=_check_scale,
+    scale=(Annotated[int | None, typer.Option("--scale", help="Check: the model's scale (2, 4 or 8).")], None),
+)  # fmt: skip
 _image_command(
     "restore", "restored", "Denoise or deblur images with a RED-Net model.",
     "mmkit generate restore --weights runs/generate/dn/best.pt noisy.png --out clean/",

@@ -21,22 +21,8 @@ c.train_command(
 )
 
 
-@app.command("eval", epilog=f"Example: mmkit matte eval --weights runs/matte/exp/best.pt --data {BUILTIN}")
-def eval_(
-    weights: c.Weights,
-    data: Annotated[str, typer.Option("--data", "-d", help=f"{BUILTIN} or a matting folder.")] = BUILTIN,
-    limit: Annotated[
-        int | None, typer.Option("--limit", help="Evaluate the first N held-out images.")
-    ] = None,
-    device: c.Device = "auto",
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json.")] = None,
-    json: c.Json = False,
-) -> None:
-    """SAD, MSE, Grad and Conn over the unknown region of the held-out images, with the trimap (unknown = 0.5)
-    and guided-filter baselines on the same images."""
-    from mmkit.tasks.matte.predictor import evaluate
-
-    r = evaluate(weights, data, device=device, out=out, limit=limit)
+def _matte_scores(r: dict) -> str:
+    """The model's SAD, MSE, Grad and Conn over the unknown region, then the two baselines'."""
     lines = [f"matte eval: {r['images']} images of {r['data']} (SAD, Grad, Conn / 1000) -> {r['out']}"]
     rows = [("model", r), ("trimap baseline", r["baselines"]["trimap"])]
     rows.append(("guided-filter baseline", r["baselines"]["guided_filter"]))
@@ -44,7 +30,24 @@ def eval_(
         lines.append(
             f"  {name:<23} SAD {m['sad']:.3f}  MSE {m['mse']:.4f}  Grad {m['grad']:.3f}  Conn {m['conn']:.3f}"
         )
-    c.emit("\n".join(lines), r, json)
+    return "\n".join(lines)
+
+
+c.command(
+    app,
+    "eval",
+    "mmkit.tasks.matte.predictor:evaluate",
+    "weights device out",
+    doc="SAD, MSE, Grad and Conn over the unknown region of the held-out images, with the trimap (unknown = 0.5) "
+    "and guided-filter baselines on the same images.",
+    example=f"mmkit matte eval --weights runs/matte/exp/best.pt --data {BUILTIN}",
+    show=c.summary(_matte_scores),
+    data=BUILTIN,
+    limit=(
+        Annotated[int | None, typer.Option("--limit", help="Evaluate the first N held-out images.")],
+        None,
+    ),
+)
 
 
 @app.command(

@@ -24,27 +24,23 @@ c.train_command(
 )
 
 
-@app.command("eval", epilog="Example: mmkit video eval --weights runs/video/exp/best.pt --data motion-clips")
-def eval_(
-    weights: c.Weights,
-    data: Annotated[str, typer.Option("--data", "-d", help="Dataset whose validation split is evaluated.")],
-    batch_size: c.BatchSize = 64,
-    device: c.Device = "auto",
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for metrics.json.")] = None,
-    json: c.Json = False,
-) -> None:
-    """GAP@20 (YouTube-8M's metric), mAP (per-class AP in metrics.json), Hit@1, PERR, and top-1 for single-label
-    data."""
-    from mmkit.tasks.video.predictor import evaluate
-
-    r = evaluate(weights, data, batch_size=batch_size, device=device, out=out)
-    top1 = f"  top-1 {100 * r['top1']:.2f} %" if "top1" in r else ""
-    c.emit(
-        f"video eval: {r['videos']} videos  GAP@20 {r['gap']:.4f}  mAP {r['map']:.4f}  Hit@1 {r['hit_at_one']:.4f}"
-        f"  PERR {r['perr']:.4f}{top1} -> {r['out_dir']}",
-        r,
-        json,
-    )
+c.command(
+    app,
+    "eval",
+    "mmkit.tasks.video.predictor:evaluate",
+    "weights data batch_size device out",
+    doc="GAP@20 (YouTube-8M's metric), mAP (per-class AP in metrics.json), Hit@1, PERR, and top-1 for single-label "
+    "data, on the validation split.",
+    example="mmkit video eval --weights runs/video/exp/best.pt --data motion-clips",
+    show=c.summary(
+        lambda r: (
+            f"video eval: {r['videos']} videos  GAP@20 {r['gap']:.4f}  mAP {r['map']:.4f}  "
+            f"Hit@1 {r['hit_at_one']:.4f}  PERR {r['perr']:.4f}"
+            + (f"  top-1 {100 * r['top1']:.2f} %" if "top1" in r else "")
+            + f" -> {r['out_dir']}"
+        )
+    ),
+)
 
 
 @app.command(
