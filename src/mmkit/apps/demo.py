@@ -139,21 +139,20 @@ def run_demo(out: str | Path = "runs/demo", *, quick: bool = False, device: str 
             table=(["photo", "top-1", "probability"], rows),
         )
     )
-    log.info("demo: training YOLOv3-tiny on digit-scenes")
-    section, results["digit-scenes"] = detection_part(out, quick=quick, device=device)
-    sections.append(section)
-    log.info("demo: faces (MTCNN on a real photo, facenet-light on synthetic identities, a gallery)")
-    section, results["faces"] = face_part(out, quick=quick, device=device)
-    sections.append(section)
-    log.info("demo: video (CNN + LSTM on synthetic motion clips)")
-    section, results["motion-clips"] = video_part(out, quick=quick, device=device)
-    sections.append(section)
-    log.info("demo: captioning (Show-Attend-and-Tell on synthetic scenes)")
-    section, results["captions"] = caption_part(out, quick=quick, device=device)
-    sections.append(section)
-    log.info("demo: generation (an AC-GAN, a conditional DCGAN, on MNIST digits)")
-    section, results["generation"] = generate_part(out, quick=quick, device=device)
-    sections.append(section)
+    for key, what, part in (
+        ("digit-scenes", "training YOLOv3-tiny on digit-scenes", detection_part),
+        (
+            "faces",
+            "faces (MTCNN on a real photo, facenet-light on synthetic identities, a gallery)",
+            face_part,
+        ),
+        ("motion-clips", "video (CNN + LSTM on synthetic motion clips)", video_part),
+        ("captions", "captioning (Show-Attend-and-Tell on synthetic scenes)", caption_part),
+        ("generation", "generation (an AC-GAN, a conditional DCGAN, on MNIST digits)", generate_part),
+    ):
+        log.info(f"demo: {what}")
+        section, results[key] = part(out, quick=quick, device=device)
+        sections.append(section)
     log.info("demo: analyze (every model on real photos and clips)")
     section, results["analyze"] = analyze_part(out, results, quick=quick, device=device)
     sections.insert(0, section)  # what a user reads first: the models at work on real media

@@ -15,6 +15,7 @@ Checkpoint loading and its error messages live here and in `mmkit.engine.checkpo
 from __future__ import annotations
 
 import copy
+import json
 import os
 from dataclasses import asdict
 from pathlib import Path
@@ -130,6 +131,20 @@ class Predictor:
 
     def evaluate(self, data: str, **kwargs: Any) -> dict[str, Any]:
         raise MMKitError(f"{self.task}: eval is not available")
+
+    def eval_dir(self, out: str | os.PathLike | None) -> Path:
+        """Where `evaluate` writes (made): `out`, or a new runs/<task>/eval, eval2, ... folder."""
+        from mmkit.engine.logger import next_run_dir
+
+        out_dir = Path(out) if out is not None else next_run_dir("runs", self.task, "eval")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return out_dir
+
+    def write_metrics(self, out_dir: Path, data: Any, **metrics: Any) -> dict[str, Any]:
+        """`evaluate`'s result: the weights, the data and `metrics`, also written to `out_dir`/metrics.json."""
+        result = {"weights": self.source, "data": str(data), **metrics}
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        return result
 
     def export_graphs(self, net: nn.Module, **options: Any) -> list[Graph]:
         """The graph(s) `export` writes, built on `net` (a CPU copy of the network in eval mode): one `Graph` per

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -62,6 +63,20 @@ def read_image(path: str | os.PathLike) -> torch.Tensor:
         raise MMKitError(f"{path}: cannot read image ({_reason(exc)})") from exc
     array = np.asarray(rgb, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def read_images(
+    paths: Iterable[str | os.PathLike], failures: list[tuple[str, str]]
+) -> Iterator[tuple[str, torch.Tensor]]:
+    """(path, `read_image(path)`) for each file that reads, one at a time; each that does not is appended to
+    `failures` as (path, reason) instead, so that a command over many images reports them and goes on."""
+    for p in paths:
+        try:
+            img = read_image(p)
+        except MMKitError as e:
+            failures.append((str(p), str(e)))
+            continue
+        yield str(p), img
 
 
 def check_image(path: str | os.PathLike) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -17,10 +16,9 @@ from torch.utils.data import DataLoader
 
 from mmkit.data import collate_skip_none, load_classification_data
 from mmkit.data.classification import TensorImageDataset
-from mmkit.data.formats.images import read_image
+from mmkit.data.formats.images import read_images
 from mmkit.data.transforms import BatchTransform, TransformedDataset, build_transforms, crop_padding
 from mmkit.engine import Runtime
-from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
 from mmkit.export import Graph
 from mmkit.metrics.classification import ClassificationMeter
@@ -168,8 +166,7 @@ class ClassifierPredictor(Predictor):
         loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_none)
         meter = run_meter(net, loader, rt, meta.num_classes, prepare=btf)
         m = meter.compute()
-        out_dir = Path(out) if out else next_run_dir("runs", "classify", "eval")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = self.eval_dir(out)
         png = plot_confusion_matrix(
             meter.confusion,
             meta.classes,
@@ -177,17 +174,15 @@ class ClassifierPredictor(Predictor):
             title=f"Confusion matrix ({split}, {len(ds)} images)",
         )
         per_class = {c: float(a) for c, a in zip(meta.classes, meter.per_class_accuracy(), strict=True)}
-        result = {
-            "weights": self.source,
-            "data": str(data),
-            "split": split,
-            "images": int(meter.confusion.sum()),
+        return self.write_metrics(
+            out_dir,
+            data,
+            split=split,
+            images=int(meter.confusion.sum()),
             **{k: float(v) for k, v in m.items()},
-            "per_class": per_class,
-            "confusion_matrix": str(png),
-        }
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-        return result
+            per_class=per_class,
+            confusion_matrix=str(png),
+        )
 
     def predict(
         self,
@@ -202,12 +197,7 @@ class ClassifierPredictor(Predictor):
         tf = meta.eval_transform(in_channels=3)
         results: list[dict[str, Any]] = []
         failures: list[tuple[str, str]] = []
-        loaded: list[tuple[str, torch.Tensor]] = []
-        for p in images:
-            try:
-                loaded.append((str(p), read_image(p)))
-            except MMKitError as e:
-                failures.append((str(p), str(e)))
+        loaded = list(read_images(images, failures))
         k = min(topk, meta.num_classes)
         for i in range(0, len(loaded), batch_size):
             chunk = loaded[i : i + batch_size]

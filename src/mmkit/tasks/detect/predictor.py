@@ -15,9 +15,8 @@ from torch.utils.data import DataLoader
 from mmkit.data.detection import coco_ground_truth, detection_collate, load_detection_data
 from mmkit.data.detection_transforms import TransformedDetectionDataset as DetTransformed
 from mmkit.data.detection_transforms import build_detection_transforms, unletterbox_boxes
-from mmkit.data.formats.images import read_image
+from mmkit.data.formats.images import read_images
 from mmkit.engine import Runtime
-from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
 from mmkit.export import Graph
 from mmkit.metrics.detection import coco_evaluate, to_coco_results
@@ -243,21 +242,18 @@ class DetectorPredictor(Predictor):
         results = run_detection(net, loader, rt, conf=EVAL_CONF, iou=EVAL_IOU, multi_label=multi_label)
         gt = coco_ground_truth(ds, d.classes)
         m = coco_evaluate(gt, results, d.classes)
-        out_dir = Path(out) if out else next_run_dir("runs", "detect", "eval")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = self.eval_dir(out)
         (out_dir / "predictions.json").write_text(json.dumps(results))
         (out_dir / "ground_truth.json").write_text(json.dumps(gt))
-        r = {
-            "weights": self.source,
-            "data": str(data),
-            "split": split,
-            "images": len(ds),
-            "multi_label": multi_label,
+        return self.write_metrics(
+            out_dir,
+            data,
+            split=split,
+            images=len(ds),
+            multi_label=multi_label,
             **m,
-            "predictions": str(out_dir / "predictions.json"),
-        }
-        (out_dir / "metrics.json").write_text(json.dumps(r, indent=2))
-        return r
+            predictions=str(out_dir / "predictions.json"),
+        )
 
     def predict(
         self,
@@ -274,15 +270,10 @@ class DetectorPredictor(Predictor):
         `DetectorMeta`). Returns (predictions, failures) where failures are (path, reason)."""
         tf = self.meta.eval_transform(img_size, letterbox)
         results, failures = [], []
-        for p in images:
-            try:
-                im = read_image(p)
-            except MMKitError as e:
-                failures.append((str(p), str(e)))
-                continue
+        for p, im in read_images(images, failures):
             dets = detect_image(self.net, self.meta, im, conf, iou, tf)
             h, w = im.shape[-2:]
-            results.append({"path": str(p), "width": w, "height": h, "detections": dets})
+            results.append({"path": p, "width": w, "height": h, "detections": dets})
             if save_dir is not None:
                 draw_detections(im, dets, Path(save_dir) / (Path(p).stem + ".png"))
         return results, failures

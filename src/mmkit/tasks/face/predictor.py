@@ -25,7 +25,6 @@ from mmkit.data.faces import Pairs, load_face_data, resize_square
 from mmkit.data.formats.images import read_image
 from mmkit.data.formats.pairs import read_pairs
 from mmkit.data.transforms import BatchTransform
-from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
 from mmkit.export import Graph
 from mmkit.models import get_model, get_weights
@@ -213,8 +212,7 @@ class FacePredictor(Predictor):
             images, pair_idx, source = d.val_images, d.val_pairs, f"{d.source} (held-out people)"
         dist = pair_distances(self.embed(images, batch_size), pair_idx)
         m = verification_metrics(dist, pair_idx.same.numpy(), pair_idx.fold.numpy())
-        out_dir = Path(out) if out is not None else next_run_dir("runs", "face", "eval", False)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = self.eval_dir(out)
         name = Path(self.source).name if Path(self.source).is_file() else self.source
         roc = roc_plot(m["fpr"], m["tpr"], out_dir / "roc.png", title=f"{name} on {source}")
         result = {

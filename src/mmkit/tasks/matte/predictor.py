@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +16,6 @@ from torch import nn
 
 from mmkit.data.formats.images import read_image
 from mmkit.data.formats.matting import read_trimap
-from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
 from mmkit.export import Graph
 from mmkit.metrics.matting import MattingMeter, fill_known, guided_filter_baseline, trimap_baseline
@@ -171,19 +169,12 @@ class MattePredictor(Predictor):
         loader = DataLoader(ds, batch_size=16, collate_fn=collate_matting)
         meter, tri, gf = run_matting_meter(self.net, loader, self.device, baselines=True)
         m = meter.compute()
-        result = {
-            "weights": self.source,
-            "data": str(data),
-            "images": m.pop("images"),
-            **m,
-            "baselines": {
-                "trimap": {k: v for k, v in tri.compute().items() if k != "images"},
-                "guided_filter": {k: v for k, v in gf.compute().items() if k != "images"},
-            },
+        baselines = {
+            "trimap": {k: v for k, v in tri.compute().items() if k != "images"},
+            "guided_filter": {k: v for k, v in gf.compute().items() if k != "images"},
         }
-        out_dir = Path(out) if out else next_run_dir("runs", "matte", "eval")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        out_dir = self.eval_dir(out)
+        result = self.write_metrics(out_dir, data, images=m.pop("images"), **m, baselines=baselines)
         result["out"] = str(out_dir)
         return result
 

@@ -12,7 +12,6 @@ that `mmkit video features` made for their training data, recomputed at the same
 from __future__ import annotations
 
 import csv
-import json
 import math
 import os
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from mmkit.data.formats.video import probe, read_frames
 from mmkit.data.formats.youtube8m import read_records
 from mmkit.data.videos import load_video_data, prepare_features
 from mmkit.engine import Runtime
-from mmkit.engine.logger import next_run_dir
 from mmkit.errors import MMKitError
 from mmkit.export import Graph
 from mmkit.metrics.video import VideoMeter
@@ -318,20 +316,15 @@ class VideoPredictor(Predictor):
         criterion = partial(video_loss, multi_label=meta.multi_label)
         meter = run_meter(self.net, loader, rt, meta.num_classes, criterion)
         m = meter.compute()
-        out_dir = Path(out) if out is not None else next_run_dir("runs", "video", "eval", False)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        r = {
-            "weights": self.source,
-            "data": str(data),
-            "videos": len(d.val),
-            **{k: float(v) for k, v in m.items()},
-            "per_class_ap": {
-                c: float(ap)
-                for c, ap in zip(meta.classes, meter.per_class_ap(), strict=True)
-                if not math.isnan(ap)
-            },
+        out_dir = self.eval_dir(out)
+        per_class_ap = {
+            c: float(ap)
+            for c, ap in zip(meta.classes, meter.per_class_ap(), strict=True)
+            if not math.isnan(ap)
         }
-        (out_dir / "metrics.json").write_text(json.dumps(r, indent=2))
+        r = self.write_metrics(
+            out_dir, data, videos=len(d.val), **{k: float(v) for k, v in m.items()}, per_class_ap=per_class_ap
+        )
         r["out_dir"] = str(out_dir)
         return r
 
