@@ -36,7 +36,7 @@ def test_synth_writes_a_yolo_dataset(scenes):
 
 
 def test_train_writes_a_detect_run(detect_run, scenes):
-    from mmkit.tasks.detect import anchors
+    from mmkit.tasks.detect.anchor_fitting import anchors
 
     for f in ("config.yaml", "metrics.csv", "last.pt", "best.pt", "curves.png", "report.html"):
         assert (detect_run / f).is_file(), f

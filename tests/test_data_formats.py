@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 from mmkit.data import collate_skip_none, load_classification_data
-from mmkit.data.formats import read_idx, read_image
+from mmkit.data.formats.idx import read_idx
+from mmkit.data.formats.images import read_image
 from mmkit.errors import MMKitError
 
 # ---------------------------------------------------------------- ImageFolder

@@ -447,6 +447,11 @@ def command(
     app.command(verb, epilog=epilog)(cmd)
 
 
+def own(flag: str, help: str, kind: Any, default: Any = REQUIRED) -> tuple[Any, Any]:
+    """A command's own option for `command`, as (annotation, default): `--flag` of type `kind`."""
+    return Annotated[kind, typer.Option(flag, help=help)], default
+
+
 def summary(line: Callable[[dict[str, Any]], str]) -> Callable[[Any, dict[str, Any], bool], None]:
     """`show` for a command that returns one result: the line `line(result)`, or the result as JSON."""
     return lambda result, options, as_json: emit(line(result), result, as_json)
@@ -466,7 +471,7 @@ def items(
 
 
 def export_command(
-    app: typer.Typer, task: str, *, example: str, doc: str | None = None, **options: Any
+    app: typer.Typer, task: str, *, example: str | None = None, doc: str | None = None, **options: Any
 ) -> None:
     """Add `export` to `app`: --weights, --format, --out, the task's own `options` (as for `command`; e.g. --model
     where the task has named weights), --json. The task's predictor writes its graph(s) (`Predictor.export`, which
@@ -486,7 +491,7 @@ def export_command(
         "weights",
         doc=doc
         or "Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX).",
-        example=example,
+        example=example or f"mmkit {task} export --weights runs/{task}/exp/best.pt --format onnx",
         show=lambda result, _, as_json: emit_exports(task, result[1], result[0], as_json),
         format=(ExportFormat, "onnx"),
         out=(ExportOut, None),

@@ -201,47 +201,33 @@ def synth_identities(
     )
 
 
-@synth.command("yt8m", epilog="Example: mmkit data synth yt8m --out yt8m/ --level frame --videos 2000")
-def synth_yt8m(
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder (train/, validate/, vocabulary.csv).")
-    ],
-    level: Annotated[str, typer.Option("--level", help="frame | video")] = "frame",
-    videos: Annotated[
-        int, typer.Option("--videos", help="Training videos (validate gets videos // 5).")
-    ] = 2000,
-    classes: Annotated[int, typer.Option("--classes", help="Number of classes.")] = 20,
-    frames: Annotated[int, typer.Option("--frames", help="Most frames per video (each has 50-100 %).")] = 60,
-    rgb_dim: Annotated[int, typer.Option("--rgb-dim", help="Width of the rgb features.")] = 1024,
-    audio_dim: Annotated[int, typer.Option("--audio-dim", help="Width of the audio features.")] = 128,
-    seed: c.Seed = 0,
-    json: c.Json = False,
-) -> None:
-    """YouTube-8M-format TFRecords with learnable multi-label structure: class prototypes active in a
-    segment of each video, co-occurring classes, noise. Same seed, same bytes."""
-    from mmkit.data.synthetic_yt8m import write_synthetic_yt8m
-    from mmkit.errors import MMKitError
-
-    if level not in ("frame", "video"):
-        raise MMKitError(f"--level must be frame or video, got {level!r}")
-    if videos < 1 or classes < 2 or frames < 1 or rgb_dim < 1 or audio_dim < 0:
-        raise MMKitError("--videos, --frames and --rgb-dim must be >= 1, --classes >= 2, --audio-dim >= 0")
-    s = write_synthetic_yt8m(
-        out,
-        level=level,
-        videos=videos,
-        classes=classes,
-        frames=frames,
-        seed=seed,
-        rgb_dim=rgb_dim,
-        audio_dim=audio_dim,
-    )
-    c.emit(
-        f"synth yt8m: {s['train']} train + {s['validate']} validate {level}-level videos, {classes} classes, "
-        f"{rgb_dim}+{audio_dim} features -> {out}",
-        s,
-        json,
-    )
+c.command(
+    synth,
+    "yt8m",
+    "mmkit.data.synthetic_yt8m:write_synthetic_yt8m",
+    "seed",
+    doc="YouTube-8M-format TFRecords with learnable multi-label structure: class prototypes active in a segment of "
+    "each video, co-occurring classes, noise. Same seed, same bytes.",
+    example="mmkit data synth yt8m --out yt8m/ --level frame --videos 2000",
+    show=c.summary(
+        lambda s: (
+            f"synth yt8m: {s['train']} train + {s['validate']} validate {s['level']}-level videos, "
+            f"{s['classes']} classes, {s['rgb_dim']}+{s['audio_dim']} features -> {s['out']}"
+        )
+    ),
+    out=(
+        Annotated[
+            Path, typer.Option("--out", "-o", help="Output folder (train/, validate/, vocabulary.csv).")
+        ],
+        c.REQUIRED,
+    ),
+    level=c.own("--level", "frame | video", str, "frame"),
+    videos=c.own("--videos", "Training videos (validate gets videos // 5).", int, 2000),
+    classes=c.own("--classes", "Number of classes.", int, 20),
+    frames=c.own("--frames", "Most frames per video (each has 50-100 %).", int, 60),
+    rgb_dim=c.own("--rgb-dim", "Width of the rgb features.", int, 1024),
+    audio_dim=c.own("--audio-dim", "Width of the audio features.", int, 128),
+)
 
 
 @synth.command(

@@ -36,6 +36,7 @@ import numpy as np
 
 from mmkit.data.formats.youtube8m import dequantize_features, quantize_features, write_records
 from mmkit.data.output_folder import claim_output_folder, staged_output
+from mmkit.errors import MMKitError
 
 logger = logging.getLogger(__name__)
 
@@ -149,9 +150,9 @@ def write_synthetic_yt8m(
     ``out/vocabulary.csv`` and ``out/README.txt``; returns a summary. `out` must be new, empty, or an earlier
     output of this function (its shards are replaced)."""
     if level not in ("frame", "video"):
-        raise ValueError(f"level must be 'frame' or 'video', got {level!r}")
+        raise MMKitError(f"level (--level) must be frame or video, got {level!r}")
     if videos < 1 or classes < 2 or frames < 1 or rgb_dim < 1 or audio_dim < 0 or per_shard < 1:
-        raise ValueError("videos, frames, rgb_dim and per_shard must be >= 1, classes >= 2, audio_dim >= 0")
+        raise MMKitError("videos, frames, rgb_dim and per_shard must be >= 1, classes >= 2, audio_dim >= 0")
     t0 = time.perf_counter()
     out = Path(out)
     claim_output_folder(out, README_MARKER, "mmkit data synth yt8m")

@@ -174,7 +174,7 @@ def detect_objects(
 ) -> list[list[dict[str, Any]]]:
     """Objects of each image (letterboxed work images, `scales[i]` times the original size (h, w) `sizes[i]`): box
     [x1, y1, x2, y2] in original pixels, score, class name and index."""
-    from mmkit.tasks.detect import image_detections, predict_batch
+    from mmkit.tasks.detect.predictor import image_detections, predict_batch
 
     net, meta, _ = m.detector
     preds = predict_batch(net, torch.stack([x for x, _, _ in inputs]).to(m.device), conf=0.25, iou=0.45)

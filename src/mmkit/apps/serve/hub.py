@@ -170,7 +170,7 @@ class ModelHub:
                     f"{self.config.video}: trained on features mmkit did not extract (e.g. YouTube-8M); "
                     "serve needs a clip model or one trained on `mmkit video features` output"
                 )
-            from mmkit.tasks.video import load_extractor
+            from mmkit.tasks.video.features import load_extractor
 
             extractor = load_extractor(meta.extractor["backbone"], meta.extractor["weights"], self.device)
         return net, meta, extractor
@@ -228,7 +228,7 @@ class ModelHub:
 
     @torch.inference_mode()
     def detect(self, pixels: torch.Tensor, conf: float = 0.25, iou: float = 0.45) -> list[dict[str, Any]]:
-        from mmkit.tasks.detect import detect_image
+        from mmkit.tasks.detect.predictor import detect_image
 
         net, meta = self.require("detector")
         with self._locks["detector"]:
@@ -320,7 +320,7 @@ class ModelHub:
     @torch.inference_mode()
     def video(self, path: Path, topk: int = 5, segment_seconds: float | None = None) -> dict[str, Any]:
         from mmkit.data.formats.video import read_frames
-        from mmkit.tasks.video import center_square, class_scores, segment_labels, top_labels
+        from mmkit.tasks.video.predictor import center_square, class_scores, segment_labels, top_labels
 
         net, meta, extractor = self.require("video")
         with self._locks["video"]:
@@ -328,7 +328,7 @@ class ModelHub:
                 frames, ts = read_frames(path, num_frames=meta.frames, size=meta.img_size)
                 x = center_square(frames, meta.img_size)
             else:
-                from mmkit.tasks.video import frame_features
+                from mmkit.tasks.video.features import frame_features
 
                 frames, ts = read_frames(path, fps=meta.extractor["fps"])
                 x = frame_features(frames[: meta.max_frames], *extractor)

@@ -62,7 +62,6 @@ c.command(
 c.export_command(
     app,
     "caption",
-    example="mmkit caption export --weights runs/caption/exp/best.pt --format onnx",
     doc=(
         "Export the encoder (uint8 images -> start state) and one decoding step (previous tokens and state ->"
         " next-word logits and state), each checked against PyTorch; the decoding loop (greedy or beam "

@@ -71,6 +71,5 @@ c.command(
 c.export_command(
     app,
     "classify",
-    example="mmkit classify export --weights runs/classify/exp/best.pt --format onnx",
     model=(Model, None),
 )

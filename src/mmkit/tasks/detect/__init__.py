@@ -12,7 +12,5 @@ SPEC = TaskSpec(__name__, __doc__, what="a detector", order=20)
 __getattr__ = lazy_exports(
     __name__,
     task="DetectTask",
-    options="DetectOptions",
-    predictor="DetectorMeta DetectorPredictor EVAL_CONF EVAL_IOU is_localizer predict_batch run_detection image_detections detect_image draw_detections load_detector evaluate predict export convert",
-    anchor_fitting="anchors anchor_kwargs train_box_sizes",
+    predictor="DetectorMeta DetectorPredictor load_detector evaluate predict export convert",
 )

@@ -96,7 +96,6 @@ c.command(
 c.export_command(
     app,
     "detect",
-    example="mmkit detect export --weights runs/detect/exp/best.pt --format onnx",
     doc="Export with box decoding inside the graph (NMS stays outside), checked against PyTorch (ONNX Runtime for ONNX).",
     model=(Model, None),
     img_size=(ImgSize, None),

@@ -11,9 +11,6 @@ SPEC = TaskSpec(__name__, __doc__, what="a face embedder", order=30, factory="ta
 
 __getattr__ = lazy_exports(
     __name__,
-    task="FaceTask",
-    options="FaceOptions",
     predictor="FaceMeta FacePredictor load_embedder embed flip_embed pair_distances evaluate",
-    detection="Face find_faces detect",
     gallery="open_gallery match_threshold enroll identify verify list_people remove",
 )

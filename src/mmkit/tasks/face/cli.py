@@ -37,6 +37,24 @@ def _count(results: list[dict]) -> int:
     return sum(len(r["faces"]) for r in results)
 
 
+def _found(face: dict) -> str:
+    return f"{face['score']:.3f} {face['box']}"
+
+
+def _detect_total(results: list[dict], options: dict) -> str:
+    saved = f" -> {options['save_dir']}" if options["save_dir"] else ""
+    return f"face detect: {_count(results)} faces in {len(results)} images{saved}"
+
+
+def _match(face: dict) -> str:
+    return f"{face['name']} ({face['distance']:.3f})"
+
+
+def _identify_total(results: list[dict], _: dict) -> str:
+    known = sum(f["name"] != "unknown" for r in results for f in r["faces"])
+    return f"face identify: {_count(results)} faces, {known} recognized"
+
+
 c.command(
     app,
     "detect",
@@ -44,14 +62,7 @@ c.command(
     "images device",
     doc="Faces in each image (MTCNN): box [x1, y1, x2, y2] in pixels, score, five landmarks (eyes, nose, mouth).",
     example="mmkit face detect photo.jpg --save-dir out/",
-    show=_faces(
-        "detections",
-        lambda f: f"{f['score']:.3f} {f['box']}",
-        lambda results, o: (
-            f"face detect: {_count(results)} faces in {len(results)} images"
-            + (f" -> {o['save_dir']}" if o["save_dir"] else "")
-        ),
-    ),
+    show=_faces("detections", _found, _detect_total),
     min_face=(Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels.")], 20),
     crop_size=(Annotated[int, typer.Option("--crop-size", help="Side of the aligned crops written.")], 160),
     save_dir=(
@@ -148,14 +159,7 @@ c.command(
     "images weights device",
     doc="Every face in each image: the best match in the gallery and its distance, or 'unknown'.",
     example="mmkit face identify --db faces.db --weights best.pt party.jpg",
-    show=_faces(
-        "identities",
-        lambda f: f"{f['name']} ({f['distance']:.3f})",
-        lambda results, _: (
-            f"face identify: {_count(results)} faces, "
-            f"{sum(f['name'] != 'unknown' for r in results for f in r['faces'])} recognized"
-        ),
-    ),
+    show=_faces("identities", _match, _identify_total),
     db=(Db, c.REQUIRED),
     threshold=(Threshold, None),
     **_GALLERY,
@@ -207,7 +211,6 @@ def remove(
 c.export_command(
     app,
     "face",
-    example="mmkit face export --weights runs/face/exp/best.pt --format onnx",
     doc=(
         "Export the embedder (uint8 face crops -> unit embeddings, normalization and flip test inside) and "
         "MTCNN's P-Net, R-Net and O-Net (the cascade around them, pyramid, crops and NMS, stays outside); "

@@ -207,7 +207,6 @@ def eval_(
 c.export_command(
     app,
     "generate",
-    example="mmkit generate export --weights runs/generate/exp/best.pt --format onnx",
     doc=(
         "Export the generator (GANs: noise and labels -> images; the others: images -> images, in [-1, 1]), "
         "checked against PyTorch (ONNX Runtime for ONNX)."

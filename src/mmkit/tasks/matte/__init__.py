@@ -11,6 +11,5 @@ SPEC = TaskSpec(__name__, __doc__, what="a matting model", order=60)
 __getattr__ = lazy_exports(
     __name__,
     task="MatteTask",
-    data="load_matting_data MattingData",
     predictor="MatteMeta MattePredictor load_matting_model evaluate predict",
 )

@@ -75,7 +75,6 @@ def predict(
 c.export_command(
     app,
     "matte",
-    example="mmkit matte export --weights runs/matte/exp/best.pt --format onnx",
     doc=(
         "Export the matting network (uint8 image and trimap of any size -> alpha), checked against PyTorch "
         "(ONNX Runtime for ONNX); filling the trimap's known regions stays outside."

@@ -14,7 +14,5 @@ SPEC = TaskSpec(__name__, __doc__, what="a video model", order=40)
 __getattr__ = lazy_exports(
     __name__,
     task="VideoTask",
-    options="VideoOptions CLIP_MODELS",
-    predictor="VideoMeta VideoPredictor video_loss run_meter load_video_model evaluate predict write_submission batch_scores class_scores record_batches top_labels center_square segment_labels",
-    features="FEATURE_RMS FrameFeatures scale_features load_extractor frame_features extract",
+    predictor="VideoMeta VideoPredictor load_video_model evaluate predict write_submission",
 )

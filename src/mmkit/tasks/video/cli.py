@@ -105,54 +105,43 @@ def _video_lines(r: dict) -> str:
     return "\n".join(lines)
 
 
-@app.command(epilog="Example: mmkit video features clips/ --backbone efficientnet_lite0 --out feats/")
-def features(
-    videos: Annotated[
-        list[Path],
-        typer.Argument(help="Video files, or folders of class folders (labels from folder names)."),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the TFRecords and vocabulary.csv.")],
-    backbone: Annotated[
-        str, typer.Option("--backbone", help="A registered image model with ImageNet weights (offline).")
-    ] = "efficientnet_lite0",
-    weights: Annotated[str, typer.Option("--weights", help="Its weights (a name or a file).")] = "imagenet",
-    fps: Annotated[float, typer.Option("--fps", help="Frames sampled per second (YouTube-8M: 1).")] = 1.0,
-    max_frames: Annotated[
-        int, typer.Option("--max-frames", help="At most this many frames per video.")
-    ] = 300,
-    val_split: Annotated[
-        float, typer.Option("--val-split", help="Fraction of videos written to validate*.tfrecord.")
-    ] = 0.2,
-    batch_size: c.BatchSize = 64,
-    device: c.Device = "auto",
-    json: c.Json = False,
-) -> None:
-    """Per-frame CNN features of each video, written as YouTube-8M frame-level records (train/validate shards)."""
-    from mmkit.tasks.video.features import extract
-
-    r = extract(
-        [str(v) for v in videos],
-        out,
-        backbone=backbone,
-        weights=weights,
-        fps=fps,
-        max_frames=max_frames,
-        val_split=val_split,
-        batch_size=batch_size,
-        device=device,
-    )
-    c.emit(
-        f"video features: {r['videos']} videos, {r['frames']} frames, {r['dim']}-d {backbone} features"
-        f" ({r['skipped']} skipped) -> {out}",
-        r,
-        json,
-    )
+c.command(
+    app,
+    "features",
+    "mmkit.tasks.video.features:extract",
+    "batch_size device",
+    doc="Per-frame CNN features of each video, written as YouTube-8M frame-level records (train/validate shards).",
+    example="mmkit video features clips/ --backbone efficientnet_lite0 --out feats/",
+    show=c.summary(
+        lambda r: (
+            f"video features: {r['videos']} videos, {r['frames']} frames, {r['dim']}-d {r['backbone']} "
+            f"features ({r['skipped']} skipped) -> {r['out']}"
+        )
+    ),
+    videos=(
+        Annotated[
+            list[Path],
+            typer.Argument(help="Video files, or folders of class folders (labels from folder names)."),
+        ],
+        c.REQUIRED,
+    ),
+    out=(
+        Annotated[Path, typer.Option("--out", "-o", help="Folder for the TFRecords and vocabulary.csv.")],
+        c.REQUIRED,
+    ),
+    backbone=c.own(
+        "--backbone", "A registered image model with ImageNet weights (offline).", str, "efficientnet_lite0"
+    ),
+    weights=c.own("--weights", "Its weights (a name or a file).", str, "imagenet"),
+    fps=c.own("--fps", "Frames sampled per second (YouTube-8M: 1).", float, 1.0),
+    max_frames=c.own("--max-frames", "At most this many frames per video.", int, 300),
+    val_split=c.own("--val-split", "Fraction of videos written to validate*.tfrecord.", float, 0.2),
+)
 
 
 c.export_command(
     app,
     "video",
-    example="mmkit video export --weights runs/video/exp/best.pt --format onnx",
     doc=(
         "Export the classifier of whole videos (uint8 frames, or frame features, and each video's frame count"
         " -> logits; any batch and frame count), checked against PyTorch (ONNX Runtime for ONNX)."

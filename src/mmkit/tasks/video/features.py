@@ -114,7 +114,7 @@ def _inputs(paths: list[str]) -> tuple[list[tuple[Path, int | None]], list[str]]
 
 
 def extract(
-    paths: list[str],
+    videos: list[str | Path],
     out: str | Path,
     *,
     backbone: str = "efficientnet_lite0",
@@ -128,9 +128,9 @@ def extract(
 ) -> dict[str, Any]:
     """Features of every video (unreadable ones are skipped with a warning naming them), written as
     train0000.tfrecord / validate0000.tfrecord (a seeded `val_split` of the videos), vocabulary.csv, features.json."""
-    items, classes = _inputs(paths)
+    items, classes = _inputs([str(v) for v in videos])
     if not items:
-        raise MMKitError(f"{', '.join(paths)}: no video files")
+        raise MMKitError(f"{', '.join(map(str, videos))}: no video files")
     dev = select_device(device)
     extractor, info = load_extractor(backbone, weights, dev)
     out = Path(out)
@@ -186,6 +186,7 @@ def extract(
         "validate": written.get("validate", 0),
         "frames": n_frames,
         "dim": dim,
+        "backbone": backbone,
         "classes": len(classes),
         "skipped": len(skipped),
         "skipped_files": skipped,
