@@ -1,12 +1,16 @@
 """YOLOv3-tiny @416 on the CPU with Darknet's COCO weights: images/s of mmkit and of OpenCV's DNN, same files, same
 threads, one run.
 
-The same 416×416 input (random, already in memory) goes to OpenCV's `readNetFromDarknet` network (`forward` of its
-two [yolo] outputs: the network and its box decoding) and to mmkit's YOLOv3-tiny read from the same files
-(`inference`: the network and the box decoding), NMS left out of both. mmkit is measured as `mmkit detect predict`
-runs it (eager PyTorch, channels-last weights), in plain NCHW eager PyTorch, and compiled with `torch.compile`
-(inductor, weights frozen; the compile time is reported, not counted). The variants take turns, one call each per
-round, so a busy machine slows them alike; each row is the median over the rounds. Goal: mmkit ≥ 1.0× OpenCV.
+The same 416×416 float input (random, already in memory, NCHW) goes to both sides. OpenCV's time is `setInput` +
+`forward` of its two [yolo] outputs: the network and its box decoding (sigmoid, exp × anchors, class scores). mmkit's
+is `inference` on YOLOv3-tiny read from the same files: the network and the box decoding (sigmoid, anchors, boxes
+clipped to the image). Neither side's time holds image reading, resizing or NMS. mmkit is measured as `mmkit detect
+predict`, eval, analyze and serve run it (`DetectorPredictor.runner`: BatchNorm folded, channels-last, packed oneDNN
+convolutions with the LeakyReLU inside, eager), then without each of those steps: fused but not packed, the loaded
+network with channels-last weights (the default before), plain NCHW; and compiled with `torch.compile` (inductor,
+weights frozen; the compile time is reported, not counted). All under `torch.inference_mode`. The variants take turns,
+one call each per round, so a busy machine slows them alike; each row is the median over the rounds. Goal: mmkit ≥
+1.0× OpenCV.
 
     OMP_WAIT_POLICY=passive .venv/bin/python bench/darknet_speed.py [--quick] [--threads 2] [--rounds 30]
 
@@ -62,20 +66,27 @@ def main() -> None:
     p.add_argument("--no-compile", action="store_true", help="leave out the torch.compile row")
     args = parse_args(p)
     rounds, warmup = (3, 1) if args.quick else (args.rounds, 3)
+    env = environment(
+        "cpu", args.threads
+    )  # the load average before the timing (save_result adds the one after)
     x = torch.rand(1, 3, IMG, IMG, generator=torch.Generator().manual_seed(0))
-    predictor = DetectorPredictor.load("yolov3-tiny:coco", device="cpu")  # as `detect predict` runs it
-    plain = copy.deepcopy(predictor.net).to(memory_format=torch.contiguous_format)
+    predictor = DetectorPredictor.load("yolov3-tiny:coco", device="cpu")
+    runner, plain = predictor.runner, predictor.net  # as `detect predict` runs it; as loaded (NCHW)
+    fused = plain.fused(pack=False)
+    channels_last = copy.deepcopy(plain).to(memory_format=torch.channels_last)
     cv_run, cv_version = opencv_forward(args.threads, x)
     variants: dict[str, Callable[[], object]] = {
         "OpenCV DNN (readNetFromDarknet)": cv_run,
-        "mmkit, as `detect predict` runs it (eager, channels-last)": lambda: predictor.net.inference(x),
-        "mmkit, eager NCHW": lambda: plain.inference(x),
+        "mmkit, as `detect predict` runs it (fused, packed oneDNN)": lambda: runner.inference(x),
+        "mmkit, fused, not packed": lambda: fused.inference(x),
+        "mmkit, unfused, channels-last": lambda: channels_last.inference(x),
+        "mmkit, unfused, NCHW": lambda: plain.inference(x),
     }
     compile_s = None
     with torch.inference_mode():
         if not (args.quick or args.no_compile):
             name = "mmkit, torch.compile (inductor, frozen weights)"
-            variants[name], compile_s = compiled(predictor.net, x)
+            variants[name], compile_s = compiled(channels_last, x)
         times: dict[str, list[float]] = {k: [] for k in variants}
         for _ in range(warmup):
             for fn in variants.values():
@@ -103,7 +114,7 @@ def main() -> None:
     )
     save_result(
         "darknet_speed",
-        environment("cpu", args.threads),
+        env,
         quick=args.quick,
         opencv=cv_version,
         img_size=IMG,

@@ -110,7 +110,10 @@ def test_a_version_0_1_header_with_a_32_bit_seen_counter(tmp_path):
     data = weights.read_bytes()
     old = tmp_path / "old.weights"
     old.write_bytes(np.array([0, 1, 0, 12345], "<i4").tobytes() + data[20:])
-    torch.testing.assert_close(outputs(read_darknet(cfg, old), 256), outputs(model, 256))
+    # the same weights: equal but for the float rounding of the convolution algorithm oneDNN picks per model
+    torch.testing.assert_close(
+        outputs(read_darknet(cfg, old), 256), outputs(model, 256), rtol=1e-5, atol=1e-4
+    )
 
 
 def test_files_that_do_not_fit_are_one_error_naming_file_layer_and_sizes(tmp_path):

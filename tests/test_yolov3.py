@@ -11,7 +11,7 @@ from mmkit.errors import MMKitError
 from mmkit.losses.detection import YOLOv3Loss
 from mmkit.models import get_model, get_model_info, list_models
 from mmkit.models.anchors import anchors_for, best_possible_recall, kmeans_anchors
-from mmkit.models.yolov3 import YOLOV3_TINY_ANCHORS, YOLOv3, postprocess
+from mmkit.models.yolov3 import YOLOV3_TINY_ANCHORS, ConvAct, YOLOv3, can_pack, postprocess
 
 
 def test_registered_as_detectors():
@@ -242,3 +242,58 @@ def test_onnx_export_matches_pytorch(tmp_path):
         (got,) = session.run(None, {"images": x.numpy()})
         assert got.shape == expected.shape == (batch, 3 * (4 * 6 + 2 * 3), 8)
         assert np.abs(got - expected).max() < 1e-3
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The fused inference copy (what the detect predictor runs)
+
+
+def _random_batch_norms(model: nn.Module) -> nn.Module:
+    """`model` in eval mode with every BatchNorm's statistics and affine terms drawn from U(0.5, 1.5), so that
+    folding them into the convolutions changes the weights."""
+    g = torch.Generator().manual_seed(1)
+    for bn in (m for m in model.modules() if isinstance(m, nn.BatchNorm2d)):
+        for t in (bn.running_mean, bn.running_var, bn.weight.data, bn.bias.data):
+            t.copy_(0.5 + torch.rand(t.shape, generator=g))
+    return model.eval()
+
+
+@pytest.mark.parametrize("pack", [False, True])
+@pytest.mark.parametrize("name", ["yolov3-tiny", "yolov3"])
+def test_fused_copy_gives_the_same_outputs(name, pack):
+    if pack and not can_pack(torch.device("cpu")):
+        pytest.skip("packed oneDNN convolutions need PyTorch's oneDNN on an x86 CPU")
+    torch.manual_seed(0)
+    model = _random_batch_norms(get_model(name, num_classes=4, box_coding="darknet"))
+    keys = list(model.state_dict())
+    fused = model.fused(pack=pack)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, ConvAct) and m.packed for m in fused.modules()) == (
+        len([m for m in model.modules() if isinstance(m, nn.Conv2d)]) if pack else 0
+    )
+    assert (
+        list(model.state_dict()) == keys and model.body.head32[0][1].training is False
+    )  # model left as it was
+    x = torch.rand(2, 3, 64, 96, generator=torch.Generator().manual_seed(2))
+    with torch.inference_mode():
+        for ours, theirs in zip(fused(x), model(x), strict=True):
+            torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(fused.inference(x), model.inference(x), rtol=1e-4, atol=1e-4)
+
+
+def test_detect_predictor_runs_the_fused_copy_and_keeps_the_loaded_network():
+    from mmkit.tasks.detect import DetectorMeta, DetectorPredictor
+
+    torch.manual_seed(0)
+    meta = DetectorMeta("yolov3-tiny", 3, 64, ["a", "b", "c"], {"width": 0.25})
+    net = _random_batch_norms(DetectorPredictor.network(meta))
+    p = DetectorPredictor(net, meta, torch.device("cpu"), "random")
+    assert p.net is net and any(
+        isinstance(m, nn.BatchNorm2d) for m in p.net.modules()
+    )  # saved and exported as is
+    assert p.runner is p.runner and not any(isinstance(m, nn.BatchNorm2d) for m in p.runner.modules())
+    packed = [m.packed for m in p.runner.modules() if isinstance(m, ConvAct)]
+    assert packed and all(packed) == can_pack(torch.device("cpu"))
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        torch.testing.assert_close(p.runner.inference(x), p.net.inference(x), rtol=1e-4, atol=1e-4)

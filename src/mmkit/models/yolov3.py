@@ -13,6 +13,10 @@ well-known refinements of later YOLO papers that keep the YOLOv3 architecture:
 Anchors are in pixels at `anchor_size` (a buffer, saved with the weights) and are rescaled at run time by
 max(H, W) / anchor_size of the input, so one model runs at any input size (a multiple of 32).
 
+Inference: `model.fused()` is a copy with each BatchNorm folded into its convolution, and `fused(pack=True)` on the
+CPU also keeps every convolution's weights in oneDNN's blocked layout and runs convolution + LeakyReLU as one oneDNN
+call (what the predictor runs): the same outputs to float rounding, for inference only.
+
 `box_coding="darknet"` decodes as Darknet's YOLOv3 does (centre = (σ(t_xy) + cell) · stride, size =
 exp(t_wh) · anchor): the coding of weights read from Darknet files (`mmkit.models.darknet`). Training uses mmkit's
 coding: `reset_classifier` (new heads for new classes) switches back to it.
@@ -20,11 +24,14 @@ coding: `reset_classifier` (new heads for new classes) switches back to it.
 
 from __future__ import annotations
 
+import copy
 import math
+import platform
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.ops import batched_nms
 
 from mmkit.errors import MMKitError
@@ -57,6 +64,59 @@ class ConvBNAct(nn.Sequential):
             nn.BatchNorm2d(cout, eps=1e-3, momentum=0.03),
             nn.LeakyReLU(0.1, inplace=True),
         )
+
+
+class ConvAct(nn.Module):
+    """Inference form of a convolution with a bias, then LeakyReLU(`slope`) (None: no activation): a ConvBNAct with
+    its BatchNorm folded into the convolution, or a prediction convolution. With `pack` (CPU, float32) the weights
+    are reordered into oneDNN's blocked layout once, here, instead of on every call, and the activation runs inside the
+    convolution (a oneDNN post-op, the op inductor's frozen CPU graphs call) instead of as a second pass."""
+
+    def __init__(self, conv: nn.Conv2d, slope: float | None, pack: bool = False) -> None:
+        super().__init__()
+        self.args = (list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups)
+        self.slope, self.packed = slope, pack
+        weight = conv.weight.detach()
+        if pack:
+            weight = torch.ops.mkldnn._reorder_convolution_weight(weight, *self.args)
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.bias = nn.Parameter(conv.bias.detach(), requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.packed:
+            attr, scalars = ("none", []) if self.slope is None else ("leaky_relu", [self.slope])
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self.weight, self.bias, *self.args, attr, scalars, ""
+            )
+        padding, stride, dilation, groups = self.args
+        x = F.conv2d(x, self.weight, self.bias, stride, padding, dilation, groups)
+        return x if self.slope is None else F.leaky_relu(x, self.slope, inplace=True)
+
+
+def can_pack(device: torch.device) -> bool:
+    """Whether `ConvAct(pack=True)` runs here: the CPU of an x86 machine, with PyTorch's oneDNN and the two oneDNN
+    ops `torch.compile` itself uses there (internal ones: a torch without them gets the folded, unpacked model)."""
+    mkldnn = torch.ops.mkldnn
+    return (
+        device.type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and platform.machine().lower() in ("x86_64", "amd64")
+        and hasattr(mkldnn, "_reorder_convolution_weight")
+        and hasattr(mkldnn, "_convolution_pointwise")
+    )
+
+
+def _fuse_children(module: nn.Module, pack: bool) -> None:
+    """Each ConvBNAct under `module` as a ConvAct with its BatchNorm folded in; with `pack`, each other convolution
+    (the prediction ones) too."""
+    for name, child in module.named_children():
+        if isinstance(child, ConvBNAct):
+            conv, bn, act = child
+            setattr(module, name, ConvAct(fuse_conv_bn_eval(conv, bn), act.negative_slope, pack))
+        elif pack and isinstance(child, nn.Conv2d):
+            setattr(module, name, ConvAct(child, None, pack))
+        else:
+            _fuse_children(child, pack)
 
 
 class Residual(nn.Module):
@@ -268,6 +328,15 @@ class YOLOv3(nn.Module):
             b[:, :4] = 0.0
             b[:, 4] = math.log(OBJ_PRIOR / (1 - OBJ_PRIOR))
             b[:, 5:] = cls_prior
+
+    def fused(self, pack: bool = False) -> YOLOv3:
+        """An inference copy (eval mode, no gradients): every BatchNorm folded into the convolution before it, as
+        ultralytics' `fuse()` does, and channels-last weights (oneDNN's and cuDNN's faster layout); with `pack`
+        (where `can_pack` says, float32) the convolutions as packed oneDNN calls (`ConvAct`). This model is left as it
+        is, for training, export and Darknet files."""
+        net = copy.deepcopy(self).eval().requires_grad_(False).to(memory_format=torch.channels_last)
+        _fuse_children(net.body, pack)
+        return net
 
     def anchors_at(self, img_size: tuple[int, int]) -> Tensor:
         """[scales, A, 2] anchors in pixels for an input of `img_size` (H, W): scaled by max(H, W) / anchor_size."""
