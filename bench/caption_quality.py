@@ -17,6 +17,7 @@ it, in raw pixels (32 px, L2), or in the trained encoder's pooled features: a ca
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from training import recipe_config, recipe_record, runs_dir, settings, train
 from mmkit.data.captions import load_caption_data
 from mmkit.metrics.captioning import score
 from mmkit.tasks.caption import evaluate, load_captioner
+from mmkit.tasks.caption.predictor import references
 
 DATA = "caption-scenes"  # the task's recipe for it trains every model (--set data=caption-scenes-large: more scenes)
 
@@ -48,16 +50,16 @@ QUICK = {"epochs": 1, "max_steps": 3}
 
 
 def train_and_eval(
-    model: str, bench: Bench, overrides: dict[str, Any], seed: int, workdir: Path
+    model: str, beam: int, overrides: dict[str, Any], seed: int, workdir: Path, run: str = ""
 ) -> dict[str, Any]:
-    t = train(
-        recipe_config(
-            "caption", DATA, model=model, run=f"{model}-s{seed}", workdir=workdir, seed=seed, **overrides
-        )
-    )
+    """Train `model` with the recipe (+ `overrides`) as run `<model>[-run]-s<seed>`, then evaluate best.pt on the
+    test split with `beam` and greedy; `greedy_captions` are the greedy captions of the test images."""
+    name = "-".join(filter(None, (model, run, f"s{seed}")))
+    t = train(recipe_config("caption", DATA, model=model, run=name, workdir=workdir, seed=seed, **overrides))
     data = t.task.data
-    m = evaluate(str(t.best), data, beam=bench.beam, device="cpu", out=t.fit.run_dir / "eval")
+    m = evaluate(str(t.best), data, beam=beam, device="cpu", out=t.fit.run_dir / "eval")
     greedy = evaluate(str(t.best), data, beam=1, device="cpu", out=t.fit.run_dir / "eval-greedy")
+    captions = json.loads((Path(greedy["out_dir"]) / "captions.json").read_text())
     return {
         "model": model,
         "params": sum(p.numel() for p in t.task.net.parameters()),
@@ -69,6 +71,7 @@ def train_and_eval(
         **t.record(),
         "recipe": recipe_record(t.cfg),
         "weights": t.best,
+        "greedy_captions": [c["caption"] for c in captions],
     }
 
 
@@ -93,12 +96,15 @@ def _encoder_features(weights: Path, split, idx: range) -> torch.Tensor:
     return F.normalize(torch.cat(out), dim=1)
 
 
-def nearest_neighbour(data: str, weights: Path | None, quick: bool) -> list[dict[str, Any]]:
-    """Caption each test image with the first reference of its nearest training image."""
+def nearest_neighbour(
+    data: str, weights: Path | None, quick: bool, paragraph: bool = False
+) -> list[dict[str, Any]]:
+    """Caption each test image with the first reference (with `paragraph`, the paragraph) of its nearest training
+    image."""
     d = load_caption_data(data)
     n_train = min(len(d.train), 200 if quick else 3000)
     train_idx, test_idx = range(n_train), range(len(d.test))
-    refs = {i: list(d.test[i].captions) for i in test_idx}
+    refs = {i: references(d.test[i], paragraph) for i in test_idx}
     spaces = {"pixels (32 px, L2)": (_pixels(d.train, train_idx), _pixels(d.test, test_idx))}
     if weights is not None:
         spaces["trained encoder features (cosine)"] = (
@@ -108,7 +114,7 @@ def nearest_neighbour(data: str, weights: Path | None, quick: bool) -> list[dict
     rows = []
     for name, (tr, te) in spaces.items():
         nearest = torch.cdist(te, tr).argmin(1).tolist()
-        hyps = {i: d.train[j].captions[0] for i, j in zip(test_idx, nearest, strict=True)}
+        hyps = {i: references(d.train[j], paragraph)[0] for i, j in zip(test_idx, nearest, strict=True)}
         m = score(refs, hyps)
         rows.append({"space": name, "train_images": n_train, **{k: round(v, 4) for k, v in m.items()}})
     return rows
@@ -153,7 +159,7 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     with runs_dir(args.keep_runs) as workdir:
         for model in args.models.split(","):
-            results.append(train_and_eval(model, bench, overrides, args.seed, workdir))
+            results.append(train_and_eval(model, bench.beam, overrides, args.seed, workdir))
             r = results[-1]
             print(
                 f"{model}: BLEU-4 {r['BLEU-4']} CIDEr-D {r['CIDEr-D']} in {r['train_wall_s']} s", flush=True
@@ -165,6 +171,7 @@ def main() -> None:
         rates = speed(weights, args.quick)
     for r in results:
         r.pop("weights")
+        r.pop("greedy_captions")
     best_nn = max(b["CIDEr-D"] for b in baseline)
     met = (
         attn is not None

@@ -147,6 +147,22 @@ def test_forward_shapes_and_attention():
         build("show-tell")(x, tok.float())
 
 
+def test_paragraph_words_do_not_depend_on_trailing_padding():
+    """The word LSTM runs up to the longest real sentence only: more padding columns change nothing."""
+    model, x = build("paragraph").eval(), images()
+    para = torch.zeros(4, 3, 6, dtype=torch.int64)
+    para[:, 0], para[1, 1], para[2, 1:] = (
+        sentences(CAPTIONS, 6),
+        sentences([[4]], 6),
+        sentences([[5, 6], [7]], 6),
+    )
+    wide = torch.cat([para, torch.zeros(4, 3, 9, dtype=torch.int64)], 2)
+    out, out_wide = model(x, para), model(x, wide)
+    torch.testing.assert_close(out_wide.word_logits[:, :, :5], out.word_logits)
+    assert out_wide.word_logits[:, :, 5:].abs().sum() == 0
+    torch.testing.assert_close(caption_loss(out_wide, wide)[0], caption_loss(out, para)[0])
+
+
 def test_loss_ignores_padding_and_weights_its_parts():
     tok = sentences(CAPTIONS, 7)
     logits = torch.randn(4, 6, V)

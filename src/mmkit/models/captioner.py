@@ -451,9 +451,12 @@ class ParagraphCaptioner(_Captioner):
         b, s, t = tokens.shape
         topics, stop_logits = self.plan(images, s)
         valid = sentence_mask(tokens, n_sentences)
-        words = self.decoder(topics[valid], tokens[valid])  # only the real sentences
+        real = tokens[valid]
+        # only the real sentences, up to the longest: the columns after it are padding for every sentence
+        length = max(2, int((real != PAD).any(0).nonzero().max()) + 1) if real.numel() else 2
+        words = self.decoder(topics[valid], real[:, :length])
         word_logits = words.new_zeros(b, s, t - 1, words.shape[-1])
-        word_logits[valid] = words
+        word_logits[valid, : length - 1] = words
         return ParagraphOutput(word_logits, stop_logits)
 
 
