@@ -8,12 +8,15 @@ images:
 - DCGAN and WGAN-GP: each at most half the naive generator's FID;
 - the conditional GANs (cGAN, AC-GAN; 10 epochs): samples classified as their label >= 90 % by the same classifier;
 - LapSRN x4 on held-out crops of scikit-image photos (``photo-sr``): PSNR above bicubic by >= 1 dB.
+Without a target (issue 19): WGAN (weight clipping) beside them; CycleGAN, DiscoGAN and DualGAN on ``day-tinted``,
+whose held-out tiles have true translations: PSNR/SSIM against them, beside the input itself (doing nothing).
 Speed: generator + discriminator steps per second (batch 64) of DCGAN and WGAN-GP (5 critic steps per generator
 step). Each model trains with the task's recipe (``mmkit.tasks.generate.options.RECIPES``: ``fashion-mnist``'s for
 the GANs, ``photo-sr``'s for LapSRN; see ``MODELS`` for what this script changes), then
 ``mmkit.tasks.generate.evaluate`` on last.pt.
 
     .venv/bin/python bench/generate_quality.py [--quick] [--models dcgan,wgan-gp,acgan,lapsrn] [--set FIELD=VALUE]
+    .venv/bin/python bench/generate_quality.py --models wgan,cyclegan,discogan,dualgan --merge
 """
 
 from __future__ import annotations
@@ -32,17 +35,25 @@ from training import recipe_config, recipe_record, runs_dir, settings, train
 from mmkit.data.generation import load_generation_data, to_signed
 from mmkit.metrics.generation import fid_from_features, kid, naive_gaussian_samples
 from mmkit.tasks.generate import MODE_SEEKING, evaluate, feature_network
+from mmkit.tasks.generate.options import RECIPES
 
 GAN_DATA = "fashion-mnist"  # the GANs' data, and the references' (FID floor, naive generator)
 # Each model: the builtin whose recipe it trains with (mmkit.tasks.generate.options.RECIPES), then what this bench
 # changes. The fashion-mnist recipe is DCGAN's (5 epochs, batch 64, constant lr 2e-4); the other GANs train with
-# it, WGAN-GP at its paper's lr 1e-4 and the conditional GANs for 10 epochs. photo-sr's is LapSRN's.
+# it, WGAN-GP at its paper's lr 1e-4, WGAN with its own recipe (RMSprop at 5e-5), and the conditional GANs for 10
+# epochs. photo-sr's is LapSRN's. day-tinted's recipe names CycleGAN with no tuned settings:
+# the unpaired models train 1 epoch of 4,000 crops at batch 16 (DualGAN with its own recipe).
+UNPAIRED = {"epochs": 1, "batch_size": 16}
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "dcgan": (GAN_DATA, {}),
+    "wgan": (GAN_DATA, dict(RECIPES.by_model["wgan"])),
     "wgan-gp": (GAN_DATA, {"lr": 1e-4}),
     "acgan": (GAN_DATA, {"epochs": 10}),
     "cgan": (GAN_DATA, {"epochs": 10}),
     "lapsrn": ("photo-sr", {}),
+    "cyclegan": ("day-tinted", UNPAIRED),
+    "discogan": ("day-tinted", UNPAIRED),
+    "dualgan": ("day-tinted", {**RECIPES.by_model["dualgan"], **UNPAIRED}),
 }
 QUICK = {"epochs": 1, "max_steps": 3, "crops": 64}
 
@@ -159,7 +170,7 @@ def report(refs, results, bench, env, quick) -> None:
                 checks[f"{r['model']} FID <= naive / 2"] = e["fid"] <= naive / 2
             if "label_accuracy" in e:
                 checks[f"{r['model']} label accuracy >= 90 %"] = e["label_accuracy"] >= 0.9
-        else:
+        elif r["model"] == "lapsrn":
             checks["lapsrn PSNR >= bicubic + 1 dB"] = score(e, "psnr") >= score(e, "baseline_psnr") + 1.0
     print_table(
         ["generator", "FID", "KID", "IS", "label acc %"],
@@ -177,6 +188,19 @@ def report(refs, results, bench, env, quick) -> None:
                 ["bicubic", round(score(e, "baseline_psnr"), 2), round(score(e, "baseline_ssim"), 4)],
             ],
             title=f"{sr[0]['data']}: {e['images']} held-out crops",
+        )
+    unpaired = [r for r in results if MODELS[r["model"]][0] == "day-tinted"]
+    if unpaired:
+        e = unpaired[0]["eval"]
+        rows = [[f"{r['model']} ({r['epochs']} epochs, {r['train_wall_s']:.0f} s)", round(score(r["eval"], "psnr"), 2),
+                 round(score(r["eval"], "ssim"), 4)] for r in unpaired]  # fmt: skip
+        rows.append(
+            ["the input itself", round(score(e, "baseline_psnr"), 2), round(score(e, "baseline_ssim"), 4)]
+        )
+        print_table(
+            ["unpaired translation", "PSNR dB", "SSIM"],
+            rows,
+            title=f"{unpaired[0]['data']}: {e['images']} held-out tiles against their true translations",
         )
     print_table(
         ["model", "steps/s", "params"],

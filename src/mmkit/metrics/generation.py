@@ -414,17 +414,23 @@ def naive_gaussian_samples(images: Tensor, n: int, seed: int = 0) -> Tensor:
     [-1, 1], clipped to [-1, 1]: the naive generator a GAN has to beat.
 
     The covariance (float64) is factored once by ``eigh`` (negative round-off eigenvalues set to 0), so 784-d or
-    3072-d images sample quickly; samples are ``mean + z @ (V sqrt(λ))ᵀ``.
+    3072-d images sample quickly; samples are ``mean + z @ (V sqrt(λ))ᵀ``. With no more images than pixels (64x64 RGB
+    faces: 12,288-d, a covariance eigh cannot afford) the same Gaussian is drawn from the images themselves:
+    ``mean + g @ centred / sqrt(N - 1)``, g ~ N(0, I_N), whose covariance is that of the images.
     """
     if images.ndim != 4 or images.shape[0] < 2:
         raise ValueError(f"images must be [N, C, H, W] with N >= 2, got {tuple(images.shape)}")
     x = images.detach().flatten(1).double().cpu()
     mean = x.mean(dim=0)
     centred = x - mean
+    gen = torch.Generator().manual_seed(seed)
+    if x.shape[0] <= x.shape[1]:
+        g = torch.randn(n, x.shape[0], generator=gen, dtype=torch.float64)
+        samples = mean + g @ centred / (x.shape[0] - 1) ** 0.5
+        return samples.clamp(-1, 1).float().view(n, *images.shape[1:])
     cov = centred.T @ centred / (x.shape[0] - 1)
     vals, vecs = torch.linalg.eigh(cov)
     factor = vecs * vals.clamp_min(0).sqrt()
-    gen = torch.Generator().manual_seed(seed)
     z = torch.randn(n, x.shape[1], generator=gen, dtype=torch.float64)
     samples = mean + z @ factor.T
     return samples.clamp(-1, 1).float().view(n, *images.shape[1:])

@@ -1,4 +1,4 @@
-"""Image GANs (label or noise -> image): GAN (MLP), DCGAN, WGAN-GP, conditional GAN and AC-GAN, with their losses.
+"""Image GANs (label or noise -> image): GAN (MLP), DCGAN, WGAN, WGAN-GP, cGAN and AC-GAN, with their losses.
 
     model = get_model("dcgan", in_chans=1, img_size=28)          # Fashion-MNIST: 7 -> 14 -> 28
     images = model.sample(16)                                     # [16, 1, 28, 28] in [-1, 1]
@@ -15,7 +15,7 @@ Conventions shared by every model here:
   `img_size`, `channels`, `kind`. `sample(n, labels=None, z=None)` draws images without gradients (in the
   module's current train/eval mode); `forward(z, labels=None)` is the generator.
 - `generator(z, labels=None) -> images`. `discriminator(x, labels=None)` returns the real/fake logit (critic
-  score for WGAN-GP) [B]; for AC-GAN it returns `(adv_logit [B], class_logits [B, K])` and ignores labels.
+  score for WGAN and WGAN-GP) [B]; for AC-GAN it returns `(adv_logit [B], class_logits [B, K])` and ignores labels.
 - Conditioning: cGAN concatenates a label embedding to z in G and uses a projection discriminator (Miyato &
   Koyama 2018: logit = w.h + <embed(y), h> on D's last features h); AC-GAN (Odena et al. 2017) concatenates the
   embedding in G and adds an auxiliary class head to D.
@@ -26,7 +26,9 @@ Conventions shared by every model here:
 
 Losses (one small function each; the task combines them):
   d_loss / g_loss            non-saturating BCE GAN (gan, dcgan, cgan, and the adversarial part of acgan)
-  wgan_d_loss / wgan_g_loss  Wasserstein critic and generator losses; plus `gradient_penalty` (lambda = 10)
+  wgan_d_loss / wgan_g_loss  Wasserstein critic and generator losses (no sigmoid, no log); the critic is kept
+                             Lipschitz by `clip_weights` after each of its steps (WGAN, Arjovsky et al. 2017:
+                             c = 0.01) or by `gradient_penalty` (WGAN-GP, lambda = 10)
   aux_class_loss             AC-GAN's auxiliary cross-entropy, on real images (D) and on fakes (D and G)
 `frozen(*modules)` turns off requires_grad for a block (D during the G step), so G's backward leaves no
 gradients in D's parameters; `generator_parameters()` / `discriminator_parameters()` feed two optimizers.
@@ -52,6 +54,8 @@ __all__ = [
     "Discriminator",
     "Generator",
     "aux_class_loss",
+    "clip_weights",
+    "conv_depth",
     "d_loss",
     "dcgan_init",
     "frozen",
@@ -81,6 +85,11 @@ def start_size(img_size: int) -> int:
             f"img_size={img_size}: a conv GAN needs s0 * 2^k pixels with 3 <= s0 <= 7, k >= 1 (e.g. 28, 32, 64)"
         )
     return s
+
+
+def conv_depth(img_size: int) -> int:
+    """k, the stride-2 layers between the start side and img_size = s0 * 2^k (28 -> 2, 32 -> 3, 64 -> 4)."""
+    return (img_size // start_size(img_size)).bit_length() - 1
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -143,8 +152,7 @@ class ConvGeneratorBody(nn.Sequential):
     replaces the ReLUs."""
 
     def __init__(self, in_dim: int, channels: int, img_size: int, base: int = 64, act: str = "relu") -> None:
-        s0 = start_size(img_size)
-        k = (img_size // s0).bit_length() - 1
+        s0, k = start_size(img_size), conv_depth(img_size)
         ch = base * 2 ** (k - 1)
         layers: list[nn.Module] = [
             nn.Unflatten(1, (in_dim, 1, 1)),
@@ -173,8 +181,7 @@ class ConvDiscriminatorBody(nn.Sequential):
     ) -> None:
         if norm not in D_NORMS:
             raise MMKitError(f"norm={norm!r}: the discriminator norm is one of {', '.join(D_NORMS)}")
-        s0 = start_size(img_size)
-        k = (img_size // s0).bit_length() - 1
+        s0, k = start_size(img_size), conv_depth(img_size)
         layers: list[nn.Module] = [
             nn.Conv2d(channels, base, 4, 2, 1),
             activation(act, negative_slope=0.2, inplace=True),
@@ -347,7 +354,8 @@ def g_loss(fake_logits: Tensor) -> Tensor:
 
 
 def wgan_d_loss(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
-    """WGAN critic loss E[D(fake)] - E[D(real)] (add `gradient_penalty` for WGAN-GP)."""
+    """WGAN critic loss E[D(fake)] - E[D(real)] on raw scores (WGAN then clips the critic's weights, WGAN-GP adds
+    `gradient_penalty`)."""
     return fake_scores.mean() - real_scores.mean()
 
 
@@ -391,6 +399,15 @@ def gradient_penalty(
     return weight * ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
+@torch.no_grad()
+def clip_weights(*modules: nn.Module, c: float = 0.01) -> None:
+    """WGAN's Lipschitz constraint (Arjovsky et al. 2017): clamp every parameter of `modules` (the critics) to
+    [-c, c], after each of their optimizer steps."""
+    for m in modules:
+        for p in m.parameters():
+            p.clamp_(-c, c)
+
+
 @contextlib.contextmanager
 def frozen(*modules: nn.Module) -> Iterator[None]:
     """Turn off requires_grad of every parameter of `modules` inside the block (restoring each flag after), e.g.
@@ -424,6 +441,11 @@ def gan(in_chans: int = 1, **kwargs) -> nn.Module:
 )
 def dcgan(in_chans: int = 1, **kwargs) -> nn.Module:
     return GAN(in_chans, kind="dcgan", **kwargs)
+
+
+@_register("wgan", "WGAN (Arjovsky et al. 2017): DCGAN networks, a critic kept Lipschitz by weight clipping")
+def wgan(in_chans: int = 1, **kwargs) -> nn.Module:
+    return GAN(in_chans, kind="wgan", **kwargs)
 
 
 @_register(

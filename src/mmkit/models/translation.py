@@ -1,8 +1,9 @@
-"""Image-to-image translation: pix2pix (paired A -> B) and CycleGAN (unpaired A <-> B), with their losses.
+"""Image-to-image translation: pix2pix (paired A -> B); CycleGAN, DiscoGAN and DualGAN (unpaired A <-> B), with their
+losses.
 
     model = get_model("pix2pix", in_chans=3, img_size=64)          # out_chans defaults to in_chans
     fake_b = model(real_a)                                          # [B, 3, 64, 64] in [-1, 1]
-    model = get_model("cyclegan", in_chans=3, img_size=64)
+    model = get_model("cyclegan", in_chans=3, img_size=64)          # also "discogan", "dualgan"
     fake_b, fake_a = model.g_ab(real_a), model.g_ba(real_b)
 
 Conventions: images float NCHW in [-1, 1] (generators end in tanh); one module per model holding every network,
@@ -21,40 +22,63 @@ pix2pix (Isola et al. 2017):
   (`patchgan_layers`): 3 at >= 256 px, 2 at >= 64 px, 1 below, about a quarter to half of the image.
 - Losses: cGAN BCE on every patch (D's loss halved, as in the paper) + lambda_L1 = 100 * L1(G(a), b).
 
+The unpaired models are one class, `UnpairedGAN`: two generators (`g_ab`: A -> B, `g_ba`: B -> A) and two
+discriminators (`d_a` judges domain A, `d_b` domain B), trained by one pair of losses (`cyclegan_g_loss`,
+`cyclegan_d_loss`): the adversarial terms both ways plus lambda * the reconstruction of a and b after a round
+trip. What differs is declared: the networks (`*_networks`), the adversarial kind (`ADVERSARIAL`), the
+reconstruction distance (`RECONSTRUCTION`), and, in the generate task, the weights and optimizers.
+
 CycleGAN (Zhu et al. 2017):
-- Two ResNet generators (`g_ab`: A -> B, `g_ba`: B -> A): c7s1-ngf, two stride-2 downsamplings, `n_blocks`
-  residual blocks (reflection padding, InstanceNorm), two transposed-conv upsamplings, c7s1 + tanh. Sizes
-  divisible by 4. Two PatchGAN discriminators (`d_a` judges domain A, `d_b` domain B) with InstanceNorm.
+- ResNet generators: c7s1-ngf, two stride-2 downsamplings, `n_blocks` residual blocks (reflection padding,
+  InstanceNorm), two transposed-conv upsamplings, c7s1 + tanh. Sizes divisible by 4. PatchGANs with InstanceNorm.
 - Losses: LSGAN (MSE to 1 / 0; D's loss halved), cycle L1 * lambda (10), identity L1 * 0.5 * lambda (needs
   equal channel counts in A and B; pass lambda_identity=0 otherwise). `ImagePool(50)` feeds D from a history of
   fakes (Shrivastava et al. 2017).
+
+DiscoGAN (Kim et al. 2017):
+- Encoder-decoder generators (the U-Net without skips or dropout, down to 4 x 4 at 64 px) and DCGAN
+  discriminators (one logit per image), BatchNorm.
+- Losses: BCE GAN (D's loss halved, as the paper's code) + reconstruction L2 (the code's MSE; the paper allows any
+  distance) * lambda (1: the paper's sum of the four terms), no identity term, no image pool. Not here: the code's
+  feature-matching loss and its schedule of GAN vs reconstruction weights.
+
+DualGAN (Yi et al. 2017):
+- pix2pix's networks: U-Net generators (dropout as the only noise z) and PatchGAN critics (no sigmoid).
+- Losses: WGAN (critic D(fake) - D(real), generator -D(fake)) with the critics' weights clipped to [-c, c] after
+  each step, + L1 reconstruction * lambda (one weight for both directions, the paper's lambda_U = lambda_V).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
-from mmkit.models.gans import dcgan_init
+from mmkit.models.gans import ConvDiscriminatorBody, Discriminator, conv_depth, dcgan_init
 from mmkit.models.registry import model_family
 
 __all__ = [
-    "CycleGAN",
+    "ADVERSARIAL",
+    "RECONSTRUCTION",
     "ImagePool",
     "PatchDiscriminator",
     "Pix2Pix",
     "ResnetGenerator",
     "UNetGenerator",
+    "UnpairedGAN",
     "cyclegan_d_loss",
     "cyclegan_g_loss",
+    "cyclegan_networks",
+    "discogan_networks",
     "lsgan_loss",
     "patchgan_layers",
     "pix2pix_d_loss",
     "pix2pix_g_loss",
+    "pix2pix_networks",
+    "wgan_loss",
 ]
 
 NORMS = ("batch", "instance", "none")
@@ -89,7 +113,8 @@ def _check_size(x: Tensor, multiple: int, who: str) -> None:
 
 
 class UNetGenerator(nn.Module):
-    """Isola et al.'s U-Net: encoder of `num_downs` stride-2 convs, mirrored decoder, skips at every level."""
+    """Isola et al.'s U-Net: encoder of `num_downs` stride-2 convs, mirrored decoder, skips at every level (with
+    `skips=False`, the plain encoder-decoder that the pix2pix paper compares it with, and DiscoGAN's generator)."""
 
     def __init__(
         self,
@@ -99,11 +124,12 @@ class UNetGenerator(nn.Module):
         ngf: int = 32,
         dropout: float = 0.5,
         norm: str = "batch",
+        skips: bool = True,
     ) -> None:
         super().__init__()
         if num_downs < 2:
             raise MMKitError(f"num_downs={num_downs}: a U-Net needs at least 2 downsamplings")
-        self.num_downs = num_downs
+        self.num_downs, self.skips = num_downs, skips
         bias = norm != "batch"
         chs = [ngf * min(2**i, 8) for i in range(num_downs)]
         self.downs = nn.ModuleList()
@@ -117,7 +143,7 @@ class UNetGenerator(nn.Module):
         for j, i in enumerate(
             reversed(range(num_downs))
         ):  # j-th decoder layer restores the input size of down i
-            cin = chs[i] if i == num_downs - 1 else 2 * chs[i]
+            cin = 2 * chs[i] if skips and i < num_downs - 1 else chs[i]
             if i == 0:
                 self.ups.append(
                     nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(cin, out_chans, 4, 2, 1), nn.Tanh())
@@ -134,13 +160,13 @@ class UNetGenerator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         _check_size(x, 2**self.num_downs, f"U-Net with {self.num_downs} downsamplings")
-        skips = []
+        feats = []
         for down in self.downs:
             x = down(x)
-            skips.append(x)
-        x = self.ups[0](skips[-1])
-        for up, skip in zip(self.ups[1:], reversed(skips[:-1]), strict=True):
-            x = up(torch.cat([x, skip], dim=1))
+            feats.append(x)
+        x = self.ups[0](feats[-1])
+        for up, skip in zip(self.ups[1:], reversed(feats[:-1]), strict=True):
+            x = up(torch.cat([x, skip], dim=1) if self.skips else x)
         return x
 
 
@@ -233,29 +259,73 @@ class ResnetGenerator(nn.Sequential):
 # Models
 
 
+# Each model's networks as two builders, `generator(c_in, c_out)` and `discriminator(c)`, from its options and the
+# image side; the model classes below only place them.
+Networks = tuple[Callable[[int, int], nn.Module], Callable[[int], nn.Module]]
+
+
+def pix2pix_networks(
+    img_size: int,
+    *,
+    ngf: int = 32,
+    ndf: int = 32,
+    num_downs: int | None = None,
+    d_layers: int | None = None,
+    dropout: float = 0.5,
+    norm: str = "batch",
+) -> Networks:
+    """U-Net generators (default num_downs: as many halvings as img_size allows, at most 8) and PatchGANs (default
+    depth: `patchgan_layers`): pix2pix's, and DualGAN's (Yi et al. build theirs on pix2pix's)."""
+    num_downs = min(8, _halvings(img_size)) if num_downs is None else num_downs
+    d_layers = patchgan_layers(img_size) if d_layers is None else d_layers
+    return (
+        lambda c_in, c_out: UNetGenerator(c_in, c_out, num_downs, ngf, dropout, norm),
+        lambda c: PatchDiscriminator(c, ndf, d_layers, norm),
+    )
+
+
+def cyclegan_networks(
+    img_size: int,
+    *,
+    ngf: int = 32,
+    ndf: int = 32,
+    n_blocks: int = 6,
+    d_layers: int | None = None,
+    norm: str = "instance",
+) -> Networks:
+    """ResNet generators and PatchGANs, with InstanceNorm: CycleGAN's."""
+    d_layers = patchgan_layers(img_size) if d_layers is None else d_layers
+    return (
+        lambda c_in, c_out: ResnetGenerator(c_in, c_out, ngf, n_blocks, norm),
+        lambda c: PatchDiscriminator(c, ndf, d_layers, norm),
+    )
+
+
+def discogan_networks(img_size: int, *, ngf: int = 32, ndf: int = 32) -> Networks:
+    """DiscoGAN's: encoder-decoder generators (the U-Net's layers without its skips and dropout, down to the DCGAN
+    side s0: 64 -> 4 x 4 as in the paper, 28 -> 7 x 7) and DCGAN discriminators (stride-2 convs, BatchNorm, one
+    logit per image). The paper's widths are 64; 32 here, as pix2pix and CycleGAN."""
+
+    def discriminator(c: int) -> nn.Module:
+        body = ConvDiscriminatorBody(c, img_size, ndf)
+        return Discriminator(body, body.out_features)
+
+    downs = conv_depth(img_size)
+    return lambda c_in, c_out: UNetGenerator(c_in, c_out, downs, ngf, 0.0, skips=False), discriminator
+
+
 class Pix2Pix(nn.Module):
-    """pix2pix: `generator` (U-Net, a -> b) + `discriminator` (PatchGAN on concat(a, b))."""
+    """pix2pix: `generator` (U-Net, a -> b) + `discriminator` (PatchGAN on concat(a, b)); options: `pix2pix_networks`."""
 
     def __init__(
-        self,
-        in_chans: int = 3,
-        out_chans: int | None = None,
-        img_size: int = 64,
-        *,
-        ngf: int = 32,
-        ndf: int = 32,
-        num_downs: int | None = None,
-        d_layers: int | None = None,
-        dropout: float = 0.5,
-        norm: str = "batch",
+        self, in_chans: int = 3, out_chans: int | None = None, img_size: int = 64, **options
     ) -> None:
         super().__init__()
         out_chans = in_chans if out_chans is None else out_chans
         self.in_chans, self.out_chans, self.channels, self.img_size = in_chans, out_chans, out_chans, img_size
-        num_downs = min(8, _halvings(img_size)) if num_downs is None else num_downs
-        self.generator = UNetGenerator(in_chans, out_chans, num_downs, ngf, dropout, norm)
-        d_layers = patchgan_layers(img_size) if d_layers is None else d_layers
-        self.discriminator = PatchDiscriminator(in_chans + out_chans, ndf, d_layers, norm)
+        generator, discriminator = pix2pix_networks(img_size, **options)
+        self.generator = generator(in_chans, out_chans)
+        self.discriminator = discriminator(in_chans + out_chans)
         dcgan_init(self)
 
     def forward(self, a: Tensor) -> Tensor:
@@ -272,29 +342,18 @@ class Pix2Pix(nn.Module):
         return self.discriminator.parameters()
 
 
-class CycleGAN(nn.Module):
-    """CycleGAN: generators `g_ab` (A -> B), `g_ba` (B -> A); discriminators `d_a` (real A?), `d_b` (real B?)."""
+class UnpairedGAN(nn.Module):
+    """Unpaired A <-> B translation (CycleGAN, DiscoGAN, DualGAN): generators `g_ab` (A -> B), `g_ba` (B -> A);
+    discriminators `d_a` (real A?), `d_b` (real B?), built by `networks`. The three differ only in those networks
+    and in their losses (`ADVERSARIAL`, `RECONSTRUCTION`)."""
 
-    def __init__(
-        self,
-        in_chans: int = 3,
-        out_chans: int | None = None,
-        img_size: int = 64,
-        *,
-        ngf: int = 32,
-        ndf: int = 32,
-        n_blocks: int = 6,
-        d_layers: int | None = None,
-        norm: str = "instance",
-    ) -> None:
+    def __init__(self, in_chans: int, out_chans: int | None, img_size: int, networks: Networks) -> None:
         super().__init__()
         out_chans = in_chans if out_chans is None else out_chans
         self.in_chans, self.out_chans, self.channels, self.img_size = in_chans, out_chans, out_chans, img_size
-        d_layers = patchgan_layers(img_size) if d_layers is None else d_layers
-        self.g_ab = ResnetGenerator(in_chans, out_chans, ngf, n_blocks, norm)
-        self.g_ba = ResnetGenerator(out_chans, in_chans, ngf, n_blocks, norm)
-        self.d_a = PatchDiscriminator(in_chans, ndf, d_layers, norm)
-        self.d_b = PatchDiscriminator(out_chans, ndf, d_layers, norm)
+        generator, discriminator = networks
+        self.g_ab, self.g_ba = generator(in_chans, out_chans), generator(out_chans, in_chans)
+        self.d_a, self.d_b = discriminator(in_chans), discriminator(out_chans)
         dcgan_init(self)
 
     def forward(self, a: Tensor) -> Tensor:
@@ -365,6 +424,23 @@ def lsgan_loss(pred: Tensor, real: bool) -> Tensor:
     return F.mse_loss(pred, torch.ones_like(pred) if real else torch.zeros_like(pred))
 
 
+def wgan_loss(scores: Tensor, real: bool) -> Tensor:
+    """Wasserstein critic term on raw scores: -mean for real targets, +mean for fake ones (a critic's loss is then
+    E[D(fake)] - E[D(real)], a generator's -E[D(G(x))])."""
+    return -scores.mean() if real else scores.mean()
+
+
+# The adversarial loss of each kind: its term for a real / fake target, and the weight of the discriminator's loss
+# (the CycleGAN and DiscoGAN code halve it; a Wasserstein critic's is D(fake) - D(real), whole).
+ADVERSARIAL: dict[str, tuple[Callable[[Tensor, bool], Tensor], float]] = {
+    "lsgan": (lsgan_loss, 0.5),  # CycleGAN
+    "bce": (_bce, 0.5),  # DiscoGAN (sigmoid cross-entropy)
+    "wgan": (wgan_loss, 1.0),  # DualGAN (critics without sigmoid)
+}
+# The cycle (reconstruction) distance: L1 (CycleGAN, DualGAN) or L2 (DiscoGAN's code: mean squared error)
+RECONSTRUCTION: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": F.l1_loss, "l2": F.mse_loss}
+
+
 def pix2pix_d_loss(model: Pix2Pix, real_a: Tensor, real_b: Tensor, fake_b: Tensor) -> tuple[Tensor, dict]:
     """0.5 * (BCE(D(a, b), 1) + BCE(D(a, G(a)), 0)) over every patch; fake_b is detached here."""
     real = _bce(model.discriminate(real_a, real_b), True)
@@ -382,19 +458,26 @@ def pix2pix_g_loss(
 
 
 def cyclegan_g_loss(
-    model: CycleGAN,
+    model: UnpairedGAN,
     real_a: Tensor,
     real_b: Tensor,
     lambda_cycle: float = 10.0,
     lambda_identity: float = 0.5,
+    adversarial: str = "lsgan",
+    reconstruction: str = "l1",
 ) -> tuple[Tensor, dict, Tensor, Tensor]:
-    """Both generators' loss: LSGAN(d_b(g_ab(a)), 1) + LSGAN(d_a(g_ba(b)), 1) + lambda_cycle * (|g_ba(g_ab(a)) - a|
-    + |g_ab(g_ba(b)) - b|) + lambda_identity * lambda_cycle * (|g_ab(b) - b| + |g_ba(a) - a|).
+    """Both generators' loss, CycleGAN's by default: ADV(d_b(g_ab(a)), 1) + ADV(d_a(g_ba(b)), 1)
+    + lambda_cycle * (REC(g_ba(g_ab(a)), a) + REC(g_ab(g_ba(b)), b))
+    + lambda_identity * lambda_cycle * (|g_ab(b) - b| + |g_ba(a) - a|) (only when lambda_identity > 0),
+    with ADV = ADVERSARIAL[adversarial] and REC = RECONSTRUCTION[reconstruction] (DiscoGAN: "bce", "l2",
+    lambda_cycle 1, no identity; DualGAN: "wgan", "l1", no identity).
     Returns (loss, parts, fake_a, fake_b); feed the fakes (through an ImagePool) to `cyclegan_d_loss`."""
+    adv_loss, _ = ADVERSARIAL[adversarial]
+    rec_loss = RECONSTRUCTION[reconstruction]
     fake_b = model.g_ab(real_a)
     fake_a = model.g_ba(real_b)
-    adv = lsgan_loss(model.d_b(fake_b), True) + lsgan_loss(model.d_a(fake_a), True)
-    cycle = F.l1_loss(model.g_ba(fake_b), real_a) + F.l1_loss(model.g_ab(fake_a), real_b)
+    adv = adv_loss(model.d_b(fake_b), True) + adv_loss(model.d_a(fake_a), True)
+    cycle = rec_loss(model.g_ba(fake_b), real_a) + rec_loss(model.g_ab(fake_a), real_b)
     loss = adv + lambda_cycle * cycle
     parts = {"g_adv": adv.detach(), "cycle": cycle.detach()}
     if lambda_identity > 0:
@@ -410,11 +493,19 @@ def cyclegan_g_loss(
 
 
 def cyclegan_d_loss(
-    model: CycleGAN, real_a: Tensor, real_b: Tensor, fake_a: Tensor, fake_b: Tensor
+    model: UnpairedGAN,
+    real_a: Tensor,
+    real_b: Tensor,
+    fake_a: Tensor,
+    fake_b: Tensor,
+    adversarial: str = "lsgan",
 ) -> tuple[Tensor, dict]:
-    """0.5 * (LSGAN(d_a(a), 1) + LSGAN(d_a(fake_a), 0)) + the same for d_b; the fakes are detached here."""
-    loss_a = 0.5 * (lsgan_loss(model.d_a(real_a), True) + lsgan_loss(model.d_a(fake_a.detach()), False))
-    loss_b = 0.5 * (lsgan_loss(model.d_b(real_b), True) + lsgan_loss(model.d_b(fake_b.detach()), False))
+    """Both discriminators' loss: w * (ADV(d_a(a), 1) + ADV(d_a(fake_a), 0)) + the same for d_b, with ADV and w
+    from ADVERSARIAL[adversarial] (LSGAN, BCE: halved; WGAN: d(fake) - d(real) whole); the fakes are detached
+    here."""
+    adv_loss, weight = ADVERSARIAL[adversarial]
+    loss_a = weight * (adv_loss(model.d_a(real_a), True) + adv_loss(model.d_a(fake_a.detach()), False))
+    loss_b = weight * (adv_loss(model.d_b(real_b), True) + adv_loss(model.d_b(fake_b.detach()), False))
     return loss_a + loss_b, {"d_a": loss_a.detach(), "d_b": loss_b.detach()}
 
 
@@ -428,10 +519,24 @@ _register = model_family("generate", "translation", 64)
 @_register(
     "pix2pix", "pix2pix (Isola et al. 2017): U-Net generator + PatchGAN, cGAN + 100 * L1 on paired images"
 )
-def pix2pix(in_chans: int = 3, **kwargs) -> nn.Module:
-    return Pix2Pix(in_chans, **kwargs)
+def pix2pix(in_chans: int = 3, out_chans: int | None = None, img_size: int = 64, **options) -> nn.Module:
+    return Pix2Pix(in_chans, out_chans, img_size, **options)
 
 
 @_register("cyclegan", "CycleGAN (Zhu et al. 2017): ResNet generators, PatchGANs, LSGAN + cycle + identity")
-def cyclegan(in_chans: int = 3, **kwargs) -> nn.Module:
-    return CycleGAN(in_chans, **kwargs)
+def cyclegan(in_chans: int = 3, out_chans: int | None = None, img_size: int = 64, **options) -> nn.Module:
+    return UnpairedGAN(in_chans, out_chans, img_size, cyclegan_networks(img_size, **options))
+
+
+@_register(
+    "discogan", "DiscoGAN (Kim et al. 2017): encoder-decoder generators, DCGAN discriminators, BCE + L2 cycle"
+)
+def discogan(in_chans: int = 3, out_chans: int | None = None, img_size: int = 64, **options) -> nn.Module:
+    return UnpairedGAN(in_chans, out_chans, img_size, discogan_networks(img_size, **options))
+
+
+@_register(
+    "dualgan", "DualGAN (Yi et al. 2017): U-Net generators, PatchGAN critics, WGAN (clipped) + L1 cycle"
+)
+def dualgan(in_chans: int = 3, out_chans: int | None = None, img_size: int = 64, **options) -> nn.Module:
+    return UnpairedGAN(in_chans, out_chans, img_size, pix2pix_networks(img_size, **options))

@@ -1,10 +1,11 @@
-"""Generation: GAN, DCGAN, WGAN-GP, cGAN, AC-GAN; pix2pix, CycleGAN; LapSRN super-resolution; RED-Net.
+"""Generation: GAN, DCGAN, WGAN, WGAN-GP, cGAN, AC-GAN; pix2pix, CycleGAN, DiscoGAN, DualGAN; LapSRN; RED-Net.
 
-Three families, each its own engine Task: GANs (`GANTask`: GAN, DCGAN, WGAN-GP, cGAN, AC-GAN),
-translation (`TranslationTask`: pix2pix, CycleGAN) and restoration (`RestorationTask`: LapSRN super-resolution,
-RED-Net). `make_task` (alias `GenerateTask`) picks the family from the model's name; `GeneratorPredictor` samples,
-translates, upscales, restores and evaluates (FID, KID, IS; PSNR, SSIM); `evaluate_folders` scores two folders of
-images (PSNR, SSIM: RGB in [0, 1], or the SR papers' Y channel with a cropped border).
+Three families, each its own engine Task: GANs (`GANTask`: GAN, DCGAN, WGAN, WGAN-GP, cGAN, AC-GAN), translation
+(`TranslationTask`: pix2pix, CycleGAN, DiscoGAN, DualGAN) and restoration (`RestorationTask`: LapSRN
+super-resolution, RED-Net). `make_task` (alias `GenerateTask`) picks the family from the model's name;
+`GeneratorPredictor` samples, translates, upscales, restores and evaluates (FID, KID, IS; PSNR, SSIM);
+`evaluate_folders` scores two folders of images (PSNR, SSIM: RGB in [0, 1], or the SR papers' Y channel with a
+cropped border).
 """
 
 from mmkit.lazy import lazy_exports
@@ -19,6 +20,7 @@ __getattr__ = lazy_exports(
     gan="GANTask GAN_MODELS CONDITIONAL MODE_SEEKING",
     translation="TranslationTask",
     restoration="RestorationTask",
+    text2image="Text2ImageTask draw",
     task="MODEL_FAMILY family_of make_task GenerateTask build_generator translate_batch",
     predictor="GeneratorPredictor load_generator sample apply evaluate feature_network FEATURE_NET_EPOCHS",
     folders="evaluate_folders image_pairs",

@@ -21,8 +21,9 @@ c.train_command(
     app,
     "generate",
     GenerateOptions,
-    example="mmkit generate train --data photo-sr   (the LapSRN x4 recipe: +1.3 dB over bicubic). GANs, pix2pix "
-    "and CycleGAN train with Adam and their papers' betas; --optimizer applies to LapSRN and RED-Net.",
+    example="mmkit generate train --data photo-sr   (the LapSRN x4 recipe: +1.3 dB over bicubic). GANs and "
+    "translation models train with their papers' optimizers (Adam and its betas; RMSprop for WGAN and DualGAN); "
+    "--optimizer applies to LapSRN and RED-Net.",
 )
 
 
@@ -40,6 +41,9 @@ c.command(
         None,
     ),
     out=(Annotated[Path, typer.Option("--out", "-o", help="The grid PNG.")], Path("samples.png")),
+    text=c.own(
+        "--text", "Text-to-image models (gan-int-cls, stackgan): the caption to draw.", str | None, None
+    ),
 )
 
 
@@ -82,7 +86,7 @@ def _check_scale(weights: str, scale: int | None) -> None:
 
 
 _image_command(
-    "translate", "translated", "Translate images with a pix2pix or CycleGAN (A → B) model.",
+    "translate", "translated", "Translate images with a pix2pix, CycleGAN, DiscoGAN or DualGAN (A → B) model.",
     "mmkit generate translate --weights runs/generate/p2p/best.pt edges.png --out out/",
 )  # fmt: skip
 _image_command(

@@ -44,6 +44,7 @@ class GenerateMeta:
     classes: list[str] = field(default_factory=list)  # conditional GANs: the labels they draw
     latent_dim: int = 0
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    vocab: list[str] = field(default_factory=list)  # text-to-image: the caption words (after the 4 specials)
 
     @property
     def conditional(self) -> bool:
@@ -56,6 +57,19 @@ class ModelSpec:
 
     kind: str  # images | paired | unpaired
     verb: str  # sample | translate | upscale | restore
+
+
+@dataclass(frozen=True)
+class AdversarialSpec(ModelSpec):
+    """A model trained adversarially (GANs, translation): the optimizers of its paper and its discriminator's kind."""
+
+    optimizer: str = "adam"  # for both sides: "adam" with `betas`, or "rmsprop" (WGAN, DualGAN: no momentum)
+    # Adam's betas: DCGAN's, pix2pix's, CycleGAN's, DiscoGAN's; (0, 0.9) for WGAN-GP
+    betas: tuple[float, float] = (0.5, 0.999)
+    # "": a discriminator, one step per generator step. Otherwise a Wasserstein critic, trained on every batch and the
+    # generator on every n_critic-th, kept Lipschitz by "clip" (its weights clamped to [-c, c] after each of its
+    # steps: WGAN, DualGAN) or "penalty" (the gradient penalty: WGAN-GP).
+    critic: str = ""
 
 
 def pixel_fid(real: torch.Tensor, fake: torch.Tensor, cells: int = 8) -> float:
@@ -129,6 +143,7 @@ class GenerateFamily(GenerateOptions, Task):
         self.spec = self.MODELS[self.model]
         self.last_eval: dict[str, float] | None = None
         self.last_grid: Path | None = None
+        self._steps = 0  # training steps of this process (adversarial models: whose turn it is)
 
     # --- what a family defines --------------------------------------------------------------------------------------
     @classmethod
@@ -139,6 +154,10 @@ class GenerateFamily(GenerateOptions, Task):
     def builder_kwargs(self, d: GenerationData) -> dict[str, Any]:
         """The builder's keyword arguments for data `d` (`--model-arg` first); refuses data the model cannot use."""
         return dict(self.model_kwargs)
+
+    def load_data(self, cfg) -> GenerationData:
+        """The `--data` this family trains on (text-to-image: captioned images instead of generation data)."""
+        return load_generation_data(self.data, self.spec.kind, self.img_size, seed=cfg.seed, crops=self.crops)
 
     def meta_classes(self, d: GenerationData) -> list[str]:
         """The labels the model draws (conditional GANs); none otherwise."""
@@ -157,9 +176,7 @@ class GenerateFamily(GenerateOptions, Task):
         info = get_model_info(self.model)
         if info.task != "generate":
             raise MMKitError(f"--model {self.model}: a {info.task} model, not a generation model")
-        self.dataset: GenerationData = load_generation_data(
-            self.data, self.spec.kind, self.img_size, seed=cfg.seed, crops=self.crops
-        )
+        self.dataset: GenerationData = self.load_data(cfg)
         d = self.dataset
         self.train_ds, self.val_ds = d.train, d.test
         kwargs = self.builder_kwargs(d)
@@ -183,13 +200,34 @@ class GenerateFamily(GenerateOptions, Task):
         if rt.is_main:
             log.info("%s; %s", d.summary(), self.model)
 
-    def adversarial_optimizers(self, cfg, betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
-        """Adam for the generator(s) ("model") and the discriminator(s) ("disc"), with the papers' betas."""
-        m = self.net
+    # --- adversarial training (GANs, translation) -------------------------------------------------------------------
+    def adversarial_optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
+        """The generator(s)' ("model") and discriminator(s)' ("disc") optimizers as the model's paper has them
+        (`AdversarialSpec`): Adam with its betas, or RMSprop with PyTorch's defaults (the WGAN code's), at cfg.lr."""
+        spec = self.spec
+
+        def make(params) -> torch.optim.Optimizer:
+            if spec.optimizer == "rmsprop":
+                return torch.optim.RMSprop(params, lr=cfg.lr)
+            return torch.optim.Adam(params, lr=cfg.lr, betas=spec.betas)
+
         return {
-            "model": torch.optim.Adam(m.generator_parameters(), lr=cfg.lr, betas=betas),
-            "disc": torch.optim.Adam(m.discriminator_parameters(), lr=cfg.lr, betas=betas),
+            "model": make(self.net.generator_parameters()),
+            "disc": make(self.net.discriminator_parameters()),
         }
+
+    def generator_turn(self) -> bool:
+        """Counts a training step; whether the generator trains in it: always, or every n_critic-th step beside a
+        Wasserstein critic."""
+        self._steps += 1
+        return not self.spec.critic or self._steps % self.n_critic == 0
+
+    def critic_stepped(self, *critics: nn.Module) -> None:
+        """After the discriminators' optimizer step: WGAN's clipping of their weights to [-c, c]."""
+        if self.spec.critic == "clip":
+            from mmkit.models.gans import clip_weights
+
+            clip_weights(*critics, c=self.weight_clip)
 
     # --- outputs ----------------------------------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int, run_dir: Path | None, rt: Runtime) -> None:

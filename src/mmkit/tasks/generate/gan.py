@@ -1,5 +1,5 @@
-"""GANs: noise (and, for the conditional ones, a label) -> image. `GANTask` trains GAN, DCGAN, WGAN-GP, cGAN and
-AC-GAN on the engine's manual-optimization path, with two optimizers: "model" (the generator) and "disc" (the
+"""GANs: noise (and, for the conditional ones, a label) -> image. `GANTask` trains GAN, DCGAN, WGAN, WGAN-GP, cGAN
+and AC-GAN on the engine's manual-optimization path, with two optimizers: "model" (the generator) and "disc" (the
 discriminator or critic).
 
     task = GANTask(data="fashion-mnist", model="dcgan")      # then Trainer(task, cfg).fit()
@@ -15,15 +15,14 @@ from torch import nn
 from mmkit.data.generation import GenerationData, to_signed
 from mmkit.errors import MMKitError
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import GRID_SEED, GenerateFamily, GenerateMeta, ModelSpec, pixel_fid
+from mmkit.tasks.generate.common import GRID_SEED, AdversarialSpec, GenerateFamily, GenerateMeta, pixel_fid
 
 
 @dataclass(frozen=True)
-class GANSpec(ModelSpec):
+class GANSpec(AdversarialSpec):
     kind: str = "images"
     verb: str = "sample"
     conditional: bool = False  # draws a given label (needs labelled data)
-    wasserstein: bool = False  # a critic with a gradient penalty, n_critic steps per generator step
     class_head: bool = False  # AC-GAN: the discriminator also classifies
     # Default weight of the mode-seeking loss (bench/README.md): the AC-GAN's class loss already separates the
     # classes, and weight 1 pulls its samples into ambiguous shapes; the cGAN at 0.3 still draws near-copies per class.
@@ -33,7 +32,9 @@ class GANSpec(ModelSpec):
 MODELS: dict[str, GANSpec] = {
     "gan": GANSpec(),
     "dcgan": GANSpec(),
-    "wgan-gp": GANSpec(wasserstein=True),
+    # Arjovsky et al.: a critic clipped to [-c, c] (c = 0.01), RMSprop at 5e-5 (the recipe), 5 critic steps
+    "wgan": GANSpec(critic="clip", optimizer="rmsprop"),
+    "wgan-gp": GANSpec(critic="penalty", betas=(0.0, 0.9)),
     "cgan": GANSpec(conditional=True, mode_seeking=1.0),
     "acgan": GANSpec(conditional=True, class_head=True, mode_seeking=0.3),
 }
@@ -56,7 +57,6 @@ class GANTask(GenerateFamily):
         super().__post_init__()
         if self.mode_seeking is None:
             self.mode_seeking = self.spec.mode_seeking
-        self._steps = 0
 
     @classmethod
     def build(cls, meta: GenerateMeta) -> nn.Module:
@@ -72,20 +72,19 @@ class GANTask(GenerateFamily):
         return list(d.classes) if self.spec.conditional else []
 
     def optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        # The papers' Adam settings: beta1 0.5 (DCGAN), (0, 0.9) for WGAN-GP
-        return self.adversarial_optimizers(cfg, (0.0, 0.9) if self.spec.wasserstein else (0.5, 0.999))
+        return self.adversarial_optimizers(cfg)
 
     # --- training ---------------------------------------------------------------------------------------------------
     def training_step(self, ctx, batch) -> dict[str, torch.Tensor]:
         from mmkit.models import gans
 
         m = ctx.models["model"]
-        self._steps += 1
+        generator_turn = self.generator_turn()
         x, y = batch
         real = to_signed(x)
         labels = y.long() if self.spec.conditional else None
         n = len(real)
-        wgan, acgan = self.spec.wasserstein, self.spec.class_head
+        wgan, acgan = bool(self.spec.critic), self.spec.class_head
         with ctx.autocast():
             fake = m.generator(torch.randn(n, m.latent_dim, device=real.device), labels).detach()
             if wgan:
@@ -97,12 +96,13 @@ class GANTask(GenerateFamily):
                 d_loss = gans.d_loss(adv_r, adv_f) + gans.aux_class_loss(cls_r, labels)
             else:
                 d_loss = gans.d_loss(m.discriminator(real, labels), m.discriminator(fake, labels))
-        if wgan:
+        if self.spec.critic == "penalty":
             d_loss = d_loss + gans.gradient_penalty(m.critic, real, fake, labels)
         ctx.backward(d_loss, "disc")
         ctx.step("disc")
+        self.critic_stepped(m.critic)
         logs = {"d_loss": d_loss.detach()}
-        if wgan and self._steps % self.n_critic:
+        if not generator_turn:
             return {"loss": d_loss.detach(), **logs}  # the critic trains n_critic times per generator step
         seeking = self.mode_seeking if labels is not None and n >= 2 else 0.0
         if seeking:

@@ -4,7 +4,7 @@
     task = make_task(data="photo-sr", model="lapsrn")        # a RestorationTask
 
 `MODEL_FAMILY` is the one place that maps model names to families; a family's own `MODELS` table holds each
-model's settings (conditional, Wasserstein, super-resolution, ...).
+model's settings (conditional, its critic and optimizer, losses, super-resolution, ...).
 """
 
 from __future__ import annotations
@@ -17,20 +17,31 @@ from torch import nn
 from mmkit.errors import MMKitError
 from mmkit.tasks.generate.common import GenerateFamily, GenerateMeta, ImageToImage, ModelSpec
 from mmkit.tasks.generate.gan import GANTask
+from mmkit.tasks.generate.lapgan import LAPGANTask
 from mmkit.tasks.generate.options import GenerateOptions
+from mmkit.tasks.generate.progan import ProGANTask
 from mmkit.tasks.generate.restoration import RestorationTask
+from mmkit.tasks.generate.text2image import Text2ImageTask
 from mmkit.tasks.generate.translation import TranslationTask
 
 MODEL_FAMILY: dict[str, type[GenerateFamily]] = {
     "gan": GANTask,
     "dcgan": GANTask,
+    "wgan": GANTask,
     "wgan-gp": GANTask,
     "cgan": GANTask,
     "acgan": GANTask,
+    "lapgan": LAPGANTask,
+    "cc-lapgan": LAPGANTask,
+    "progan": ProGANTask,
     "pix2pix": TranslationTask,
     "cyclegan": TranslationTask,
+    "discogan": TranslationTask,
+    "dualgan": TranslationTask,
     "lapsrn": RestorationTask,
     "rednet": RestorationTask,
+    "gan-int-cls": Text2ImageTask,
+    "stackgan": Text2ImageTask,
 }
 
 
@@ -63,7 +74,8 @@ def build_generator(meta: GenerateMeta) -> nn.Module:
 
 
 def translate_batch(model: nn.Module, meta: GenerateMeta, a: torch.Tensor) -> torch.Tensor:
-    """The model's output in [-1, 1] for inputs a in [-1, 1] (pix2pix, CycleGAN A→B, LapSRN's last level, RED-Net)."""
+    """The model's output in [-1, 1] for inputs a in [-1, 1] (pix2pix, the unpaired models' A→B, LapSRN's last
+    level, RED-Net)."""
     family = family_of(meta.model)
     if not issubclass(family, ImageToImage):
         raise MMKitError(f"{meta.model}: draws images from noise; it does not translate inputs")

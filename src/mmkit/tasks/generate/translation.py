@@ -1,29 +1,49 @@
 """Image-to-image translation: `TranslationTask` trains pix2pix (paired A -> B: a U-Net generator, a PatchGAN
-discriminator on the pair, + L1) and CycleGAN (unpaired A <-> B: two generators, two discriminators, cycle and
-identity losses, image pools), adversarially on the engine's manual-optimization path.
+discriminator on the pair, + L1) and the unpaired models (A <-> B: two generators, two discriminators, a cycle
+reconstruction loss): CycleGAN, DiscoGAN and DualGAN, adversarially on the engine's manual-optimization path.
 
     task = TranslationTask(data="photo-edges", model="pix2pix")
+    task = TranslationTask(data="day-tinted", model="dualgan")
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from mmkit.data.generation import to_signed
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import GenerateMeta, ImageToImage, ModelSpec, pixel_fid, to_unit
+from mmkit.tasks.generate.common import AdversarialSpec, GenerateMeta, ImageToImage, pixel_fid, to_unit
 
-# paired: pix2pix's conditional GAN + L1; unpaired: CycleGAN's cycle consistency
-MODELS: dict[str, ModelSpec] = {
-    "pix2pix": ModelSpec(kind="paired", verb="translate"),
-    "cyclegan": ModelSpec(kind="unpaired", verb="translate"),
+
+@dataclass(frozen=True)
+class UnpairedSpec(AdversarialSpec):
+    """An unpaired model's losses (`mmkit.models.translation`: `ADVERSARIAL`, `RECONSTRUCTION`) and training."""
+
+    kind: str = "unpaired"
+    verb: str = "translate"
+    adversarial: str = "lsgan"  # lsgan | bce | wgan
+    reconstruction: str = "l1"  # the cycle term's distance: l1 | l2
+    lambda_cycle: float = 10.0  # its weight unless --lambda-cycle is given
+    identity: bool = False  # CycleGAN's identity term (--lambda-identity)
+    pool: int = 0  # the history of fakes the discriminators see (ImagePool)
+
+
+MODELS: dict[str, AdversarialSpec] = {
+    "pix2pix": AdversarialSpec(kind="paired", verb="translate"),
+    "cyclegan": UnpairedSpec(identity=True, pool=50),
+    # Kim et al.: BCE GAN + the code's MSE reconstruction, the four terms summed (lambda 1), Adam (0.5, 0.999)
+    "discogan": UnpairedSpec(adversarial="bce", reconstruction="l2", lambda_cycle=1.0),
+    # Yi et al.: WGAN critics clipped to [-c, c], RMSprop (5e-5, the recipe), lambda_U = lambda_V in [100, 1000]
+    "dualgan": UnpairedSpec(adversarial="wgan", lambda_cycle=100.0, optimizer="rmsprop", critic="clip"),
 }
 
 
 class TranslationTask(ImageToImage):
-    """pix2pix and CycleGAN. Validation: PSNR against the true translations (where the test set has them) and, for
-    unpaired data, a pixel FID against the real B images."""
+    """pix2pix, CycleGAN, DiscoGAN and DualGAN. Validation: PSNR against the true translations (where the test set
+    has them) and, for unpaired data, a pixel FID against the real B images."""
 
     family = "translation models"
     MODELS = MODELS
@@ -32,6 +52,8 @@ class TranslationTask(ImageToImage):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.paired = self.spec.kind == "paired"
+        if not self.paired and self.lambda_cycle is None:
+            self.lambda_cycle = self.spec.lambda_cycle
         # paired data has true translations to score against; unpaired data is judged by the distribution
         self.monitor = ("val/psnr", "max") if self.paired else ("val/fid_pix", "min")
 
@@ -52,10 +74,10 @@ class TranslationTask(ImageToImage):
         if not self.paired:
             from mmkit.models.translation import ImagePool
 
-            self.pools = (ImagePool(50), ImagePool(50))
+            self.pools = (ImagePool(self.spec.pool), ImagePool(self.spec.pool))
 
     def optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        return self.adversarial_optimizers(cfg, (0.5, 0.999))  # beta1 0.5: pix2pix, CycleGAN
+        return self.adversarial_optimizers(cfg)
 
     # --- training ---------------------------------------------------------------------------------------------------
     def training_step(self, ctx, batch) -> dict[str, torch.Tensor]:
@@ -79,19 +101,33 @@ class TranslationTask(ImageToImage):
         return {"loss": g_loss.detach(), "d_loss": d_loss.detach(), **g_parts}
 
     def _unpaired_step(self, ctx, m, a, b) -> dict[str, torch.Tensor]:
+        """The generators' step (every step, or every n_critic-th beside Wasserstein critics), then the
+        discriminators' on the fakes (through the image pools)."""
         from mmkit.models.gans import frozen
         from mmkit.models.translation import cyclegan_d_loss, cyclegan_g_loss
 
-        with frozen(m.d_a, m.d_b), ctx.autocast():
-            g_loss, parts, fake_a, fake_b = cyclegan_g_loss(m, a, b, self.lambda_cycle, self.lambda_identity)
-        ctx.backward(g_loss, "model")
-        ctx.step("model")
+        spec, logs = self.spec, {}
+        if self.generator_turn():
+            identity = self.lambda_identity if spec.identity else 0.0
+            with frozen(m.d_a, m.d_b), ctx.autocast():
+                g_loss, parts, fake_a, fake_b = cyclegan_g_loss(
+                    m, a, b, self.lambda_cycle, identity, spec.adversarial, spec.reconstruction
+                )
+            ctx.backward(g_loss, "model")
+            ctx.step("model")
+            logs = {"g_loss": g_loss.detach(), **parts}
+        else:
+            with torch.no_grad(), ctx.autocast():
+                fake_a, fake_b = m.g_ba(b), m.g_ab(a)
         pool_a, pool_b = self.pools
         with ctx.autocast():
-            d_loss, _ = cyclegan_d_loss(m, a, b, pool_a.query(fake_a.detach()), pool_b.query(fake_b.detach()))
+            d_loss, _ = cyclegan_d_loss(
+                m, a, b, pool_a.query(fake_a.detach()), pool_b.query(fake_b.detach()), spec.adversarial
+            )
         ctx.backward(d_loss, "disc")
         ctx.step("disc")
-        return {"loss": g_loss.detach(), "d_loss": d_loss.detach(), **parts}
+        self.critic_stepped(m.d_a, m.d_b)
+        return {"loss": logs.get("g_loss", d_loss.detach()), "d_loss": d_loss.detach(), **logs}
 
     # --- evaluation -------------------------------------------------------------------------------------------------
     @torch.no_grad()
