@@ -330,7 +330,8 @@ def _classes_of(spec: str) -> str:
     from mmkit.data.synthetic_faces import make_identities
 
     people = _cache_dir() / spec / "people"
-    if not (people / "train").is_dir():  # identities 0..239 of seed 0: the builtin's training people, same pixels
+    # identities 0..239 of seed 0: the builtin's training people, same pixels
+    if not (people / "train").is_dir():
         make_identities(people, n_identities=240, test_fraction=0.0)
     return str(people / "train")
 
