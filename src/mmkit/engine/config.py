@@ -49,6 +49,12 @@ class TrainConfig:
     )
     seed: int = option(0, help="Random seed.", panel=ENGINE)
     patience: int | None = option(None, help="Early stopping: epochs without improvement.", panel=ENGINE)
+    ema: float | None = option(
+        None, help="Weight average: EMA of this decay (e.g. 0.999), for validation and best.pt.", panel=ENGINE
+    )
+    swa_from: int | None = option(
+        None, help="Weight average: SWA, the mean of each epoch's weights from this epoch on.", panel=ENGINE
+    )
     log_every: int = 50  # steps between loss syncs (progress text, TensorBoard, NaN check)
     max_steps: int | None = option(None, help="Cap batches per epoch (quick runs).", panel=ENGINE)
     exist_ok: bool = option(False, help="Reuse runs/<task>/<name> instead of a new name.", panel=RUN)

@@ -8,6 +8,7 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from mmkit.console import console
 from mmkit.engine import checkpoint as ckpt_io
+from mmkit.engine.averaging import WeightAverage, build_average, check_averaging, recompute_bn
 from mmkit.engine.config import TrainConfig
 from mmkit.engine.logger import RunLogger, check_run_name, next_run_dir
 from mmkit.engine.optim import build_scheduler, init_weights, load_scheduler_state
@@ -125,6 +127,7 @@ class Trainer:
         self.rt: Runtime | None = None
         self.global_step = 0
         self.saved_epoch: int | None = None  # the epoch run_dir/last.pt holds
+        self.average: WeightAverage | None = None  # --ema / --swa-from
 
     # ----------------------------------------------------------------------------------------------------------------
     def fit(self) -> FitResult:
@@ -159,6 +162,7 @@ class Trainer:
             )
         if cfg.accumulate < 1:
             raise MMKitError("--accumulate must be at least 1")
+        check_averaging(cfg)
         if self.resume_path is None:
             check_run_name(cfg.name)
 
@@ -225,6 +229,12 @@ class Trainer:
             log.info("resuming %s from epoch %d", run_dir, start_epoch)
         else:
             seed_everything(cfg.seed + rt.rank)  # augmentation and dropout differ across ranks
+        self.average = build_average(cfg, task, raw, self.optimizers)
+        if self.average is not None:
+            if resume_state is not None:
+                self.average.load(resume_state.get("average"), resume_state["model"])
+            module = self.average.module
+            self.eval_average = torch.compile(module) if cfg.compile else module
 
         logger = None
         if rt.is_main:
@@ -246,11 +256,13 @@ class Trainer:
                     e0 = time.perf_counter()
                     train_metrics = self._train_epoch(train_loader, steps, epoch, progress)
                     metrics = dict(train_metrics)
+                    if self.average is not None and self.average.after_epoch(raw["model"], epoch + 1):
+                        recompute_bn(self.average.module, islice(train_loader, steps), task.loss, rt)
                     if val_loader is not None:
                         for m in self.eval_models.values():
                             m.eval()
                         with torch.no_grad():
-                            metrics.update(task.evaluate(self.eval_models.get("model"), val_loader, rt))
+                            metrics.update(task.evaluate(self._eval_model(), val_loader, rt))
                     metrics["lr"] = next(iter(self.optimizers.values())).param_groups[0]["lr"]
                     metrics["time"] = time.perf_counter() - e0
                     last_metrics = metrics
@@ -420,7 +432,7 @@ class Trainer:
                 return loss
 
             opt.step(closure)
-            self.schedulers["model"].step()
+            self._stepped("model")
             return {"loss": box["loss"], **box["logs"]}
 
         last_micro = (i + 1) % cfg.accumulate == 0 or i + 1 == steps
@@ -442,7 +454,19 @@ class Trainer:
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
+        self._stepped(name)
+
+    def _stepped(self, name: str) -> None:
+        """After a step of optimizer `name`: its learning-rate schedule, and the EMA of the model."""
         self.schedulers[name].step()
+        if name == "model" and self.average is not None:
+            self.average.after_step(self.raw_modules["model"])
+
+    def _eval_model(self) -> nn.Module | None:
+        """The model validation runs: the weight average once it holds one, else the trained model."""
+        if self.average is not None and self.average.updates:
+            return self.eval_average
+        return self.eval_models.get("model")
 
     def _kept(self) -> str:
         """What a stopped run leaves behind: its last checkpoint, if it wrote one."""
@@ -452,14 +476,19 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------------------------
     def _state(self, epoch, metrics, best_value, best_epoch, bad_epochs, rng) -> dict[str, Any]:
-        raw = self.raw_modules
+        raw, avg = self.raw_modules, self.average
+        model = raw["model"].state_dict() if "model" in raw else None
+        averaged = avg is not None and avg.updates > 0
         return {
             "format": ckpt_io.FORMAT,
             "version": ckpt_io.VERSION,
             "task": self.task.name,
             "epoch": epoch,
             "global_step": self.global_step,
-            "model": raw["model"].state_dict() if "model" in raw else None,
+            # what predictors load: the weight average once there is one (--ema, --swa-from)
+            "model": avg.module.state_dict() if averaged else model,
+            **({"trained_model": model} if averaged else {}),  # what --resume trains on from
+            **({"average": avg.state()} if avg is not None else {}),
             "modules": {k: m.state_dict() for k, m in raw.items() if k != "model"},
             "meta": self.task.checkpoint_meta(),
             "config": self.cfg.to_dict(),
@@ -477,8 +506,9 @@ class Trainer:
             raise MMKitError(f"{self.resume_path}: a {state.get('task')} checkpoint, not {self.task.name}")
         if "optimizers" not in state:
             raise MMKitError(f"{self.resume_path}: holds weights only and cannot be resumed (use last.pt)")
-        if state.get("model") is not None:
-            self.raw_modules["model"].load_state_dict(state["model"])
+        trained = state.get("trained_model", state.get("model"))  # "model" is the average when both are there
+        if trained is not None:
+            self.raw_modules["model"].load_state_dict(trained)
         for k, sd in state.get("modules", {}).items():
             self.raw_modules[k].load_state_dict(sd)
         for k, o in self.optimizers.items():
@@ -552,7 +582,7 @@ class _null:
 
 
 def _weights_only(state: dict[str, Any]) -> dict[str, Any]:
-    drop = {"optimizers", "schedulers", "scalers", "rng"}
+    drop = {"optimizers", "schedulers", "scalers", "rng", "trained_model"}
     return {k: v for k, v in state.items() if k not in drop}
 
 
