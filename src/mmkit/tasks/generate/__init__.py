@@ -1,9 +1,11 @@
-"""Generation: GAN, DCGAN, WGAN, WGAN-GP, cGAN, AC-GAN; pix2pix, CycleGAN, DiscoGAN, DualGAN; LapSRN; RED-Net.
+"""Generation: GAN, DCGAN, WGAN, WGAN-GP, cGAN, AC-GAN, LAPGAN, ProGAN; text to image; pix2pix, CycleGAN, DiscoGAN,
+DualGAN; LapSRN; RED-Net.
 
-Three families, each its own engine Task: GANs (`GANTask`: GAN, DCGAN, WGAN, WGAN-GP, cGAN, AC-GAN), translation
-(`TranslationTask`: pix2pix, CycleGAN, DiscoGAN, DualGAN) and restoration (`RestorationTask`: LapSRN
-super-resolution, RED-Net). `make_task` (alias `GenerateTask`) picks the family from the model's name;
-`GeneratorPredictor` samples, translates, upscales, restores and evaluates (FID, KID, IS; PSNR, SSIM);
+Families, each its own engine Task: GANs (`GANTask`: GAN, DCGAN, WGAN, WGAN-GP, cGAN, AC-GAN; its subclasses
+`LAPGANTask` for LAPGAN and `ProGANTask` for Progressive GAN), text to image (`Text2ImageTask`: GAN-INT-CLS,
+StackGAN), translation (`TranslationTask`: pix2pix, CycleGAN, DiscoGAN, DualGAN) and restoration
+(`RestorationTask`: LapSRN super-resolution, RED-Net). `make_task` (alias `GenerateTask`) picks the family from the
+model's name; `GeneratorPredictor` samples, translates, upscales, restores and evaluates (FID, KID, IS; PSNR, SSIM);
 `evaluate_folders` scores two folders of images (PSNR, SSIM: RGB in [0, 1], or the SR papers' Y channel with a
 cropped border).
 """
