@@ -219,9 +219,10 @@ def face_part(out: Path, *, quick: bool, device: str) -> tuple[Section, dict[str
     from PIL import Image
 
     from mmkit.data.synthetic_faces import identity_arrays
+    from mmkit.tasks.face.detection import detect as detect_faces
 
     photos = [out / "photos" / "astronaut.png", out / "photos" / "coffee.png"]
-    found = face.detect([str(p) for p in photos if p.is_file()], save_dir=out / "faces", device=device)
+    found = detect_faces([str(p) for p in photos if p.is_file()], save_dir=out / "faces", device=device)
     fit = fit_recipe("face", "synthetic-faces", out, quick=quick, device=device, epochs=FACE_DEMO_EPOCHS)
     weights = str(fit.run_dir / "best.pt")
 
