@@ -377,7 +377,8 @@ def fit_summary(task: str, res) -> tuple[str, dict]:
         else ""
     )
     extra = ", stopped early" if res.stopped_early else ""
-    summary = f"{task}: {res.epochs} epoch{'s' if res.epochs != 1 else ''} in {res.seconds:.1f}s{extra}, {best} -> {res.run_dir}"
+    best = f", {best}" if best else ""
+    summary = f"{task}: {res.epochs} epoch{'s' if res.epochs != 1 else ''} in {res.seconds:.1f}s{extra}{best} -> {res.run_dir}"
     payload = {
         "task": task,
         "run_dir": str(res.run_dir),
@@ -480,8 +481,8 @@ def export_command(
     def export(weights: str, format: str, out: Path | None, model: str | None = None, **kw: Any) -> Any:
         from mmkit.tasks.registry import get_task
 
-        return format, get_task(task).predictor().load(weights, model=model, device="cpu").export(
-            format, out=out, **kw
+        return (
+            get_task(task).predictor().load(weights, model=model, device="cpu").export(format, out=out, **kw)
         )
 
     command(
@@ -492,7 +493,7 @@ def export_command(
         doc=doc
         or "Export to ONNX or TorchScript and check the result against PyTorch (ONNX Runtime for ONNX).",
         example=example or f"mmkit {task} export --weights runs/{task}/exp/best.pt --format onnx",
-        show=lambda result, _, as_json: emit_exports(task, result[1], result[0], as_json),
+        show=lambda files, options, as_json: emit_exports(task, files, options["format"], as_json),
         format=(ExportFormat, "onnx"),
         out=(ExportOut, None),
         **options,
