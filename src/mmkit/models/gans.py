@@ -11,7 +11,8 @@ Conventions shared by every model here:
   at most 7 (28 -> 7, 32 -> 4, 64 -> 4, 48 -> 6) and doubles it with stride-2 transposed convs; the
   discriminator mirrors it. Any img_size = s0 * 2^k with 3 <= s0 <= 7 and k >= 1 works (MMKitError otherwise).
 - ONE module `GAN` per model holding `generator` and `discriminator` (`critic` is the same module under its
-  WGAN name), so a checkpoint is one state_dict. Attributes `latent_dim`, `num_classes` (0 when unconditional),
+  WGAN name), so a checkpoint is one state_dict; `ImageGAN`, its base, holds what LAPGAN, ProGAN and the
+  text-to-image GANs share with it. Attributes `latent_dim`, `num_classes` (0 when unconditional),
   `img_size`, `channels`, `kind`. `sample(n, labels=None, z=None)` draws images without gradients (in the
   module's current train/eval mode); `forward(z, labels=None)` is the generator.
 - `generator(z, labels=None) -> images`. `discriminator(x, labels=None)` returns the real/fake logit (critic
@@ -49,6 +50,7 @@ from mmkit.models.registry import model_family
 
 __all__ = [
     "GAN",
+    "ImageGAN",
     "ConvDiscriminatorBody",
     "ConvGeneratorBody",
     "Discriminator",
@@ -248,7 +250,66 @@ class Discriminator(nn.Module):
         return adv
 
 
-class GAN(nn.Module):
+class ImageGAN(nn.Module):
+    """What every adversarial image model of mmkit shares (GAN here, LAPGAN, ProGAN, the text-to-image GANs): its
+    images (`channels`, `img_size`), noise (`latent_dim`), classes (`num_classes`, 0: unconditional) and `kind`;
+    `generator` and `discriminator` modules (set by the subclass; `critic` is the discriminator under its WGAN
+    name), their parameter sets for two optimizers, `forward` as the generator and `sample`."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+
+    def __init__(
+        self, channels: int, img_size: int, latent_dim: int, num_classes: int = 0, kind: str = ""
+    ) -> None:
+        super().__init__()
+        if channels < 1 or latent_dim < 1:
+            raise MMKitError(f"channels={channels}, latent_dim={latent_dim}: both must be positive")
+        if num_classes == 1 or num_classes < 0:
+            raise MMKitError(
+                f"num_classes={num_classes}: a conditional {kind or 'GAN'} needs at least 2 classes"
+            )
+        self.channels, self.img_size, self.latent_dim = channels, img_size, latent_dim
+        self.num_classes, self.kind = num_classes, kind
+
+    @property
+    def critic(self) -> nn.Module:
+        """The discriminator under its WGAN name (the same module; not a second copy in the state_dict)."""
+        return self.discriminator
+
+    def generator_parameters(self) -> Iterator[nn.Parameter]:
+        return self.generator.parameters()
+
+    def discriminator_parameters(self) -> Iterator[nn.Parameter]:
+        return self.discriminator.parameters()
+
+    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.generator(z, labels)
+
+    def noise(self, n: int, z: Tensor | None, device: torch.device) -> Tensor:
+        """z for `n` samples on `device`: drawn from N(0, I), or the given one checked to be [n, latent_dim]."""
+        if z is None:
+            return torch.randn(n, self.latent_dim, device=device)
+        if z.shape != (n, self.latent_dim):
+            raise MMKitError(f"sample: z has shape {tuple(z.shape)}, expected ({n}, {self.latent_dim})")
+        return z.to(device)
+
+    @torch.no_grad()
+    def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
+        """`n` images [n, C, H, W] in [-1, 1] from z ~ N(0, I) (or the given z [n, latent_dim]). Conditional
+        models take `labels` [n] (default: 0, 1, ..., K-1, 0, 1, ... so a grid shows every class)."""
+        device = next(self.parameters()).device
+        z = self.noise(n, z, device)
+        if self.num_classes:
+            if labels is None:
+                labels = torch.arange(n, device=device) % self.num_classes
+            labels = labels.to(device=device, dtype=torch.long)
+        elif labels is not None:
+            raise MMKitError(f"sample: {self.kind} is unconditional and takes no labels")
+        return self(z, labels)
+
+
+class GAN(ImageGAN):
     """One adversarial image model: `generator` + `discriminator` (alias `critic`).
 
     arch: "mlp" (hidden sizes `hidden` in G, `d_hidden` in D) or "conv" (DCGAN, `base` channels); conditioning:
@@ -272,7 +333,6 @@ class GAN(nn.Module):
         act: str | None = None,
         kind: str = "",
     ) -> None:
-        super().__init__()
         if arch not in ARCHS:
             raise MMKitError(f"arch={arch!r}: one of {', '.join(ARCHS)}")
         if conditioning not in CONDITIONINGS:
@@ -281,15 +341,8 @@ class GAN(nn.Module):
             raise MMKitError(f"num_classes={num_classes}: a {conditioning} model needs at least 2 classes")
         if conditioning == "none":
             num_classes = 0
-        if channels < 1 or latent_dim < 1:
-            raise MMKitError(f"channels={channels}, latent_dim={latent_dim}: both must be positive")
-        self.channels, self.img_size, self.latent_dim, self.num_classes = (
-            channels,
-            img_size,
-            latent_dim,
-            num_classes,
-        )
-        self.kind = kind or (arch if conditioning == "none" else conditioning)
+        kind = kind or (arch if conditioning == "none" else conditioning)
+        super().__init__(channels, img_size, latent_dim, num_classes, kind)
         g_in = latent_dim + (embed_dim if num_classes else 0)
         g_act, d_act = act or ("relu" if arch == "conv" else "leakyrelu"), act or "leakyrelu"
         if arch == "mlp":
@@ -303,37 +356,6 @@ class GAN(nn.Module):
         self.discriminator = Discriminator(d_body, feats, num_classes, conditioning)
         if arch == "conv":
             dcgan_init(self)
-
-    @property
-    def critic(self) -> Discriminator:
-        """The discriminator under its WGAN name (the same module; not a second copy in the state_dict)."""
-        return self.discriminator
-
-    def generator_parameters(self) -> Iterator[nn.Parameter]:
-        return self.generator.parameters()
-
-    def discriminator_parameters(self) -> Iterator[nn.Parameter]:
-        return self.discriminator.parameters()
-
-    def forward(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
-        return self.generator(z, labels)
-
-    @torch.no_grad()
-    def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
-        """`n` images [n, C, H, W] in [-1, 1] from z ~ N(0, I) (or the given z [n, latent_dim]). Conditional
-        models take `labels` [n] (default: 0, 1, ..., K-1, 0, 1, ... so a grid shows every class)."""
-        device = next(self.parameters()).device
-        if z is None:
-            z = torch.randn(n, self.latent_dim, device=device)
-        elif z.shape != (n, self.latent_dim):
-            raise MMKitError(f"sample: z has shape {tuple(z.shape)}, expected ({n}, {self.latent_dim})")
-        if self.num_classes:
-            if labels is None:
-                labels = torch.arange(n, device=device) % self.num_classes
-            labels = labels.to(device=device, dtype=torch.long)
-        elif labels is not None:
-            raise MMKitError(f"sample: {self.kind} is unconditional and takes no labels")
-        return self.generator(z.to(device), labels)
 
 
 # ---------------------------------------------------------------------------------------------------------------

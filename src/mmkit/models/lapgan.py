@@ -36,10 +36,10 @@ from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
 from mmkit.models.gans import (
-    GAN,
     ConvDiscriminatorBody,
     Discriminator,
     Generator,
+    ImageGAN,
     dcgan_init,
     mlp_discriminator_body,
     mlp_generator_body,
@@ -185,7 +185,7 @@ class LaplacianGenerator(nn.Module):
 # The model
 
 
-class LAPGAN(nn.Module):
+class LAPGAN(ImageGAN):
     """A LAPGAN: `generator` (a `LaplacianGenerator`) and `discriminator` (an nn.ModuleList of one discriminator
     per level, coarse first). `sizes`: the level sides, coarse first.
 
@@ -207,12 +207,7 @@ class LAPGAN(nn.Module):
         embed_dim: int = 50,
         kind: str = "lapgan",
     ) -> None:
-        super().__init__()
-        if channels < 1 or latent_dim < 1:
-            raise MMKitError(f"channels={channels}, latent_dim={latent_dim}: both must be positive")
-        if num_classes == 1 or num_classes < 0:
-            raise MMKitError(f"num_classes={num_classes}: a conditional LAPGAN needs at least 2 classes")
-        self.channels, self.img_size, self.num_classes, self.kind = channels, img_size, num_classes, kind
+        super().__init__(channels, img_size, latent_dim, num_classes, kind)
         self.sizes = pyramid_sizes(img_size, levels)[::-1]
         conditioning = "cgan" if num_classes else "none"
         s0, k = self.sizes[0], num_classes
@@ -233,15 +228,7 @@ class LAPGAN(nn.Module):
             *finer_d,
         ):  # the conv levels start as DCGAN's; the MLP level keeps PyTorch's init
             dcgan_init(m)
-        self.latent_dim = self.generator.latent_dim
-
-    # The GAN conventions of mmkit.models.gans, with the GAN's own methods: the critic alias, the two parameter
-    # sets of the two optimizers, forward as the generator, and sampling (z ~ N(0, I); labels 0..K-1 in turn).
-    critic = GAN.critic
-    generator_parameters = GAN.generator_parameters
-    discriminator_parameters = GAN.discriminator_parameters
-    forward = GAN.forward
-    sample = GAN.sample
+        self.latent_dim = self.generator.latent_dim  # the coarse level's and the finer levels' noise
 
 
 # ---------------------------------------------------------------------------------------------------------------

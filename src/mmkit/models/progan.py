@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
-from mmkit.models.gans import GAN, conv_depth, start_size
+from mmkit.models.gans import ImageGAN, conv_depth, start_size
 from mmkit.models.registry import model_family
 
 __all__ = [
@@ -205,7 +205,7 @@ def stage_at(images: int, phase_images: int, top_level: int) -> tuple[int, float
     return level, (into / phase_images if fading else 1.0)
 
 
-class ProGAN(nn.Module):
+class ProGAN(ImageGAN):
     """Progressive GAN: `generator` and `discriminator` (alias `critic`), called with (input, level, alpha); the
     stage of the model in buffers `level`, `alpha` (the stage its weights were last trained at) and `images_seen`.
     Unconditional: `num_classes` is 0."""
@@ -219,11 +219,9 @@ class ProGAN(nn.Module):
         fmap_base: int = 512,
         fmap_max: int = 128,
     ) -> None:
-        super().__init__()
-        if channels < 1 or latent_dim < 1 or fmap_base < 1 or fmap_max < 1:
-            raise MMKitError(f"channels={channels}, latent_dim={latent_dim}, fmap_*: all must be positive")
-        self.channels, self.img_size, self.latent_dim = channels, img_size, latent_dim
-        self.num_classes, self.kind = 0, "progan"  # unconditional
+        if fmap_base < 1 or fmap_max < 1:
+            raise MMKitError(f"fmap_base={fmap_base}, fmap_max={fmap_max}: both must be positive")
+        super().__init__(channels, img_size, latent_dim, kind="progan")  # unconditional
         s0 = start_size(img_size)
         self.sides = [s0 * 2**level for level in range(conv_depth(img_size) + 1)]
         self.top_level = len(self.sides) - 1
@@ -275,16 +273,7 @@ class ProGAN(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, labels: Tensor | None = None, z: Tensor | None = None) -> Tensor:
         """`n` images [n, C, img_size, img_size] in [-1, 1] from z ~ N(0, I) (or the given z [n, latent_dim])."""
-        if z is None:
-            z = torch.randn(n, self.latent_dim, device=self.level.device)
-        elif z.shape != (n, self.latent_dim):
-            raise MMKitError(f"sample: z has shape {tuple(z.shape)}, expected ({n}, {self.latent_dim})")
-        return self(z.to(self.level.device), labels)
-
-    # the critic alias and the two optimizers' parameter sets, as mmkit.models.gans.GAN has them
-    critic = GAN.critic
-    generator_parameters = GAN.generator_parameters
-    discriminator_parameters = GAN.discriminator_parameters
+        return self(self.noise(n, z, self.level.device), labels)
 
 
 _register = model_family("generate", "progan", 64, in_chans=3)

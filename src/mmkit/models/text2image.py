@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmkit.errors import MMKitError
-from mmkit.models.gans import ConvDiscriminatorBody, ConvGeneratorBody, dcgan_init, start_size
+from mmkit.models.gans import ConvDiscriminatorBody, ConvGeneratorBody, ImageGAN, dcgan_init, start_size
 from mmkit.models.registry import model_family
 
 __all__ = [
@@ -277,7 +277,7 @@ class StageTwo(nn.Module):
 # Models
 
 
-class TextToImageGAN(nn.Module):
+class TextToImageGAN(ImageGAN):
     """What both models share: the sentence and image encoders, the matching-aware discriminators of the stages
     (`discriminators`, low to high resolution), sampling; a subclass builds `generate(z, e) -> (images per stage,
     KL)`. Shared options: `vocab_size` (the caption vocabulary, its 4 special tokens included), `channels`,
@@ -295,16 +295,8 @@ class TextToImageGAN(nn.Module):
         *,
         kind: str,
     ) -> None:
-        super().__init__()
-        if channels < 1 or latent_dim < 1:
-            raise MMKitError(f"channels={channels}, latent_dim={latent_dim}: both must be positive")
-        self.vocab_size, self.channels, self.img_size, self.latent_dim = (
-            vocab_size,
-            channels,
-            img_size,
-            latent_dim,
-        )
-        self.embed_dim, self.d_base, self.kind = embed_dim, d_base, kind
+        super().__init__(channels, img_size, latent_dim, kind=kind)
+        self.vocab_size, self.embed_dim, self.d_base = vocab_size, embed_dim, d_base
         self.text_encoder = SentenceEncoder(vocab_size, embed_dim)
         self.image_encoder = ImageEncoder(channels, embed_dim)
 
@@ -343,10 +335,7 @@ class TextToImageGAN(nn.Module):
         tokens = tokens.to(device).expand(n, -1) if len(tokens) == 1 else tokens.to(device)
         if len(tokens) != n:
             raise MMKitError(f"sample: {len(tokens)} captions for {n} images")
-        z = torch.randn(n, self.latent_dim, device=device) if z is None else z.to(device)
-        if z.shape != (n, self.latent_dim):
-            raise MMKitError(f"sample: z has shape {tuple(z.shape)}, expected ({n}, {self.latent_dim})")
-        return self(z, tokens)
+        return self(self.noise(n, z, device), tokens)
 
     def generator_parameters(self) -> Iterator[nn.Parameter]:
         skip = {
@@ -356,8 +345,10 @@ class TextToImageGAN(nn.Module):
         }
         return (p for p in self.parameters() if id(p) not in skip)
 
-    def discriminator_parameters(self) -> Iterator[nn.Parameter]:
-        return self.discriminators.parameters()
+    @property
+    def discriminator(self) -> nn.ModuleList:
+        """The stages' discriminators under the name `ImageGAN` gives them."""
+        return self.discriminators
 
     def text_parameters(self) -> Iterator[nn.Parameter]:
         return (p for m in (self.text_encoder, self.image_encoder) for p in m.parameters())
