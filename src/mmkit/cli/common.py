@@ -448,9 +448,10 @@ def command(
     app.command(verb, epilog=epilog)(cmd)
 
 
-def own(flag: str, help: str, kind: Any, default: Any = REQUIRED) -> tuple[Any, Any]:
-    """A command's own option for `command`, as (annotation, default): `--flag` of type `kind`."""
-    return Annotated[kind, typer.Option(flag, help=help)], default
+def own(flags: str, help: str, kind: Any, default: Any = REQUIRED) -> tuple[Any, Any]:
+    """A command's own option for `command`, as (annotation, default): `flags` (its spellings separated by
+    spaces: "--data -d"; a switch pair as typer writes it: "--letterbox/--no-letterbox") of type `kind`."""
+    return Annotated[kind, typer.Option(*flags.split(), help=help)], default
 
 
 def summary(line: Callable[[dict[str, Any]], str]) -> Callable[[Any, dict[str, Any], bool], None]:

@@ -65,7 +65,7 @@ c.command(
         ),
     ),
     model=(Model, None),
-    topk=(Annotated[int, typer.Option("--topk", "-k", help="Labels per image.")], 5),
+    topk=c.own("--topk -k", "Labels per image.", int, 5),
 )
 
 c.export_command(

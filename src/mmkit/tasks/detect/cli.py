@@ -40,15 +40,10 @@ c.command(
     split="val",
     img_size=(ImgSize, None),
     batch_size=16,
-    multi_label=(
-        Annotated[
-            bool,
-            typer.Option(
-                "--multi-label/--single-label",
-                help="A box may count for every class above the threshold (YOLOv5/ultralytics validators) or only "
-                "its best.",
-            ),
-        ],
+    multi_label=c.own(
+        "--multi-label/--single-label",
+        "A box may count for every class above the threshold (YOLOv5/ultralytics validators) or only its best.",
+        bool,
         True,
     ),
 )
@@ -76,18 +71,14 @@ c.command(
         ),
     ),
     model=(Model, None),
-    conf=(Annotated[float, typer.Option("--conf", help="Score threshold.")], 0.25),
-    iou=(Annotated[float, typer.Option("--iou", help="NMS IoU threshold.")], 0.45),
+    conf=c.own("--conf", "Score threshold.", float, 0.25),
+    iou=c.own("--iou", "NMS IoU threshold.", float, 0.45),
     img_size=(ImgSize, None),
-    letterbox=(
-        Annotated[
-            bool | None,
-            typer.Option(
-                "--letterbox/--no-letterbox",
-                help="Fit images to the input by letterboxing with gray padding (pjreddie's Darknet) or by a plain "
-                "resize (OpenCV's blobFromImage); default: the detector's own, letterbox for all of mmkit's.",
-            ),
-        ],
+    letterbox=c.own(
+        "--letterbox/--no-letterbox",
+        "Fit images to the input by letterboxing with gray padding (pjreddie's Darknet) or by a plain resize "
+        "(OpenCV's blobFromImage); default: the detector's own, letterbox for all of mmkit's.",
+        bool | None,
         None,
     ),
     save_dir=None,

@@ -63,16 +63,10 @@ c.command(
     doc="Faces in each image (MTCNN): box [x1, y1, x2, y2] in pixels, score, five landmarks (eyes, nose, mouth).",
     example="mmkit face detect photo.jpg --save-dir out/",
     show=_faces("detections", _found, _detect_total),
-    min_face=(Annotated[int, typer.Option("--min-face", help="Smallest face to find, in pixels.")], 20),
-    crop_size=(Annotated[int, typer.Option("--crop-size", help="Side of the aligned crops written.")], 160),
-    save_dir=(
-        Annotated[
-            Path | None,
-            typer.Option(
-                "--save-dir", help="Write each image with its faces drawn, and aligned crops in crops/."
-            ),
-        ],
-        None,
+    min_face=c.own("--min-face", "Smallest face to find, in pixels.", int, 20),
+    crop_size=c.own("--crop-size", "Side of the aligned crops written.", int, 160),
+    save_dir=c.own(
+        "--save-dir", "Write each image with its faces drawn, and aligned crops in crops/.", Path | None, None
     ),
 )
 
@@ -99,22 +93,8 @@ c.command(
             f"{r['out_dir']}"
         )
     ),
-    data=(
-        Annotated[
-            str,
-            typer.Option(
-                "--data", "-d", help="The folder pairs.txt refers to; or a data spec (held-out people)."
-            ),
-        ],
-        c.REQUIRED,
-    ),
-    pairs=(
-        Annotated[
-            Path | None,
-            typer.Option("--pairs", help="LFW-format pairs.txt (10 folds of same / different pairs)."),
-        ],
-        None,
-    ),
+    data=c.own("--data -d", "The folder pairs.txt refers to; or a data spec (held-out people).", str),
+    pairs=c.own("--pairs", "LFW-format pairs.txt (10 folds of same / different pairs).", Path | None, None),
     model=(ModelOpt, None),
     batch_size=256,
 )
@@ -122,14 +102,8 @@ c.command(
 # The gallery commands: a face model (--weights, --model) on images, faces found by MTCNN unless --aligned
 _GALLERY = dict(
     model=(ModelOpt, None),
-    aligned=(
-        Annotated[
-            bool,
-            typer.Option(
-                "--aligned", help="Images are already face crops: skip detection, one face per image."
-            ),
-        ],
-        False,
+    aligned=c.own(
+        "--aligned", "Images are already face crops: skip detection, one face per image.", bool, False
     ),
 )
 
@@ -148,7 +122,7 @@ c.command(
         )
     ),
     db=(Db, c.REQUIRED),
-    name=(Annotated[str, typer.Option("--name", help="The person's name.")], c.REQUIRED),
+    name=c.own("--name", "The person's name.", str),
     **_GALLERY,
 )
 

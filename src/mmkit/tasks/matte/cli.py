@@ -43,10 +43,7 @@ c.command(
     example=f"mmkit matte eval --weights runs/matte/exp/best.pt --data {BUILTIN}",
     show=c.summary(_matte_scores),
     data=BUILTIN,
-    limit=(
-        Annotated[int | None, typer.Option("--limit", help="Evaluate the first N held-out images.")],
-        None,
-    ),
+    limit=c.own("--limit", "Evaluate the first N held-out images.", int | None, None),
 )
 
 
