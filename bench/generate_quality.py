@@ -45,6 +45,7 @@ GAN_DATA = "fashion-mnist"  # the GANs' data, and the references' (FID floor, na
 # the unpaired models train 1 epoch of 4,000 crops at batch 16 (DualGAN with its own recipe).
 UNPAIRED = {"epochs": 1, "batch_size": 16}
 MODELS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gan": (GAN_DATA, {}),  # Goodfellow et al.'s MLPs, with the same recipe
     "dcgan": (GAN_DATA, {}),
     "wgan": (GAN_DATA, dict(RECIPES.by_model["wgan"])),
     "wgan-gp": (GAN_DATA, {"lr": 1e-4}),
