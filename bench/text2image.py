@@ -24,7 +24,8 @@ from typing import Any
 from common import base_parser, environment, parse_args, print_table, save_result
 from training import recipe_config, recipe_record, runs_dir, settings, train
 
-from mmkit.tasks.generate.attributes import CHECKS, attribute_check
+from mmkit.tasks.generate.attributes import CHECKS
+from mmkit.tasks.generate.predictor import attribute_check
 
 DATA = "caption-scenes"
 TARGET = 0.7  # of the ceiling, on all three attributes (StackGAN)

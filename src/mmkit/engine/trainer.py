@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -85,8 +86,10 @@ def _batch_len(batch: Any) -> int:
 
 
 class StepContext:
-    """What a manual-optimization task uses inside `training_step`: the (wrapped) models, autocast, and
-    backward/step that honour precision, gradient scaling, clipping and the LR schedule."""
+    """What a manual-optimization task uses inside `training_step`: the models, autocast, and backward/step that
+    honour precision, gradient scaling, clipping, the LR schedule and, under DDP, the ranks: the models are not
+    wrapped (a task may call their submodules, such as `net.generator`), and `step` first averages the gradients of
+    its optimizer's parameters over the ranks."""
 
     def __init__(self, trainer: Trainer) -> None:
         self._t = trainer
@@ -321,7 +324,8 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------------------------
     def _wrap(self, m: nn.Module) -> nn.Module:
         rt = self.rt
-        if rt.distributed and any(p.requires_grad for p in m.parameters()):
+        manual = self.task.manual_optimization  # its steps average the gradients themselves (StepContext)
+        if rt.distributed and not manual and any(p.requires_grad for p in m.parameters()):
             m = DDP(m, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
         if self.cfg.compile:
             m = torch.compile(m)
@@ -379,6 +383,7 @@ class Trainer:
             batch = rt.move(batch)
             if task.manual_optimization:
                 logs = task.training_step(StepContext(self), batch)
+                self._broadcast_buffers()
             else:
                 logs = self._automatic_step(batch, i, steps)
             for k, v in logs.items():
@@ -447,6 +452,8 @@ class Trainer:
 
     def _optimizer_step(self, name: str) -> None:
         opt, scaler = self.optimizers[name], self.scalers[name]
+        if self.rt.distributed and self.task.manual_optimization:
+            self._average_gradients(opt)
         if self.cfg.grad_clip:
             scaler.unscale_(opt)
             params = [p for g in opt.param_groups for p in g["params"]]
@@ -455,6 +462,27 @@ class Trainer:
         scaler.update()
         opt.zero_grad(set_to_none=True)
         self._stepped(name)
+
+    def _average_gradients(self, opt: torch.optim.Optimizer) -> None:
+        """Manual optimization under DDP: the gradients of `opt`'s parameters become their mean over the ranks (one
+        all-reduce), so every rank takes the same step, as DDP's wrapper makes it for automatic optimization. The
+        ranks run the same code, so the same parameters have gradients on each."""
+        grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.flatten() for g in grads])
+        self.rt.all_reduce_([flat])
+        flat /= self.rt.world_size
+        for g, mean in zip(grads, flat.split([g.numel() for g in grads]), strict=True):
+            g.copy_(mean.view_as(g))
+
+    def _broadcast_buffers(self) -> None:
+        """Manual optimization under DDP: rank 0's buffers (BatchNorm statistics, a model's stage) to every rank after
+        each training step, as DDP's wrapper sends them before each forward pass."""
+        if self.rt.distributed:
+            for m in self.raw_modules.values():
+                for b in m.buffers():
+                    dist.broadcast(b, src=0)
 
     def _stepped(self, name: str) -> None:
         """After a step of optimizer `name`: its learning-rate schedule, and the EMA of the model."""

@@ -9,13 +9,18 @@ losses.
 Conventions: images float NCHW in [-1, 1] (generators end in tanh); one module per model holding every network,
 so a checkpoint is one state_dict; `forward(a) -> b`; `generator_parameters()` / `discriminator_parameters()`
 feed the two optimizers. Loss helpers take the (unwrapped) model and return `(loss, parts)` with `parts` a dict
-of detached tensors to log; the discriminator losses detach the fakes themselves.
+of detached tensors to log; the discriminator losses detach the fakes themselves. The generators are fully
+convolutional and take any height and width: an input off the multiple their downsamplings need is reflect-padded
+to it and the output cropped back (`run_padded`); `tiled` runs any image-to-image function on overlapping tiles of a
+large image and blends them (InstanceNorm then normalises each tile by its own statistics: near the whole image's
+result, not equal to it).
 
 pix2pix (Isola et al. 2017):
 - U-Net generator: `num_downs` stride-2 4x4 convs (LeakyReLU 0.2, norm on all but the outermost and innermost;
   channels ngf, 2ngf, 4ngf, 8ngf, 8ngf, ...) and the mirrored transposed convs (ReLU, norm) with a skip
-  concatenation at every level; dropout 0.5 in the first three decoder layers (the paper's CD512 x 3, and the
-  noise source: keep the model in train mode at test time for stochastic outputs, as the paper does).
+  concatenation at every level (inputs padded to a multiple of 2^num_downs); dropout 0.5 in the first three decoder
+  layers (the paper's CD512 x 3, and the noise source: keep the model in train mode at test time for stochastic
+  outputs, as the paper does).
   Default num_downs: as many halvings as img_size allows, at most 8 (64 -> 6, bottleneck 1 x 1; 28 -> 2).
 - PatchGAN discriminator on concat(a, b): `d_layers` stride-2 convs, one stride-1 conv, a 1-channel conv;
   receptive field 16 / 34 / 70 px for d_layers 1 / 2 / 3 (the paper's 70 x 70 at 256 px). Default from img_size
@@ -30,7 +35,8 @@ reconstruction distance (`RECONSTRUCTION`), and, in the generate task, the weigh
 
 CycleGAN (Zhu et al. 2017):
 - ResNet generators: c7s1-ngf, two stride-2 downsamplings, `n_blocks` residual blocks (reflection padding,
-  InstanceNorm), two transposed-conv upsamplings, c7s1 + tanh. Sizes divisible by 4. PatchGANs with InstanceNorm.
+  InstanceNorm), two transposed-conv upsamplings, c7s1 + tanh (inputs padded to a multiple of 4). PatchGANs with
+  InstanceNorm.
 - Losses: LSGAN (MSE to 1 / 0; D's loss halved), cycle L1 * lambda (10), identity L1 * 0.5 * lambda (needs
   equal channel counts in A and B; pass lambda_identity=0 otherwise). `ImagePool(50)` feeds D from a history of
   fakes (Shrivastava et al. 2017).
@@ -78,6 +84,8 @@ __all__ = [
     "pix2pix_d_loss",
     "pix2pix_g_loss",
     "pix2pix_networks",
+    "run_padded",
+    "tiled",
     "wgan_loss",
 ]
 
@@ -102,10 +110,59 @@ def _halvings(img_size: int) -> int:
     return n
 
 
-def _check_size(x: Tensor, multiple: int, who: str) -> None:
+def run_padded(fn: Callable[[Tensor], Tensor], x: Tensor, multiple: int, minimum: int = 0) -> Tensor:
+    """`fn` (keeping the size) on x [N, C, H, W] padded at the bottom and right to multiples of `multiple` px (and
+    to at least `minimum`, itself a multiple), its output cropped back to H x W. The padding reflects the image, or
+    repeats its border where the image is no larger than the padding (reflection needs more pixels than it adds)."""
     h, w = x.shape[-2:]
-    if h % multiple or w % multiple:
-        raise MMKitError(f"{who}: input of {h}x{w} px; height and width must be multiples of {multiple}")
+    ph, pw = -h % multiple, -w % multiple
+    if h + ph < minimum:
+        ph = minimum - h
+    if w + pw < minimum:
+        pw = minimum - w
+    if not (ph or pw):
+        return fn(x)
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return fn(F.pad(x, (0, pw, 0, ph), mode=mode))[..., :h, :w]
+
+
+def tiled(fn: Callable[[Tensor], Tensor], x: Tensor, tile: int, overlap: int | None = None) -> Tensor:
+    """`fn` (image to image, its output k times the input's size, k = 1 for translation) on x [N, C, H, W]: in one
+    go when H and W are at most `tile`, else on tile x tile windows overlapping by `overlap` px (default tile // 4)
+    whose outputs are blended, each weighted by a linear ramp across its overlaps, so that no seam shows."""
+    h, w = x.shape[-2:]
+    if h <= tile and w <= tile:
+        return fn(x)
+    overlap = tile // 4 if overlap is None else overlap
+    if not 0 <= overlap < tile:
+        raise MMKitError(f"overlap={overlap}: must be at least 0 and less than the tile ({tile} px)")
+    out = total = None
+    for top in _tile_starts(h, tile, overlap):
+        for left in _tile_starts(w, tile, overlap):
+            part = x[..., top : top + tile, left : left + tile]
+            y = fn(part)
+            k = y.shape[-2] // part.shape[-2]
+            if out is None:
+                out, total = y.new_zeros(*y.shape[:2], h * k, w * k), y.new_zeros(h * k, w * k)
+            weight = _ramp(y.shape[-2], overlap * k, y)[:, None] * _ramp(y.shape[-1], overlap * k, y)
+            rows, cols = slice(top * k, top * k + y.shape[-2]), slice(left * k, left * k + y.shape[-1])
+            out[..., rows, cols] += y * weight
+            total[rows, cols] += weight
+    return out / total
+
+
+def _tile_starts(n: int, tile: int, overlap: int) -> list[int]:
+    """Where the tiles along a side of n px start: every tile - overlap px, the last one flush with the end."""
+    if n <= tile:
+        return [0]
+    return [*range(0, n - tile, tile - overlap), n - tile]
+
+
+def _ramp(n: int, width: int, like: Tensor) -> Tensor:
+    """[n] weights rising linearly over `width` px from each end to 1 (never 0: a border only one tile covers keeps
+    its value once the weights are divided out)."""
+    i = torch.arange(n, device=like.device, dtype=like.dtype)
+    return torch.minimum(i + 1, n - i).div(width + 1).clamp(max=1)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -159,7 +216,9 @@ class UNetGenerator(nn.Module):
             self.ups.append(nn.Sequential(*layers))
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_size(x, 2**self.num_downs, f"U-Net with {self.num_downs} downsamplings")
+        return run_padded(self._forward, x, 2**self.num_downs)
+
+    def _forward(self, x: Tensor) -> Tensor:
         feats = []
         for down in self.downs:
             x = down(x)
@@ -251,8 +310,8 @@ class ResnetGenerator(nn.Sequential):
         super().__init__(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_size(x, 4, "ResNet generator")
-        return super().forward(x)
+        # two stride-2 downsamplings; the residual blocks reflect their 1/4-size maps by 1 px: at least 2 x 2
+        return run_padded(super().forward, x, 4, minimum=8)
 
 
 # ---------------------------------------------------------------------------------------------------------------

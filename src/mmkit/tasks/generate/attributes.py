@@ -9,19 +9,25 @@ size). Checked: colour, size, form, and kind (which shapes and which digits exac
 together, the digits apart: at 32 px the reader tells one small digit from another in too few real scenes for them
 to make a ceiling (bench/README.md).
 
-`attribute_check` reports the share of matches of a model's samples for the test captions, beside the reader on
-the real test images (the ceiling: what the reader gets right) and on the real images against other scenes'
-captions (the floor: agreement by chance).
+`check` reports the share of matches of a model's samples for the test captions (`scene_prompts`, drawn by
+`draw_prompts`), beside the reader on the real test images (the ceiling: what the reader gets right) and on the real
+images against other scenes' captions (the floor: agreement by chance). `mmkit generate eval` on a text-to-image
+model runs it (with FID in the reader's features, `reader_features`), as does
+`mmkit.tasks.generate.predictor.attribute_check` (a checkpoint's check alone):
 
-    reader = attribute_reader("cpu")                  # trained once (READER_EPOCHS), cached like the FID network
-    r = attribute_check("runs/generate/stackgan/last.pt")
+    reader = attribute_reader(cache, "cpu")           # trained once (READER_EPOCHS), cached like the FID network
+    prompts = scene_prompts()
+    r = check(reader, draw_prompts(net, meta, prompts.captions), prompts)
     r["generated"]["all"], r["real"]["all"], r["other_captions"]["all"]
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -30,11 +36,12 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from mmkit.data.captions import load_caption_data
-from mmkit.data.generation import to_signed
+from mmkit.data.generation import to_signed, to_uint8
 from mmkit.data.synthetic_captions import COLORS, SHAPES, SIZES, SceneSpec
 from mmkit.engine import Task, load_checkpoint
-from mmkit.errors import MMKitError
+from mmkit.metrics.generation import NetworkFeatures
 from mmkit.models import get_model
+from mmkit.tasks.generate.common import GenerateMeta
 
 log = logging.getLogger(__name__)
 
@@ -96,9 +103,15 @@ def read_attributes(reader: nn.Module, images: torch.Tensor, batch_size: int = 2
     return torch.cat(out)
 
 
+@functools.lru_cache(maxsize=2)
+def _scene_data(data: str):
+    """caption-scenes (or its large variant), drawn once per process: every load draws all its in-memory scenes."""
+    return load_caption_data(data)
+
+
 def _scenes(split: str, data: str = DATA) -> tuple[Any, torch.Tensor]:
     """`split` of caption-scenes (or its large variant): the scenes and their uint8 images [N, 3, 64, 64]."""
-    scenes = load_caption_data(data).split(split)
+    scenes = _scene_data(data).split(split)
     images = torch.stack([torch.from_numpy(scenes.image(i)).permute(2, 0, 1) for i in range(len(scenes))])
     return scenes, images
 
@@ -139,17 +152,16 @@ class AttributeReaderTask(Task):
         return {"outputs": OUTPUTS, "size": READER_SIZE, **READER}
 
 
-def attribute_reader(device="cpu") -> nn.Module:
-    """The reader, trained once on caption-scenes (READER_EPOCHS) and kept in the feature-network cache
-    (``$MMKIT_HOME/feature-nets/caption-scenes-attributes``)."""
+def attribute_reader(cache: Path, device="cpu") -> nn.Module:
+    """The reader, trained once on caption-scenes (READER_EPOCHS) and kept in the feature-network cache `cache`
+    (``$MMKIT_HOME/feature-nets``, as ``caption-scenes-attributes``)."""
     from mmkit.engine import TrainConfig, Trainer
-    from mmkit.tasks.generate.predictor import _cache_dir as cache_dir
 
-    ckpt = cache_dir() / f"{DATA}-attributes" / "best.pt"
+    ckpt = cache / f"{DATA}-attributes" / "best.pt"
     if not ckpt.is_file():
         log.info("training the attribute reader (smallcnn, %d epochs) -> %s", READER_EPOCHS, ckpt)
         cfg = TrainConfig(
-            task="generate-attributes", name=DATA, project=str(cache_dir().parent), epochs=READER_EPOCHS,
+            task="generate-attributes", name=DATA, project=str(cache.parent), epochs=READER_EPOCHS,
             batch_size=64, lr=2e-3, device=str(device), exist_ok=True,
         )  # fmt: skip
         with torch.enable_grad():
@@ -161,40 +173,65 @@ def attribute_reader(device="cpu") -> nn.Module:
     return reader.to(device).eval()
 
 
+def reader_features(reader: nn.Module) -> NetworkFeatures:
+    """The reader as FID/KID's feature network (its pre-logits), on images quantised to 8 bits as real ones are."""
+    name = f"smallcnn attribute reader trained on {READER_DATA} (mmkit, cached)"
+    return NetworkFeatures(reader, lambda x: to_signed(to_uint8(x)), name)
+
+
+@dataclass
+class Prompts:
+    """caption-scenes' test scenes as prompts: scene i's caption i mod 5, the multi-hot [n, 22] of what it names
+    (`scene_targets`) and the scene's real image [n, 3, 64, 64] in [-1, 1]."""
+
+    captions: list[str]
+    targets: torch.Tensor
+    real: torch.Tensor
+
+
+def scene_prompts(n: int | None = None) -> Prompts:
+    """The first `n` (default all 300) test scenes of caption-scenes as `Prompts`."""
+    scenes, real = _scenes("test")
+    n = len(scenes) if n is None else min(n, len(scenes))
+    targets = scene_targets([scenes.spec(i) for i in range(n)])
+    return Prompts([scenes[i].captions[i % 5] for i in range(n)], targets, to_signed(real[:n]))
+
+
 @torch.no_grad()
-def attribute_check(
-    weights: str | os.PathLike, *, samples: int = 1, seed: int = 0, device: str = "cpu", batch_size: int = 100
-) -> dict[str, Any]:
-    """The share of matches (per attribute and all three) of a text-to-image model's images for caption-scenes'
-    test captions (scene i: its caption i mod 5; `samples` images each), of the real test images (ceiling), and of
-    the real images against a random other scene's caption (floor); and generated / ceiling."""
-    from mmkit.tasks.generate.predictor import GeneratorPredictor
+def draw_prompts(
+    net: nn.Module,
+    meta: GenerateMeta,
+    captions: list[str],
+    samples: int = 1,
+    seed: int = 0,
+    batch_size: int = 100,
+) -> torch.Tensor:
+    """`samples` images in [-1, 1] of each caption (all captions once, then again, ...) from a text-to-image model,
+    its noise drawn from `seed`; on the CPU."""
     from mmkit.tasks.generate.text2image import encode_captions
 
-    p = GeneratorPredictor.load(weights, device=device)
-    if not p.meta.vocab:
-        raise MMKitError(f"{weights}: a {p.meta.model} model does not draw from text")
-    reader = attribute_reader(p.device)
-    scenes, real = _scenes("test")
-    n = len(scenes)
-    target = scene_targets([scenes.spec(i) for i in range(n)])
-    tokens = encode_captions(p.meta, [scenes[i].captions[i % 5] for i in range(n)]).repeat(samples, 1)
-    g = torch.Generator().manual_seed(seed)
-    z = torch.randn(len(tokens), p.net.latent_dim, generator=g)
+    dev = next(net.parameters()).device
+    tokens = encode_captions(meta, captions).repeat(samples, 1)
+    z = torch.randn(len(tokens), net.latent_dim, generator=torch.Generator().manual_seed(seed))
     batches = zip(tokens.split(batch_size), z.split(batch_size), strict=True)
-    fake = torch.cat([p.net.sample(len(t), t, z=zz).cpu() for t, zz in batches])
-    read_real = read_attributes(reader, to_signed(real))
-    order = torch.randperm(n, generator=g)
+    return torch.cat([net.sample(len(t), t.to(dev), z=zz.to(dev)).cpu() for t, zz in batches])
+
+
+def check(reader: nn.Module, fake: torch.Tensor, prompts: Prompts, seed: int = 0) -> dict[str, Any]:
+    """The share of matches (per attribute and all three) of the images `fake` drawn for the prompts (as
+    `draw_prompts` orders them), of the real test images (ceiling), and of the real images against a random other
+    scene's caption (floor, that scene drawn from `seed`); and generated / ceiling."""
+    n = len(prompts.captions)
+    read_real = read_attributes(reader, prompts.real)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     other = torch.empty(n, dtype=torch.long)
     other[order] = order.roll(1)  # a random other scene for each (no scene its own)
     result = {
-        "weights": str(weights),
-        "model": p.meta.model,
         "captions": n,
         "images": len(fake),
-        "generated": shares(read_attributes(reader, fake), target.repeat(samples, 1)),
-        "real": shares(read_real, target),
-        "other_captions": shares(read_real, target[other]),
+        "generated": shares(read_attributes(reader, fake), prompts.targets.repeat(len(fake) // n, 1)),
+        "real": shares(read_real, prompts.targets),
+        "other_captions": shares(read_real, prompts.targets[other]),
     }
     result["of_ceiling"] = {k: v / max(result["real"][k], 1e-9) for k, v in result["generated"].items()}
     return result

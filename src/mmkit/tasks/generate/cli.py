@@ -51,12 +51,12 @@ def _image_command(verb: str, out_default: str, doc: str, example: str, check=No
     """Register `generate <verb> IMAGES --weights W`: the model applied to image files, written to --out;
     `check(weights, **options)` first refuses a model that does not fit the command's own `options`."""
 
-    def run(weights: str, images: list[Path], out: Path, device: str, **kw) -> tuple[list, list]:
+    def run(weights: str, images: list[Path], out: Path, device: str, tile: int, **kw) -> tuple[list, list]:
         from mmkit.tasks.generate.predictor import apply
 
         if check is not None:
             check(weights, **kw)
-        return apply(weights, [str(p) for p in images], out_dir=out, verb=verb, device=device)
+        return apply(weights, [str(p) for p in images], out_dir=out, verb=verb, device=device, tile=tile)
 
     c.command(
         app,
@@ -71,6 +71,9 @@ def _image_command(verb: str, out_default: str, doc: str, example: str, check=No
             lambda results, o: f"generate {verb}: {len(results)} images -> {o['out']}",
         ),
         out=(OutDir, Path(out_default)),
+        tile=c.own(
+            "--tile", "Images run at their own size; larger ones in overlapping tiles this wide.", int, 1024
+        ),
         **options,
     )
 
@@ -155,7 +158,10 @@ def eval_(
             "checkpoint.",
         ),
     ] = "auto",
-    n: Annotated[int, typer.Option("--n", help="GANs: samples (and real test images) compared.")] = 10000,
+    n: Annotated[
+        int,
+        typer.Option("--n", help="GANs: samples (and real test images) compared; text to image: captions."),
+    ] = 10000,
     batch_size: c.BatchSize = 256,
     device: c.Device = "auto",
     out: Annotated[
@@ -163,7 +169,8 @@ def eval_(
     ] = None,
     json: c.Json = False,
 ) -> None:
-    """GANs: FID, KID, IS (and label accuracy for conditional models); others: PSNR and SSIM against a baseline.
+    """GANs: FID, KID, IS (and label accuracy for conditional models); text to image: the attribute check and FID;
+    others: PSNR and SSIM against a baseline.
     With --pred and --target instead of --weights: PSNR and SSIM of two folders of images, paired by name."""
     from mmkit.metrics.generation import Fidelity
 
@@ -195,7 +202,14 @@ def eval_(
         fidelity=fidelity,
         out=out,
     )
-    if "fid" in r:
+    if "generated" in r:  # text to image: the attribute check
+        share = {k: f"{100 * r[k]['all']:.1f} %" for k in ("generated", "real", "other_captions")}
+        line = (
+            f"generate eval: {r['captions']} test captions  attributes matched {share['generated']} (real images "
+            f"{share['real']}, other captions {share['other_captions']})  FID {r['fid']:.3f}  KID {r['kid']:.4f}"
+            f"  (features: {r['feature_network']})"
+        )
+    elif "fid" in r:
         extra = f"  IS {r['inception_score']:.2f}" if "inception_score" in r else ""
         extra += f"  label accuracy {100 * r['label_accuracy']:.1f} %" if "label_accuracy" in r else ""
         line = (

@@ -1,6 +1,10 @@
 """What the generation families share: the checkpoint's `GenerateMeta`, the engine Task they all are
-(`GenerateFamily`: options, data, the network, start weights, sample grids, the report), and the image-to-image
-base of translation and restoration.
+(`GenerateFamily`: options, data, the network, start weights, sample grids, the report), the image-to-image
+base of translation and restoration, and the adversarial base of the GANs, translation and text to image
+(`AdversarialFamily`: manual optimization, the papers' optimizers, a checkpointed `TrainingState`).
+
+Under DDP (`torchrun`) the engine averages the gradients of every optimizer step over the ranks; validation gathers
+every rank's share (`gather`), so all ranks compute the same metrics.
 
 Images are float in [-1, 1] inside the models; datasets give uint8 (`mmkit.data.generation`). Each family is a
 subclass with a small `MODELS` table of the models it trains and their per-model settings.
@@ -72,15 +76,26 @@ class AdversarialSpec(ModelSpec):
     critic: str = ""
 
 
-def pixel_fid(real: torch.Tensor, fake: torch.Tensor, cells: int = 8) -> float:
+def pixel_fid(real: torch.Tensor, fake: torch.Tensor, rt: Runtime | None = None, cells: int = 8) -> float:
     """A cheap FID on images pooled to cells×cells (per channel): the validation signal while training, not the
-    reported metric (that one uses a trained feature network: `generate eval`)."""
+    reported metric (that one uses a trained feature network: `generate eval`). Given the runtime, over every
+    rank's images (`gather`)."""
     from mmkit.metrics.generation import fid_from_features
 
     def feats(x):
         return F.adaptive_avg_pool2d(x.float(), cells).flatten(1)
 
-    return fid_from_features(feats(real), feats(fake))
+    pooled = (feats(real), feats(fake))
+    return fid_from_features(*(gather(rt, *pooled) if rt is not None else pooled))
+
+
+def gather(rt: Runtime, *tensors: torch.Tensor) -> list[torch.Tensor]:
+    """Each of `tensors` concatenated over the ranks, in rank order: under DDP validation then scores the whole
+    split, and every rank gets the same metrics."""
+    if not rt.distributed:
+        return list(tensors)
+    ranks = rt.gather_objects([t.cpu() for t in tensors])
+    return [torch.cat([r[i] for r in ranks]).to(t.device) for i, t in enumerate(tensors)]
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -143,7 +158,6 @@ class GenerateFamily(GenerateOptions, Task):
         self.spec = self.MODELS[self.model]
         self.last_eval: dict[str, float] | None = None
         self.last_grid: Path | None = None
-        self._steps = 0  # training steps of this process (adversarial models: whose turn it is)
 
     # --- what a family defines --------------------------------------------------------------------------------------
     @classmethod
@@ -169,10 +183,6 @@ class GenerateFamily(GenerateOptions, Task):
 
     # --- building ---------------------------------------------------------------------------------------------------
     def setup(self, cfg, rt: Runtime) -> None:
-        if rt.distributed:
-            raise MMKitError(
-                "generate train: DDP is not supported for the generation models (run one process)"
-            )
         info = get_model_info(self.model)
         if info.task != "generate":
             raise MMKitError(f"--model {self.model}: a {info.task} model, not a generation model")
@@ -199,35 +209,6 @@ class GenerateFamily(GenerateOptions, Task):
             load_model_state(self.net, ck["model"], path, self.model)
         if rt.is_main:
             log.info("%s; %s", d.summary(), self.model)
-
-    # --- adversarial training (GANs, translation) -------------------------------------------------------------------
-    def adversarial_optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        """The generator(s)' ("model") and discriminator(s)' ("disc") optimizers as the model's paper has them
-        (`AdversarialSpec`): Adam with its betas, or RMSprop with PyTorch's defaults (the WGAN code's), at cfg.lr."""
-        spec = self.spec
-
-        def make(params) -> torch.optim.Optimizer:
-            if spec.optimizer == "rmsprop":
-                return torch.optim.RMSprop(params, lr=cfg.lr)
-            return torch.optim.Adam(params, lr=cfg.lr, betas=spec.betas)
-
-        return {
-            "model": make(self.net.generator_parameters()),
-            "disc": make(self.net.discriminator_parameters()),
-        }
-
-    def generator_turn(self) -> bool:
-        """Counts a training step; whether the generator trains in it: always, or every n_critic-th step beside a
-        Wasserstein critic."""
-        self._steps += 1
-        return not self.spec.critic or self._steps % self.n_critic == 0
-
-    def critic_stepped(self, *critics: nn.Module) -> None:
-        """After the discriminators' optimizer step: WGAN's clipping of their weights to [-c, c]."""
-        if self.spec.critic == "clip":
-            from mmkit.models.gans import clip_weights
-
-            clip_weights(*critics, c=self.weight_clip)
 
     # --- outputs ----------------------------------------------------------------------------------------------------
     def on_epoch_end(self, epoch: int, run_dir: Path | None, rt: Runtime) -> None:
@@ -272,11 +253,6 @@ class ImageToImage(GenerateFamily):
         """The output in [-1, 1] for inputs `a` in [-1, 1]."""
         return net(a).clamp(-1, 1)
 
-    @classmethod
-    def input_size(cls, meta: GenerateMeta) -> int | None:
-        """The size inputs are resized to before the network sees them (None: any size, fully convolutional)."""
-        return None
-
     def outputs(self, net: nn.Module, loader, dev: torch.device):
         """(a, b, output) batches of the validation pairs, in [-1, 1]."""
         for a, b in loader:
@@ -290,3 +266,84 @@ class ImageToImage(GenerateFamily):
             fake = self.translate(net, self.meta, a)
             rows += [as_output(a, fake), fake, b]
         return torch.cat(rows), 3, None
+
+
+class TrainingState(nn.Module):
+    """What adversarial training carries beside the weights, for an exact `--resume`: the count of training steps
+    (whose turn it is beside a Wasserstein critic) and the image pools of the unpaired translation models (CycleGAN's
+    history of fakes, `mmkit.models.translation.ImagePool`).
+
+    A module without parameters, so that the engine checkpoints it with the task's other modules (as the module
+    "state"); what it holds is the module's extra state. Under DDP each rank has its own pools (its own fakes, its
+    own random draws, as the engine keeps one RNG state per rank): `gather` collects every rank's at the end of an
+    epoch, rank 0 saves them all, and a resume on as many ranks gives each rank its own back (on another number of
+    ranks, every rank starts from rank 0's)."""
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__()
+        self.rt = rt
+        self.steps = 0  # training steps of this process
+        self.pools: list = []  # ImagePools (translation's A and B fakes), set by the family
+        self.ranks_pools: list[list[dict]] | None = None  # every rank's pools, as of the last `gather`
+
+    def gather(self) -> None:
+        """Collect every rank's pools (a collective: call it on every rank)."""
+        self.ranks_pools = self.rt.gather_objects([p.state_dict() for p in self.pools])
+
+    def get_extra_state(self) -> dict[str, Any]:
+        mine = [p.state_dict() for p in self.pools]
+        return {"steps": self.steps, "pools": self.ranks_pools or [mine]}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        ranks = state["pools"]
+        mine = ranks[self.rt.rank] if len(ranks) == self.rt.world_size else ranks[0]
+        for pool, saved in zip(self.pools, mine, strict=True):
+            pool.load_state_dict({**saved, "images": saved["images"].to(self.rt.device)})
+
+
+class AdversarialFamily(GenerateFamily):
+    """A family trained adversarially (GANs, translation, text to image) on the engine's manual-optimization path,
+    validated by a pixel FID unless it says otherwise. Its training state (`TrainingState`) is the module "state"."""
+
+    manual_optimization = True
+    monitor = ("val/fid_pix", "min")
+
+    def setup(self, cfg, rt: Runtime) -> None:
+        super().setup(cfg, rt)
+        self.state = TrainingState(rt)
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"model": self.net, "state": self.state}
+
+    def optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
+        """The generator(s)' ("model") and discriminator(s)' ("disc") optimizers as the model's paper has them
+        (`AdversarialSpec`): Adam with its betas, or RMSprop with PyTorch's defaults (the WGAN code's), at cfg.lr."""
+        spec = self.spec
+
+        def make(params) -> torch.optim.Optimizer:
+            if spec.optimizer == "rmsprop":
+                return torch.optim.RMSprop(params, lr=cfg.lr)
+            return torch.optim.Adam(params, lr=cfg.lr, betas=spec.betas)
+
+        return {
+            "model": make(self.net.generator_parameters()),
+            "disc": make(self.net.discriminator_parameters()),
+        }
+
+    def generator_turn(self) -> bool:
+        """Counts a training step; whether the generator trains in it: always, or every n_critic-th step beside a
+        Wasserstein critic."""
+        self.state.steps += 1
+        return not self.spec.critic or self.state.steps % self.n_critic == 0
+
+    def critic_stepped(self, *critics: nn.Module) -> None:
+        """After the discriminators' optimizer step: WGAN's clipping of their weights to [-c, c]."""
+        if self.spec.critic == "clip":
+            from mmkit.models.gans import clip_weights
+
+            clip_weights(*critics, c=self.weight_clip)
+
+    def on_epoch_end(self, epoch: int, run_dir: Path | None, rt: Runtime) -> None:
+        self.state.gather()  # before the checkpoint that rank 0 writes next
+        super().on_epoch_end(epoch, run_dir, rt)

@@ -15,7 +15,7 @@ from torch import nn
 from mmkit.data.generation import GenerationData, to_signed
 from mmkit.errors import MMKitError
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import GRID_SEED, AdversarialSpec, GenerateFamily, GenerateMeta, pixel_fid
+from mmkit.tasks.generate.common import GRID_SEED, AdversarialFamily, AdversarialSpec, GenerateMeta, pixel_fid
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,11 @@ MODE_SEEKING = {m: s.mode_seeking for m, s in MODELS.items() if s.conditional}
 VAL_SAMPLES = 2000  # real test images (and as many samples) of the per-epoch pixel FID
 
 
-class GANTask(GenerateFamily):
+class GANTask(AdversarialFamily):
     """Unconditional and conditional GANs; conditional ones add the mode-seeking loss (MSGAN)."""
 
     family = "GANs"
     MODELS = MODELS
-    manual_optimization = True
-    monitor = ("val/fid_pix", "min")
     grid_caption = "fixed noise"
 
     def __post_init__(self) -> None:
@@ -70,9 +68,6 @@ class GANTask(GenerateFamily):
 
     def meta_classes(self, d: GenerationData) -> list[str]:
         return list(d.classes) if self.spec.conditional else []
-
-    def optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        return self.adversarial_optimizers(cfg)
 
     # --- training ---------------------------------------------------------------------------------------------------
     def training_step(self, ctx, batch) -> dict[str, torch.Tensor]:
@@ -135,11 +130,11 @@ class GANTask(GenerateFamily):
         for x, y in loader:
             real.append(to_signed(x.to(dev)))
             labels.append(y.to(dev))
-            if sum(len(r) for r in real) >= VAL_SAMPLES:
+            if sum(len(r) for r in real) >= VAL_SAMPLES // rt.world_size:  # this rank's share
                 break
         real_t, y_t = torch.cat(real), torch.cat(labels)
         fake = model.sample(len(real_t), y_t.long() if self.spec.conditional else None)
-        self.last_eval = {"val/fid_pix": pixel_fid(real_t, fake)}
+        self.last_eval = {"val/fid_pix": pixel_fid(real_t, fake, rt)}
         return self.last_eval
 
     def grid(self, net, dev):

@@ -1,16 +1,19 @@
 """Using trained generation models: `GeneratorPredictor` draws sample grids (GANs), translates, upscales or restores
-image files (the other families), and evaluates (FID, KID and IS with a named feature network; PSNR / SSIM against
-bicubic or the degraded input).
+image files at their own size (the other families; large images in overlapping tiles), and evaluates (FID, KID and
+IS with a named feature network; PSNR / SSIM against bicubic or the degraded input; for text-to-image models the
+attribute check of `mmkit.tasks.generate.attributes` and FID).
 
     sample("runs/generate/x/best.pt", n=64, out="grid.png")
     evaluate("runs/generate/x/best.pt")       # FID/KID against the real test split of the data it was trained on
+    attribute_check("runs/generate/stackgan/last.pt")   # text to image on caption-scenes: do images hold the prompt?
 
 FID and KID need a feature network. By default it is a smallcnn classifier trained on the same dataset
 (Inception-v3 weights are not offline): `feature_network` trains one once (a few epochs through the classify task;
 for the unlabelled synthetic-faces, one that tells their 240 training people apart) and keeps it in
 ``$MMKIT_HOME/feature-nets`` (default ``~/.cache/mmkit/feature-nets``); ``features="inception"`` uses torchvision's
 Inception-v3 when its weights are on this machine, and a path uses that classifier checkpoint. Every result names the
-network it used.
+network it used. For text-to-image models on caption-scenes, "auto" is the attribute reader (a smallcnn trained on the
+scenes' attributes, cached beside them).
 """
 
 from __future__ import annotations
@@ -24,13 +27,21 @@ import torch
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
-from mmkit.data.formats.images import read_image
-from mmkit.data.generation import load_generation_data, resize_crop, to_signed, to_uint8
+from mmkit.data.formats.images import read_images
+from mmkit.data.generation import load_generation_data, to_signed, to_uint8
 from mmkit.errors import MMKitError
 from mmkit.export import Graph
 from mmkit.metrics.generation import Fidelity
+from mmkit.tasks.generate import attributes
 from mmkit.tasks.generate.common import GenerateMeta, baseline, to_unit, write_eval
-from mmkit.tasks.generate.task import MODEL_FAMILY, build_generator, family_of, model_spec, translate_batch
+from mmkit.tasks.generate.task import (
+    MODEL_FAMILY,
+    TILE,
+    build_generator,
+    model_spec,
+    translate_batch,
+    translate_image,
+)
 from mmkit.tasks.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -58,8 +69,8 @@ class GeneratorPredictor(Predictor):
     def export_graphs(self, net: nn.Module) -> list[Graph]:
         """The generator. GANs: noise z [batch, latent_dim] (and, conditional ones, int64 labels [batch]) -> images
         [batch, C, S, S] in [-1, 1]. The others: images in [-1, 1] -> images in [-1, 1], what `translate_batch`
-        gives (CycleGAN A -> B, LapSRN's finest level), at the training size (pix2pix, CycleGAN) or any size
-        (LapSRN, RED-Net)."""
+        gives (CycleGAN A -> B, LapSRN's finest level), of any height and width (the padding the translation
+        generators need is inside the graph)."""
         meta, g = self.meta, torch.Generator().manual_seed(0)
         if meta.vocab:
             raise MMKitError(f"{self.source}: a text-to-image model ({meta.model}); export is not supported")
@@ -69,13 +80,11 @@ class GeneratorPredictor(Predictor):
                 return [Graph("generator", net, (z,), ["z"], ["images"])]
             labels = torch.arange(2) % len(meta.classes)
             return [Graph("generator", net, (z, labels), ["z", "labels"], ["images"])]
-        size = family_of(meta.model).input_size(meta)
-        side = size or meta.size_a or meta.img_size
-        a = torch.rand(2, meta.channels_a or meta.channels, side, side, generator=g) * 2 - 1
-        axes = None  # the batch only
-        if size is None:  # fully convolutional: any height and width
-            axes = {"images": {0: "batch", 2: "height", 3: "width"}}
-            axes["output"] = {0: "batch", 2: "out_height", 3: "out_width"}
+        side = meta.size_a or meta.img_size
+        # sides off the multiple the translation generators pad to, so that their padding is traced
+        a = torch.rand(2, meta.channels_a or meta.channels, side + 5, side + 3, generator=g) * 2 - 1
+        axes = {"images": {0: "batch", 2: "height", 3: "width"}}
+        axes["output"] = {0: "batch", 2: "out_height", 3: "out_width"}
         return [Graph("generator", Translator(net, meta), (a,), ["images"], ["output"], axes)]
 
     # --- GANs -------------------------------------------------------------------------------------------------------
@@ -125,10 +134,17 @@ class GeneratorPredictor(Predictor):
     # --- translation, super-resolution, restoration -----------------------------------------------------------------
     @torch.no_grad()
     def predict(
-        self, images: list[str | os.PathLike], *, out_dir: str | os.PathLike, verb: str | None = None
+        self,
+        images: list[str | os.PathLike],
+        *,
+        out_dir: str | os.PathLike,
+        verb: str | None = None,
+        tile: int = TILE,
     ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-        """Run the model on image files; writes ``<stem>.<verb>.png`` per image. With `verb` ("translate",
-        "upscale", "restore"), refuses a model that does something else. Returns (results, failures)."""
+        """Run the model on image files at their own size; writes ``<stem>.<verb>.png`` per image. Images with a
+        side over `tile` px go through in overlapping tiles, blended (`translate_image`). With `verb`
+        ("translate", "upscale", "restore"), refuses a model that does something else. Returns (results,
+        failures)."""
         from PIL import Image
 
         meta = self.meta
@@ -138,13 +154,15 @@ class GeneratorPredictor(Predictor):
             raise MMKitError(
                 f"{self.source}: a {meta.model} model; generate {verb} takes {' or '.join(expect)}"
             )
-        size = family_of(meta.model).input_size(meta)
-        loaded, failures = _load_inputs([str(p) for p in images], meta.channels_a or meta.channels, size)
+        failures: list[tuple[str, str]] = []
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         results = []
-        for path, x in loaded:
-            y = to_uint8(translate_batch(self.net, meta, to_signed(x[None].to(self.device))).cpu())[0]
+        for path, x in read_images(images, failures):
+            if (meta.channels_a or meta.channels) == 1:  # as the photo sets make their gray inputs
+                x = TF.rgb_to_grayscale(x)
+            a = to_signed(x[None].to(self.device))
+            y = to_uint8(translate_image(self.net, meta, a, tile).cpu())[0]
             target = out / f"{Path(path).stem}.{verb}.png"
             arr = y.permute(1, 2, 0).numpy()
             Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(target)
@@ -170,33 +188,34 @@ class GeneratorPredictor(Predictor):
         out: str | os.PathLike | None = None,
     ) -> dict[str, Any]:
         """GANs: FID and KID against the real test split, IS and (conditional models) the share of samples the
-        classifier names as their label. Translation / SR / restoration: PSNR and SSIM on the test pairs under the
-        `fidelity` convention (default: RGB in [0, 1]; its name is in the keys, e.g. ``psnr_rgb``), beside the
-        baseline (bicubic for SR, the degraded input for restoration, the input itself for translation)."""
+        classifier names as their label. Text to image (on caption-scenes): the attribute check of one image per
+        test caption (the first `n`; `check` in `mmkit.tasks.generate.attributes`), and FID and KID of those images
+        against the real test images (features "auto": the attribute reader's). Translation / SR / restoration:
+        PSNR and SSIM on the test pairs under the `fidelity` convention (default: RGB in [0, 1]; its name is in the
+        keys, e.g. ``psnr_rgb``), beside the baseline (bicubic for SR, the degraded input for restoration, the input
+        itself for translation)."""
         meta = self.meta
-        if meta.vocab:
-            raise MMKitError(
-                f"{self.source}: a text-to-image model; its check is mmkit.tasks.generate.attributes.attribute_check"
-            )
         spec = data or meta.data
-        d = load_generation_data(spec, meta.kind, meta.img_size)
         result: dict[str, Any] = {"weights": self.source, "model": meta.model, "data": spec}
-        if self.verb == "sample":
+        if meta.vocab:
+            result.update(self._evaluate_text(spec, features, n, batch_size))
+        elif self.verb == "sample":
+            d = load_generation_data(spec, meta.kind, meta.img_size)
             result.update(self._evaluate_samples(d, spec, features, n, batch_size))
         else:
+            d = load_generation_data(spec, meta.kind, meta.img_size)
             result.update(self._evaluate_pairs(d, batch_size, fidelity))
         result["out_dir"] = str(write_eval(result, out))
         return result
 
     @torch.no_grad()
     def _evaluate_samples(self, d, spec: str, features: str, n: int, batch_size: int) -> dict[str, Any]:
-        from mmkit.metrics.generation import fid_from_features, inception_score, kid
+        from mmkit.metrics.generation import inception_score
 
         net, meta, dev = self.net, self.meta, self.device
         fx = feature_network(spec, features, dev)
         real = torch.stack([d.test[i][0] for i in range(min(n, len(d.test)))])
         n = len(real)
-        f_real, _ = fx(to_signed(real))
         k = len(meta.classes)
         labels = torch.arange(n) % k if meta.conditional else None
         g = torch.Generator().manual_seed(0)
@@ -205,21 +224,46 @@ class GeneratorPredictor(Predictor):
             z = torch.randn(min(batch_size, n - i), net.latent_dim, generator=g).to(dev)
             lab = labels[i : i + len(z)].to(dev) if labels is not None else None
             fakes.append(net.sample(len(z), lab, z=z).cpu())
-        fake = torch.cat(fakes)
-        f_fake, p_fake = fx(fake)
-        kid_mean, kid_std = kid(f_real, f_fake)
-        r: dict[str, Any] = {
-            "feature_network": fx.name,
-            "samples": n,
-            "fid": fid_from_features(f_real, f_fake),
-            "kid": kid_mean,
-            "kid_std": kid_std,
-        }
+        r, p_fake = _distances(fx, to_signed(real), torch.cat(fakes))
+        r["samples"] = n
         if p_fake is not None:
             r["inception_score"], r["inception_score_std"] = inception_score(p_fake)
             if meta.conditional:
                 r["label_accuracy"] = float((p_fake.argmax(1) == labels).float().mean())
         return r
+
+    @torch.no_grad()
+    def _evaluate_text(self, spec: str, features: str, n: int, batch_size: int) -> dict[str, Any]:
+        if spec not in (attributes.DATA, attributes.READER_DATA):
+            raise MMKitError(
+                f"{self.source}: a text-to-image model; its eval (the attribute check, FID) draws caption-scenes' "
+                f"test captions, not {spec}'s: give --data {attributes.DATA}"
+            )
+        reader, prompts, fake = self._draw_prompts(n, 1, 0, batch_size)
+        auto = features == "auto"
+        fx = attributes.reader_features(reader) if auto else feature_network(spec, features, self.device)
+        return {**attributes.check(reader, fake, prompts), **_distances(fx, prompts.real, fake)[0]}
+
+    @torch.no_grad()
+    def attribute_check(
+        self, n: int | None = None, *, samples: int = 1, seed: int = 0, batch_size: int = 100
+    ) -> dict[str, Any]:
+        """The attribute check (`mmkit.tasks.generate.attributes.check`) of `samples` images for each of the first
+        `n` (default all 300) test captions of caption-scenes, noise from `seed`."""
+        reader, prompts, fake = self._draw_prompts(n, samples, seed, batch_size)
+        return {
+            "weights": self.source,
+            "model": self.meta.model,
+            **attributes.check(reader, fake, prompts, seed),
+        }
+
+    def _draw_prompts(self, n: int | None, samples: int, seed: int, batch_size: int):
+        """The attribute reader, caption-scenes' first `n` test prompts and `samples` images of each."""
+        if not self.meta.vocab:
+            raise MMKitError(f"{self.source}: a {self.meta.model} model does not draw from text")
+        prompts = attributes.scene_prompts(n)
+        fake = attributes.draw_prompts(self.net, self.meta, prompts.captions, samples, seed, batch_size)
+        return attributes.attribute_reader(_cache_dir(), self.device), prompts, fake
 
     @torch.no_grad()
     def _evaluate_pairs(self, d, batch_size: int, fidelity: Fidelity) -> dict[str, Any]:
@@ -247,6 +291,22 @@ class GeneratorPredictor(Predictor):
 PREDICTOR = GeneratorPredictor
 
 
+def _distances(fx, real: torch.Tensor, fake: torch.Tensor) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """FID and KID between real and generated images in [-1, 1] in the features of `fx` (named in the result), and
+    the network's probabilities of the generated ones (None where it has none)."""
+    from mmkit.metrics.generation import fid_from_features, kid
+
+    (f_real, _), (f_fake, p_fake) = fx(real), fx(fake)
+    kid_mean, kid_std = kid(f_real, f_fake)
+    r = {
+        "feature_network": fx.name,
+        "fid": fid_from_features(f_real, f_fake),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+    }
+    return r, p_fake
+
+
 class Translator(nn.Module):
     """`translate_batch` as a module (for export): images in [-1, 1] -> the model's output in [-1, 1]."""
 
@@ -256,23 +316,6 @@ class Translator(nn.Module):
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
         return translate_batch(self.net, self.meta, a)
-
-
-def _load_inputs(paths: list[str], channels: int, size: int | None) -> tuple[list, list[tuple[str, str]]]:
-    """uint8 [C, H, W] images with the model's input channels (and size, when it needs one)."""
-    loaded, failures = [], []
-    for p in paths:
-        try:
-            x = read_image(p)
-        except MMKitError as e:
-            failures.append((p, str(e)))
-            continue
-        if channels == 1:  # as the photo sets make their gray inputs
-            x = TF.rgb_to_grayscale(x)
-        if size is not None:
-            x = resize_crop(x, size)
-        loaded.append((p, x))
-    return loaded, failures
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -369,10 +412,25 @@ def apply(
     out_dir: str | os.PathLike,
     verb: str,
     device: str = "auto",
+    tile: int = TILE,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-    """Translate / upscale / restore image files (`verb`) with a model that does that; writes
-    ``<stem>.<verb>.png`` per image."""
-    return GeneratorPredictor.load(weights, device=device).predict(images, out_dir=out_dir, verb=verb)
+    """Translate / upscale / restore image files (`verb`) with a model that does that, at their own size (in
+    overlapping `tile` px tiles where larger); writes ``<stem>.<verb>.png`` per image."""
+    p = GeneratorPredictor.load(weights, device=device)
+    return p.predict(images, out_dir=out_dir, verb=verb, tile=tile)
+
+
+def attribute_check(
+    weights: str | os.PathLike,
+    *,
+    samples: int = 1,
+    seed: int = 0,
+    device: str = "cpu",
+    batch_size: int = 100,
+) -> dict[str, Any]:
+    """`GeneratorPredictor.attribute_check` of the text-to-image checkpoint `weights` on all 300 test captions."""
+    p = GeneratorPredictor.load(weights, device=device)
+    return p.attribute_check(samples=samples, seed=seed, batch_size=batch_size)
 
 
 def evaluate(

@@ -57,7 +57,7 @@ class ProGANTask(GANTask):
             g_loss = gans.wgan_g_loss(critic(fake))
         ctx.backward(g_loss, "model")
         ctx.step("model")
-        m.images_seen += len(real)
+        m.images_seen += len(real) * ctx.rt.world_size  # the images of all ranks' step
         return {"loss": g_loss.detach(), "g_loss": g_loss.detach(), "d_loss": d_loss.detach()}
 
     @torch.no_grad()

@@ -16,7 +16,7 @@ from torch import nn
 from mmkit.data.generation import GenerationData, to_signed
 from mmkit.errors import MMKitError
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import GenerateMeta, ImageToImage, ModelSpec, baseline, to_unit
+from mmkit.tasks.generate.common import GenerateMeta, ImageToImage, ModelSpec, baseline, gather, to_unit
 
 
 @dataclass(frozen=True)
@@ -86,8 +86,8 @@ class RestorationTask(ImageToImage):
             ref = baseline(a, b)
             if ref is not None:
                 base.append(psnr(to_unit(ref[1]), to_unit(b)))
-        out = {"val/psnr": float(torch.cat(scores).mean())}
+        out = {"val/psnr": float(gather(rt, torch.cat(scores))[0].mean())}
         if base:
-            out["val/psnr_baseline"] = float(torch.cat(base).mean())
+            out["val/psnr_baseline"] = float(gather(rt, torch.cat(base))[0].mean())
         self.last_eval = out
         return out

@@ -43,6 +43,7 @@ MODEL_FAMILY: dict[str, type[GenerateFamily]] = {
     "gan-int-cls": Text2ImageTask,
     "stackgan": Text2ImageTask,
 }
+TILE = 1024  # the side of the tiles that images larger than it are translated in (`translate_image`)
 
 
 def family_of(model: str) -> type[GenerateFamily]:
@@ -75,8 +76,21 @@ def build_generator(meta: GenerateMeta) -> nn.Module:
 
 def translate_batch(model: nn.Module, meta: GenerateMeta, a: torch.Tensor) -> torch.Tensor:
     """The model's output in [-1, 1] for inputs a in [-1, 1] (pix2pix, the unpaired models' A→B, LapSRN's last
-    level, RED-Net)."""
+    level, RED-Net), at any height and width (the translation generators pad to the multiple they need)."""
     family = family_of(meta.model)
     if not issubclass(family, ImageToImage):
         raise MMKitError(f"{meta.model}: draws images from noise; it does not translate inputs")
     return family.translate(model, meta, a)
+
+
+def translate_image(
+    model: nn.Module, meta: GenerateMeta, a: torch.Tensor, tile: int = TILE, overlap: int | None = None
+) -> torch.Tensor:
+    """`translate_batch` on images of any size at their own size: in one go when both sides are at most `tile`
+    px, else on overlapping tiles blended together (`mmkit.models.translation.tiled`; `overlap` default tile // 4),
+    so that a large image needs no more memory than a tile. CycleGAN's InstanceNorm then normalises each tile by its
+    own statistics: the tiles come near the whole image's result, not to it, hence a default tile (1024 px) that
+    keeps ordinary photos whole."""
+    from mmkit.models.translation import tiled
+
+    return tiled(lambda x: translate_batch(model, meta, x), a, tile, overlap)

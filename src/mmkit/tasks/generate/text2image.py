@@ -32,7 +32,14 @@ from mmkit.data.formats.captions import Vocabulary, tokenize
 from mmkit.data.generation import GenerationData, resize_crop, to_signed
 from mmkit.errors import MMKitError
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import GRID_SEED, AdversarialSpec, GenerateFamily, GenerateMeta, pixel_fid
+from mmkit.tasks.generate.common import (
+    GRID_SEED,
+    AdversarialFamily,
+    AdversarialSpec,
+    GenerateMeta,
+    gather,
+    pixel_fid,
+)
 
 DEFAULT_SIZE = 64  # of caption sources without a size of their own (folders)
 MAX_WORDS = 32  # caption tokens kept (caption-scenes' longest is 27)
@@ -108,13 +115,11 @@ def draw(net: nn.Module, meta: GenerateMeta, text: str | None, z: torch.Tensor) 
     return net.sample(len(z), tokens, z=z)
 
 
-class Text2ImageTask(GenerateFamily):
+class Text2ImageTask(AdversarialFamily):
     """GAN-INT-CLS and StackGAN: matching-aware discriminators, a jointly trained sentence encoder."""
 
     family = "text-to-image GANs"
     MODELS = MODELS
-    manual_optimization = True
-    monitor = ("val/fid_pix", "min")
     grid_caption = "a row per validation caption (the first 8), fixed noise"
 
     @classmethod
@@ -137,7 +142,7 @@ class Text2ImageTask(GenerateFamily):
 
     def optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
         return {
-            **self.adversarial_optimizers(cfg),
+            **super().optimizers(cfg),
             "text": torch.optim.Adam(self.net.text_parameters(), lr=TEXT_LR),
         }
 
@@ -201,10 +206,11 @@ class Text2ImageTask(GenerateFamily):
             fake.append(model.sample(len(x), tokens))
             img_emb.append(F.normalize(model.image_encoder(x), dim=1))
             txt_emb.append(F.normalize(model.embed(tokens), dim=1))
-        sim = torch.cat(img_emb) @ torch.cat(txt_emb).T
+        img_t, txt_t = gather(rt, torch.cat(img_emb), torch.cat(txt_emb))
+        sim = img_t @ txt_t.T
         top1 = (sim.argmax(1) == torch.arange(len(sim), device=sim.device)).float().mean()
         self.last_eval = {
-            "val/fid_pix": pixel_fid(torch.cat(real), torch.cat(fake)),
+            "val/fid_pix": pixel_fid(torch.cat(real), torch.cat(fake), rt),
             "val/text_top1": float(top1),
         }
         return self.last_eval

@@ -15,7 +15,15 @@ from torch import nn
 
 from mmkit.data.generation import to_signed
 from mmkit.models import get_model
-from mmkit.tasks.generate.common import AdversarialSpec, GenerateMeta, ImageToImage, pixel_fid, to_unit
+from mmkit.tasks.generate.common import (
+    AdversarialFamily,
+    AdversarialSpec,
+    GenerateMeta,
+    ImageToImage,
+    gather,
+    pixel_fid,
+    to_unit,
+)
 
 
 @dataclass(frozen=True)
@@ -41,13 +49,12 @@ MODELS: dict[str, AdversarialSpec] = {
 }
 
 
-class TranslationTask(ImageToImage):
+class TranslationTask(AdversarialFamily, ImageToImage):
     """pix2pix, CycleGAN, DiscoGAN and DualGAN. Validation: PSNR against the true translations (where the test set
     has them) and, for unpaired data, a pixel FID against the real B images."""
 
     family = "translation models"
     MODELS = MODELS
-    manual_optimization = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -64,20 +71,17 @@ class TranslationTask(ImageToImage):
             **meta.model_kwargs,
         )  # fmt: skip
 
-    @classmethod
-    def input_size(cls, meta: GenerateMeta) -> int | None:
-        return meta.size_a  # the generators work at their training size
-
     def setup(self, cfg, rt) -> None:
         super().setup(cfg, rt)
-        self.pools = None
         if not self.paired:
             from mmkit.models.translation import ImagePool
 
-            self.pools = (ImagePool(self.spec.pool), ImagePool(self.spec.pool))
+            self.state.pools = [ImagePool(self.spec.pool), ImagePool(self.spec.pool)]  # fakes A, fakes B
 
-    def optimizers(self, cfg) -> dict[str, torch.optim.Optimizer]:
-        return self.adversarial_optimizers(cfg)
+    @property
+    def pools(self) -> list:
+        """The image pools of the unpaired models (in the checkpointed `TrainingState`); none for pix2pix."""
+        return self.state.pools
 
     # --- training ---------------------------------------------------------------------------------------------------
     def training_step(self, ctx, batch) -> dict[str, torch.Tensor]:
@@ -142,8 +146,8 @@ class TranslationTask(ImageToImage):
             fakes.append(fake)
         out = {}
         if self.paired or self.dataset.aligned_test:
-            out["val/psnr"] = float(torch.cat(scores).mean())
+            out["val/psnr"] = float(gather(rt, torch.cat(scores))[0].mean())
         if not self.paired:
-            out["val/fid_pix"] = pixel_fid(torch.cat(real_b), torch.cat(fakes))
+            out["val/fid_pix"] = pixel_fid(torch.cat(real_b), torch.cat(fakes), rt)
         self.last_eval = out
         return out
