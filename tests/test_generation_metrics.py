@@ -299,3 +299,15 @@ def test_inception_features_only_from_offline_weights(tmp_path, monkeypatch):
     feats, probs = extract(torch.rand(2, 1, 28, 28) * 2 - 1)
     assert feats.shape == (2, 2048) and probs.shape == (2, 1000)
     assert torch.allclose(probs.sum(1), torch.ones(2))
+
+
+def test_the_baseline_of_a_one_channel_input_is_that_input_in_every_channel():
+    from mmkit.tasks.generate.common import baseline
+
+    gray, colour = torch.rand(2, 1, 8, 8) * 2 - 1, torch.rand(2, 3, 8, 8) * 2 - 1
+    name, ref = baseline(gray, colour)
+    assert name == "the input itself" and ref.shape == colour.shape
+    assert all(torch.equal(ref[:, c], gray[:, 0]) for c in range(3))
+    name, ref = baseline(colour[:, :, :4, :4], colour)  # a smaller image of the target: bicubic
+    assert name == "bicubic upscaling" and ref.shape == colour.shape
+    assert baseline(colour, colour[:, :, :4, :4]) is None  # nothing a model must beat

@@ -124,11 +124,14 @@ def as_output(a: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def baseline(a: torch.Tensor, b: torch.Tensor) -> tuple[str, torch.Tensor] | None:
     """What a model mapping inputs `a` to targets `b` must beat: bicubic upscaling when `a` is a smaller image of
-    `b`, the input itself when they have one shape, none otherwise (e.g. edges -> photos)."""
+    `b`, the input itself when they have one shape (a one-channel input, as gray -> colour or edges -> photos, in
+    every channel of `b`), none otherwise."""
     from mmkit.metrics.generation import bicubic_upscale
 
     if a.shape[:2] == b.shape[:2] and a.shape[-1] < b.shape[-1]:
         return "bicubic upscaling", bicubic_upscale(a, b.shape[-1])
+    if a.shape[1] == 1 and a.shape[1] != b.shape[1]:
+        a = a.expand(-1, b.shape[1], -1, -1)
     if a.shape == b.shape:
         return "the input itself", a
     return None
