@@ -66,6 +66,33 @@ def test_ctrl_c_during_synth_videos_leaves_no_half_written_folder(tmp_path):
     assert list(tmp_path.iterdir()) == []  # no output folder, no temporary one
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_ctrl_c_swallowed_where_it_landed_still_stops_the_writer(tmp_path):
+    """Python drops an exception raised in a __del__ (and PyAV's callbacks): the Ctrl-C is remembered, and the
+    writer's output is not kept."""
+    from mmkit import errors
+    from mmkit.data.output_folder import staged_output
+
+    class SwallowsCtrlC:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGINT)  # its KeyboardInterrupt is raised here, and ignored
+
+    previous = signal.getsignal(signal.SIGINT)
+    errors.catch_ctrl_c()
+    try:
+        with (
+            pytest.raises(errors.Interrupted, match="interrupted, not written"),
+            staged_output(tmp_path / "out") as partial,
+        ):
+            (partial / "a.txt").write_text("a")
+            SwallowsCtrlC()  # collected at once
+            (partial / "b.txt").write_text("b")  # the writer went on
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        errors._ctrl_c.clear()
+
+
 def test_ctrl_c_outside_a_command_s_own_handling_is_exit_130(capsys, monkeypatch):
     def interrupted():
         raise KeyboardInterrupt

@@ -5,6 +5,8 @@ names the file and the problem. The CLI prints it as `error: ...` and exits with
 """
 
 import re
+import signal
+import threading
 
 
 class MMKitError(Exception):
@@ -41,3 +43,27 @@ class Interrupted(MMKitError):
     """Ctrl-C: the work stopped; the message says what was kept (exit code 130, as a shell's for SIGINT)."""
 
     exit_code = 130
+
+
+# Ctrl-C raises KeyboardInterrupt wherever the main thread is. Where Python cannot raise (a __del__ run by the
+# garbage collector, a C library's callback) it prints "Exception ignored" and goes on, and the Ctrl-C is lost:
+# the handler below also remembers it, and long loops call `stop_if_interrupted` to raise it again.
+_ctrl_c = threading.Event()
+
+
+def _on_ctrl_c(signum, frame) -> None:
+    _ctrl_c.set()
+    raise KeyboardInterrupt
+
+
+def catch_ctrl_c() -> None:
+    """Install the remembering SIGINT handler (the CLI does, once per command; the main thread only)."""
+    if threading.current_thread() is threading.main_thread():
+        _ctrl_c.clear()
+        signal.signal(signal.SIGINT, _on_ctrl_c)
+
+
+def stop_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C came, even one that was swallowed where it landed."""
+    if _ctrl_c.is_set():
+        raise KeyboardInterrupt

@@ -14,7 +14,7 @@ from typing import Annotated, Any, get_type_hints
 
 import typer
 
-from mmkit.errors import MMKitError
+from mmkit.errors import MMKitError, catch_ctrl_c
 from mmkit.options import cli_fields, flags_of
 
 log = logging.getLogger("mmkit")
@@ -38,6 +38,7 @@ def setup_logging(verbose: bool = False) -> None:
 def run_cli(app: typer.Typer, argv: list[str] | None = None) -> int:
     """Run the typer app; turn `MMKitError` into one `error:` line on stderr and its exit code."""
     setup_logging()
+    catch_ctrl_c()
     try:
         code = app(args=argv, standalone_mode=False)
     except MMKitError as e:

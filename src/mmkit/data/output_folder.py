@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mmkit.errors import Interrupted, MMKitError
+from mmkit.errors import Interrupted, MMKitError, stop_if_interrupted
 
 
 def claim_output_folder(out: Path, marker: str, command: str) -> None:
@@ -42,6 +42,7 @@ def staged_output(out: Path, replaces: tuple[str, ...] = ()) -> Iterator[Path]:
     tmp.mkdir(parents=True)  # not mkdtemp: the folder gets the usual permissions
     try:
         yield tmp
+        stop_if_interrupted()  # a Ctrl-C swallowed while the writer ran: its output is not kept
         if not existed:
             tmp.rename(out)
             return

@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 
 from mmkit.data.drawing import background, digit_pool, mnist_digits, pick_color
 from mmkit.data.output_folder import staged_output
-from mmkit.errors import MMKitError
+from mmkit.errors import MMKitError, stop_if_interrupted
 
 logger = logging.getLogger(__name__)
 
@@ -315,6 +315,7 @@ def write_videos(
                     min(_CHUNK, count - first), frames, size, seed, split, start=first
                 )
                 for offset, (clip, label) in enumerate(zip(clips, labels.tolist(), strict=True)):
+                    stop_if_interrupted()  # PyAV's callbacks may swallow a Ctrl-C
                     write_video(partial / split / MOTIONS[label] / f"{first + offset:05d}.mp4", clip, fps=fps)
             logger.info("%s: %d clips written", split, count)
     seconds = time.perf_counter() - began

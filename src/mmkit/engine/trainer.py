@@ -33,7 +33,7 @@ from mmkit.engine.runtime import (
     teardown_runtime,
 )
 from mmkit.engine.task import Task
-from mmkit.errors import Interrupted, MMKitError, TrainingDiverged
+from mmkit.errors import Interrupted, MMKitError, TrainingDiverged, stop_if_interrupted
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +376,7 @@ class Trainer:
         t0 = time.perf_counter()
         window_start = 0
         for i, batch in enumerate(loader):
+            stop_if_interrupted()  # a Ctrl-C that a __del__ swallowed
             if i >= steps:
                 break
             if batch is None:  # every image of the batch was unreadable (already reported by the dataset)
