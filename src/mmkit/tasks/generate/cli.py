@@ -10,7 +10,7 @@ import typer
 
 from mmkit.cli import common as c
 from mmkit.errors import MMKitError
-from mmkit.tasks.generate.options import GenerateOptions
+from mmkit.tasks.generate.options import TILE, GenerateOptions
 
 app = typer.Typer(no_args_is_help=True)  # its help: the package docstring (SPEC.help)
 
@@ -72,7 +72,7 @@ def _image_command(verb: str, out_default: str, doc: str, example: str, check=No
         ),
         out=(OutDir, Path(out_default)),
         tile=c.own(
-            "--tile", "Images run at their own size; larger ones in overlapping tiles this wide.", int, 1024
+            "--tile", "Images run at their own size; larger ones in overlapping tiles this wide.", int, TILE
         ),
         **options,
     )

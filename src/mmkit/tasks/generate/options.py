@@ -13,6 +13,7 @@ from typing import Any
 from mmkit.options import Recipes, model_args_option, option
 
 GAN, TRANSLATION, PHOTOS = "GANs", "Translation", "Photo sets"
+TILE = 1024  # translate/restore/upscale: images with a side over this run in overlapping tiles of this side
 
 
 @dataclass

@@ -34,9 +34,9 @@ from mmkit.export import Graph
 from mmkit.metrics.generation import Fidelity
 from mmkit.tasks.generate import attributes
 from mmkit.tasks.generate.common import GenerateMeta, baseline, to_unit, write_eval
+from mmkit.tasks.generate.options import TILE
 from mmkit.tasks.generate.task import (
     MODEL_FAMILY,
-    TILE,
     build_generator,
     model_spec,
     translate_batch,
@@ -197,14 +197,14 @@ class GeneratorPredictor(Predictor):
         meta = self.meta
         spec = data or meta.data
         result: dict[str, Any] = {"weights": self.source, "model": meta.model, "data": spec}
-        if meta.vocab:
+        if meta.vocab:  # captioned scenes, not generation data
             result.update(self._evaluate_text(spec, features, n, batch_size))
-        elif self.verb == "sample":
-            d = load_generation_data(spec, meta.kind, meta.img_size)
-            result.update(self._evaluate_samples(d, spec, features, n, batch_size))
         else:
             d = load_generation_data(spec, meta.kind, meta.img_size)
-            result.update(self._evaluate_pairs(d, batch_size, fidelity))
+            if self.verb == "sample":
+                result.update(self._evaluate_samples(d, spec, features, n, batch_size))
+            else:
+                result.update(self._evaluate_pairs(d, batch_size, fidelity))
         result["out_dir"] = str(write_eval(result, out))
         return result
 

@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from mmkit.errors import MMKitError
+from mmkit.models.translation import tiled
 from mmkit.tasks.generate.common import GenerateFamily, GenerateMeta, ImageToImage, ModelSpec
 from mmkit.tasks.generate.gan import GANTask
 from mmkit.tasks.generate.lapgan import LAPGANTask
-from mmkit.tasks.generate.options import GenerateOptions
+from mmkit.tasks.generate.options import TILE, GenerateOptions
 from mmkit.tasks.generate.progan import ProGANTask
 from mmkit.tasks.generate.restoration import RestorationTask
 from mmkit.tasks.generate.text2image import Text2ImageTask
@@ -43,7 +44,6 @@ MODEL_FAMILY: dict[str, type[GenerateFamily]] = {
     "gan-int-cls": Text2ImageTask,
     "stackgan": Text2ImageTask,
 }
-TILE = 1024  # the side of the tiles that images larger than it are translated in (`translate_image`)
 
 
 def family_of(model: str) -> type[GenerateFamily]:
@@ -91,6 +91,4 @@ def translate_image(
     so that a large image needs no more memory than a tile. CycleGAN's InstanceNorm then normalises each tile by its
     own statistics: the tiles come near the whole image's result, not to it, hence a default tile (1024 px) that
     keeps ordinary photos whole."""
-    from mmkit.models.translation import tiled
-
     return tiled(lambda x: translate_batch(model, meta, x), a, tile, overlap)
